@@ -1,0 +1,1 @@
+"""kmo-ledger: the event-sourced ledger behind KMO-portefeuille (SME wallet) wallets."""

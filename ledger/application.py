@@ -1,0 +1,457 @@
+"""The ledger's Application: one method per use case, shaped get -> decide -> save.
+
+Commands on one wallet are serialised in this process and guarded by the
+store's version check across processes: a conflict re-runs the decision on
+fresh state, so no command ever acts on stale state.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Callable, Iterator, TypeVar
+from uuid import UUID
+
+import orjson
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
+
+from ledger import commands as c
+from ledger import events as ev
+from ledger.clock import Clock, SystemClock, brussels_date
+from ledger.errors import AlreadyExists, Conflict, IdempotencyKeyReused, NotFound, VersionMismatch
+from ledger.identifiers import canonical_enterprise_number, compact_payment_reference, payment_reference, wallet_id
+from ledger.mapper import OrjsonTranscoder, PydanticMapper
+from ledger.records import (
+    IdempotencyRecorded,
+    PaymentReferenceClaimed,
+    Record,
+    idempotency_id,
+    reference_id,
+)
+from ledger.storage import DEFAULT_DATABASE_URL, persistence_env
+from ledger.verification import check_chain, check_invariants
+from ledger.views import application_view, wallet_view
+from ledger.wallet import Lapse, Wallet
+
+T = TypeVar("T")
+MAX_ATTEMPTS = 20
+WALLET_EVENT_TOPICS = tuple(get_topic(cls) for cls in ev.EVENT_TYPES.values())
+
+
+class WalletSnapshot(ev.BaseModel):
+    """A wallet's state at a version, so a long wallet loads as fast as a short one."""
+
+    model_config = ev.ConfigDict(frozen=True)
+    originator_id: UUID
+    originator_version: int
+    timestamp: datetime
+    topic: str
+    state: dict[str, Any]
+
+    @classmethod
+    def take(cls, wallet: Wallet) -> WalletSnapshot:
+        return cls(
+            originator_id=wallet.id,
+            originator_version=wallet.version,
+            timestamp=SystemClock().now(),
+            topic=get_topic(Wallet),
+            state=wallet.state.model_dump(mode="json"),
+        )
+
+    def mutate(self, _: None) -> Wallet:
+        return Wallet(self.originator_id, self.originator_version, ev.WalletState.model_validate(self.state))
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An Idempotency-Key: the first answer is stored with the events it produced."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    render: Callable[[Any], tuple[int, Any]]
+
+
+class AlreadyAnswered(Exception):
+    """The same key and body were answered before: here is that first answer."""
+
+    def __init__(self, status: int, body: Any):
+        super().__init__(status)
+        self.status, self.body = status, body
+
+
+@dataclass(frozen=True)
+class LapseReport:
+    enterprise_number: str
+    application_id: str
+    rule: str
+    deadline: date
+
+
+class KmoLedger(Application[UUID]):
+    """Wallets of the KMO-portefeuille: every euro in or out is an event."""
+
+    name = "kmo_ledger"
+    snapshotting_intervals = {Wallet: 100}
+    snapshot_class = WalletSnapshot
+    env = {
+        "AGGREGATE_CACHE_MAXSIZE": "2000",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+        "MAPPER_TOPIC": get_topic(PydanticMapper),
+        "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
+    }
+
+    def __init__(self, database_url: str | None = None, clock: Clock | None = None, env: dict | None = None):
+        settings = persistence_env(database_url or DEFAULT_DATABASE_URL)
+        settings.update(env or {})
+        super().__init__(env=settings)
+        self.clock = clock or SystemClock()
+        self._locks = [threading.RLock() for _ in range(256)]
+
+    def construct_transcoder(self) -> OrjsonTranscoder:
+        return OrjsonTranscoder()
+
+    # ------------------------------------------------------------------ machinery
+
+    def _lock(self, aggregate_id: UUID) -> threading.RLock:
+        return self._locks[aggregate_id.int % len(self._locks)]
+
+    def _forget(self, aggregate_id: UUID) -> None:
+        cache = self.repository.cache
+        if cache is not None:
+            try:
+                cache.get(aggregate_id, evict=True)
+            except KeyError:
+                pass
+
+    def _wallet(self, aggregate_id: UUID) -> Wallet:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound("no wallet for this enterprise number") from None
+
+    def _answered(self, idempotency: Idempotency | None) -> None:
+        if idempotency is None:
+            return
+        try:
+            record: Record = self.repository.get(idempotency_id(idempotency.scope, idempotency.key))
+        except AggregateNotFoundError:
+            return
+        if record.event.fingerprint != idempotency.fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used before with another request; use a new key"
+            )
+        raise AlreadyAnswered(record.event.status, record.event.body)
+
+    def _receipt(self, idempotency: Idempotency | None, result: Any, now: datetime) -> list[Record]:
+        if idempotency is None:
+            return []
+        status, body = idempotency.render(result)
+        return [
+            Record(
+                IdempotencyRecorded(
+                    originator_id=idempotency_id(idempotency.scope, idempotency.key),
+                    timestamp=now,
+                    scope=idempotency.scope,
+                    key=idempotency.key,
+                    fingerprint=idempotency.fingerprint,
+                    status=status,
+                    body=orjson.loads(orjson.dumps(body)),
+                )
+            )
+        ]
+
+    def _execute(
+        self,
+        enterprise_number: str,
+        decide: Callable[[Wallet, datetime], T],
+        *,
+        if_match: int | None = None,
+        idempotency: Idempotency | None = None,
+        extra: Callable[[Wallet, T, datetime], list[Record]] | None = None,
+    ) -> T:
+        """Get the wallet, decide, save its events (with any receipt) in one transaction."""
+        aggregate_id = wallet_id(canonical_enterprise_number(enterprise_number))
+        for _attempt in range(MAX_ATTEMPTS):
+            self._answered(idempotency)
+            with self._lock(aggregate_id):
+                wallet = self._wallet(aggregate_id)
+                try:
+                    if if_match is not None and if_match != wallet.version:
+                        raise VersionMismatch(
+                            f"the wallet is at version {wallet.version}, not {if_match}: read it again"
+                        )
+                    now = self.clock.now()
+                    result = decide(wallet, now)
+                    records = (extra(wallet, result, now) if extra else []) + self._receipt(
+                        idempotency, result, now
+                    )
+                    if wallet.pending_events or records:
+                        self.save(wallet, *records)
+                    return result
+                except IntegrityError:
+                    self._forget(aggregate_id)
+                    continue
+                except BaseException:
+                    self._forget(aggregate_id)
+                    raise
+        raise Conflict("the wallet kept changing under this command; nothing was recorded, try again")
+
+    # ------------------------------------------------------------------ enterprise
+
+    def open_wallet(
+        self, command: c.OpenWallet, actor: ev.Actor, idempotency: Idempotency | None = None
+    ) -> Wallet:
+        """Open a wallet; the same enterprise twice is refused (``already_exists``)."""
+        number = canonical_enterprise_number(command.enterprise_number)
+        aggregate_id = wallet_id(number)
+        self._answered(idempotency)
+        with self._lock(aggregate_id):
+            now = self.clock.now()
+            wallet = Wallet.open(aggregate_id, command, actor, now)
+            try:
+                self.save(wallet, *self._receipt(idempotency, wallet, now))
+            except IntegrityError:
+                self._answered(idempotency)
+                raise AlreadyExists(f"a wallet for enterprise {number} exists already") from None
+            return wallet
+
+    def file_sme_figures(self, en: str, command: c.FileSmeFigures, actor: ev.Actor, **options: Any) -> Wallet:
+        def decide(wallet: Wallet, now: datetime) -> Wallet:
+            wallet.file_sme_figures(command, actor, now)
+            return wallet
+
+        return self._execute(en, decide, **options)
+
+    # ------------------------------------------------------------------ applications
+
+    def submit_application(
+        self, en: str, command: c.SubmitApplication, actor: ev.Actor, **options: Any
+    ) -> tuple[Wallet, str]:
+        """Submit an application with a payment reference no other application has."""
+
+        def decide(wallet: Wallet, now: datetime) -> tuple[Wallet, str]:
+            seed = f"{wallet.id}/{wallet.state.next_sequence}"
+            attempt = 0
+            reference = payment_reference(seed)
+            while reference_id(compact_payment_reference(reference)) in self.repository:
+                attempt += 1
+                reference = payment_reference(seed, attempt)
+            application = wallet.submit(command, reference, actor, now)
+            return wallet, application.application_id
+
+        def claim(wallet: Wallet, result: tuple[Wallet, str], now: datetime) -> list[Record]:
+            application = wallet.state.applications[result[1]]
+            return [
+                Record(
+                    PaymentReferenceClaimed(
+                        originator_id=reference_id(compact_payment_reference(application.payment_reference)),
+                        timestamp=now,
+                        reference=application.payment_reference,
+                        enterprise_number=wallet.state.enterprise_number,
+                        application_id=application.application_id,
+                    )
+                )
+            ]
+
+        return self._execute(en, decide, extra=claim, **options)
+
+    def _on_application(self, en: str, application_id: str, act: Callable[[Wallet, datetime], Any], **options: Any):
+        def decide(wallet: Wallet, now: datetime) -> tuple[Wallet, Any]:
+            wallet.application(application_id)
+            return wallet, act(wallet, now)
+
+        return self._execute(en, decide, **options)
+
+    def confirm(self, en: str, application_id: str, actor: ev.Actor, **options: Any):
+        return self._on_application(en, application_id, lambda w, now: w.confirm(application_id, actor, now), **options)
+
+    def refuse(self, en: str, application_id: str, command: c.RefuseApplication, actor: ev.Actor, **options: Any):
+        return self._on_application(
+            en, application_id, lambda w, now: w.refuse(application_id, command, actor, now), **options
+        )
+
+    def deposit_own_share(self, en: str, application_id: str, command: c.DepositOwnShare, actor: ev.Actor, **options: Any):
+        return self._on_application(
+            en, application_id, lambda w, now: w.deposit_own_share(application_id, command, actor, now), **options
+        )
+
+    def top_up(self, en: str, application_id: str, command: c.TopUpSubsidy, actor: ev.Actor, **options: Any):
+        return self._on_application(
+            en, application_id, lambda w, now: w.top_up(application_id, command, actor, now), **options
+        )
+
+    def order_payout(self, en: str, application_id: str, command: c.OrderPayout, actor: ev.Actor, **options: Any):
+        """Returns (wallet, order_id)."""
+        return self._on_application(
+            en, application_id, lambda w, now: w.order_payout(application_id, command, actor, now), **options
+        )
+
+    def execute_payout(self, en: str, application_id: str, command: c.ExecutePayout, actor: ev.Actor, **options: Any):
+        return self._on_application(
+            en, application_id, lambda w, now: w.execute_payout(application_id, command, actor, now), **options
+        )
+
+    def stop(self, en: str, application_id: str, command: c.StopProject, actor: ev.Actor, **options: Any):
+        """Returns (wallet, ``stopped`` or ``recovery_issued``)."""
+        return self._on_application(
+            en, application_id, lambda w, now: w.stop(application_id, command, actor, now), **options
+        )
+
+    def repay_recovery(self, en: str, application_id: str, command: c.RepayRecovery, actor: ev.Actor, **options: Any):
+        return self._on_application(
+            en, application_id, lambda w, now: w.repay_recovery(application_id, command, actor, now), **options
+        )
+
+    def execute_refund(self, en: str, application_id: str, command: c.ExecuteRefund, actor: ev.Actor, **options: Any):
+        return self._on_application(
+            en, application_id, lambda w, now: w.execute_refund(application_id, command, actor, now), **options
+        )
+
+    def complete(self, en: str, application_id: str, command: c.CompleteService, actor: ev.Actor, **options: Any):
+        return self._on_application(
+            en, application_id, lambda w, now: w.complete(application_id, command, actor, now), **options
+        )
+
+    def reverse(self, en: str, application_id: str, command: c.ReverseEvent, actor: ev.Actor, **options: Any):
+        def act(wallet: Wallet, now: datetime) -> None:
+            originals = list(self.events.get(wallet.id, gt=command.sequence - 1, lte=command.sequence))
+            if not originals or not isinstance(originals[0], ev.Receipt):
+                raise NotFound(f"event {command.sequence} is not a money event of this application")
+            wallet.reverse(application_id, originals[0], command, actor, now)
+
+        return self._on_application(en, application_id, act, **options)
+
+    # ------------------------------------------------------------------ deadlines
+
+    def wallet_ids_with_applications(self) -> Iterator[UUID]:
+        """Every wallet that ever had an application, from the notification log."""
+        seen: set[UUID] = set()
+        start, topics = 1, [get_topic(ev.ApplicationSubmitted)]
+        while True:
+            batch = self.recorder.select_notifications(start, 1000, topics=topics)
+            if not batch:
+                return
+            for notification in batch:
+                if notification.originator_id not in seen:
+                    seen.add(notification.originator_id)
+                    yield notification.originator_id
+            start = batch[-1].id + 1
+
+    def run_deadlines(
+        self, actor: ev.Actor = ev.SYSTEM, wallet_ids: Iterator[UUID] | None = None
+    ) -> list[LapseReport]:
+        """Apply every deadline passed at the clock's moment; returns what lapsed or closed."""
+        reports: list[LapseReport] = []
+        for aggregate_id in wallet_ids if wallet_ids is not None else self.wallet_ids_with_applications():
+            wallet = self._wallet(aggregate_id)
+            if not wallet.due_lapses(brussels_date(self.clock.now())):
+                continue
+            lapses: list[Lapse] = self._execute(
+                wallet.state.enterprise_number, lambda w, now: w.apply_deadlines(actor, now)
+            )
+            reports += [
+                LapseReport(wallet.state.enterprise_number, lapse.application_id, lapse.rule, lapse.deadline)
+                for lapse in lapses
+            ]
+        return reports
+
+    # ------------------------------------------------------------------ reads
+
+    def get_wallet(self, enterprise_number: str) -> Wallet:
+        aggregate_id = wallet_id(canonical_enterprise_number(enterprise_number))
+        with self._lock(aggregate_id):
+            try:
+                return self.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                raise NotFound(f"no wallet for enterprise {enterprise_number}") from None
+            except BaseException:
+                self._forget(aggregate_id)
+                raise
+
+    def wallet_view(self, enterprise_number: str) -> dict[str, Any]:
+        wallet = self.get_wallet(enterprise_number)
+        with self._lock(wallet.id):
+            return wallet_view(wallet.state, wallet.version, brussels_date(self.clock.now()))
+
+    def application_view(self, enterprise_number: str, application_id: str) -> dict[str, Any]:
+        wallet = self.get_wallet(enterprise_number)
+        with self._lock(wallet.id):
+            return application_view(wallet.application(application_id))
+
+    def wallet_events(self, enterprise_number: str, as_of: date | None = None) -> list[ev.WalletEvent]:
+        """The wallet's events in order; ``as_of`` keeps those with a business date up to it."""
+        aggregate_id = wallet_id(canonical_enterprise_number(enterprise_number))
+        events = list(self.events.get(aggregate_id))
+        if not events:
+            raise NotFound(f"no wallet for enterprise {enterprise_number}")
+        if as_of is not None:
+            events = [e for e in events if e.business_date <= as_of]
+        return events
+
+    def replay(self, enterprise_number: str, as_of: date) -> dict[str, Any]:
+        """The wallet as it stood at the end of ``as_of``, under the rules recorded then."""
+        events = self.wallet_events(enterprise_number, as_of)
+        if not events:
+            raise NotFound(f"the wallet of enterprise {enterprise_number} did not exist on {as_of}")
+        wallet = replay_events(events)
+        return wallet_view(wallet.state, events[-1].originator_version, as_of) | {"as_of": as_of.isoformat()}
+
+    def payment_reference_owner(self, reference: str) -> PaymentReferenceClaimed | None:
+        compact = compact_payment_reference(reference)
+        if compact is None:
+            return None
+        try:
+            return self.repository.get(reference_id(compact)).event
+        except AggregateNotFoundError:
+            return None
+
+    # ------------------------------------------------------------------ verification
+
+    def stored_rows(self, aggregate_id: UUID) -> list[tuple[int, str, dict[str, Any]]]:
+        """The wallet's rows exactly as stored (no validation), for verification."""
+        rows = []
+        for stored in self.recorder.select_events(aggregate_id):
+            rows.append((stored.originator_version, stored.topic.rsplit(":", 1)[-1], orjson.loads(stored.state)))
+        return rows
+
+    def verify_wallet(self, enterprise_number: str) -> list[str]:
+        """Problems found in the wallet's hash chain and invariants (empty: all holds)."""
+        aggregate_id = wallet_id(canonical_enterprise_number(enterprise_number))
+        rows = self.stored_rows(aggregate_id)
+        if not rows:
+            raise NotFound(f"no wallet for enterprise {enterprise_number}")
+        problems = check_chain(rows, aggregate_id)
+        events = []
+        for version, type_name, state in rows:
+            try:
+                events.append(
+                    ev.EVENT_TYPES[type_name].model_validate(
+                        state | {"originator_id": aggregate_id, "originator_version": version}
+                    )
+                )
+            except Exception as error:
+                problems.append(f"event {version} ({type_name}) cannot be read: {error}")
+                return problems
+        if not any("missing" in p for p in problems):
+            problems += check_invariants(events)
+        return problems
+
+
+def replay_events(events: list[ev.WalletEvent]) -> Wallet:
+    """Fold events into a wallet without the version check, for replays as of a date
+    (a lapse dated before later events of other applications is then still applied)."""
+    wallet = events[0].mutate(None)
+    for event in events[1:]:
+        event.apply(wallet.state)
+        wallet.version = event.originator_version
+        wallet.state.last_hash = event.hash
+    return wallet
+
+
+def new_ledger(database_url: str | None = None, clock: Clock | None = None) -> KmoLedger:
+    return KmoLedger(database_url, clock)

@@ -1,0 +1,108 @@
+"""Commands: what a caller asks of a wallet, validated before any decision."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.money import Cents
+from ledger.rules import CostLine, SmeFigures
+
+StopReason = Literal[
+    "on_request",
+    "enterprise_ceased",
+    "provider_ceased",
+    "death_or_incapacity",
+    "finished_cheaper",
+    "provider_cancelled",
+    "other",
+]
+Service = Literal[
+    "training",
+    "advice",
+    "technology_exploration",
+    "international_advice",
+    "strategic_advice",
+    "coaching",
+]
+RefundKind = Literal["own_share_to_enterprise", "subsidy_to_government"]
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OpenWallet(Command):
+    enterprise_number: str
+    name: str = Field(min_length=1, max_length=200)
+    sme: SmeFigures
+    flemish_establishment: bool = True
+    public_participation_percent: Decimal = Field(default=Decimal(0), ge=0, le=100)
+
+
+class FileSmeFigures(Command):
+    year: int = Field(ge=2000, le=2100)
+    sme: SmeFigures
+
+
+class SubmitApplication(Command):
+    service: Service
+    provider: str
+    themes: tuple[str, ...] = ()
+    enrolled_on: date
+    starts_on: date
+    cost_lines: tuple[CostLine, ...] = Field(min_length=1)
+    hours: Decimal | None = Field(default=None, gt=0)
+    participants: int | None = Field(default=None, ge=1)
+
+
+class RefuseApplication(Command):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class DepositOwnShare(Command):
+    amount: Cents
+    payment_reference: str
+    value_date: date
+
+
+class TopUpSubsidy(Command):
+    amount: Cents
+    value_date: date
+
+
+class OrderPayout(Command):
+    amount: Cents
+
+
+class ExecutePayout(Command):
+    order_id: str
+    value_date: date
+
+
+class StopProject(Command):
+    reason: StopReason
+    proof: str | None = Field(default=None, max_length=500)
+
+
+class RepayRecovery(Command):
+    amount: Cents
+    value_date: date
+
+
+class ExecuteRefund(Command):
+    kind: RefundKind
+    amount: Cents
+    value_date: date
+
+
+class ReverseEvent(Command):
+    sequence: int = Field(ge=1)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class CompleteService(Command):
+    completed_on: date

@@ -1,0 +1,76 @@
+"""Identifiers: enterprise numbers (KBO), provider registration numbers and
+structured payment references (OGM/VCS)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+
+from stdnum import exceptions as stdnum_errors
+from stdnum.be import ogm_vcs, vat
+
+from ledger.errors import InvalidEnterpriseNumber, InvalidProviderNumber
+
+WALLET_NAMESPACE = uuid.UUID("6f1c7c61-2a57-4a8a-9a3e-6d1f5b0c4e21")
+_PROVIDER = re.compile(r"^DV\.([OA])(\d{6})$")
+_PROVIDER_ZERO_TYPO = re.compile(r"^DV\.0(\d{6})$")
+
+
+def canonical_enterprise_number(raw: str) -> str:
+    """Enterprise number (ondernemingsnummer, KBO) in its canonical 10-digit form.
+
+    Accepts "BE 0403.170.701", "0403170701" and "403170701"; the last two
+    digits must be 97 - (first eight mod 97).
+    """
+    if not isinstance(raw, str):
+        raise InvalidEnterpriseNumber("the enterprise number must be a string")
+    try:
+        return vat.validate(raw)
+    except stdnum_errors.ValidationError as error:
+        raise InvalidEnterpriseNumber(
+            f"{raw!r} is not a valid Belgian enterprise number ({error.message})"
+        ) from None
+
+
+def wallet_id(enterprise_number: str) -> uuid.UUID:
+    """The wallet aggregate's id, derived from the canonical enterprise number."""
+    return uuid.uuid5(WALLET_NAMESPACE, enterprise_number)
+
+
+def provider_number(raw: str) -> str:
+    """Provider registration number (erkenningsnummer): ``DV.`` + O or A + six digits."""
+    text = (raw or "").strip().upper()
+    if _PROVIDER.match(text):
+        return text
+    if _PROVIDER_ZERO_TYPO.match(text):
+        raise InvalidProviderNumber(
+            f"{raw!r} has a zero after 'DV.': the letter O (training) or A (advice) belongs there"
+        )
+    raise InvalidProviderNumber(
+        f"{raw!r} is not a provider registration number (expected DV.O123456 or DV.A123456)"
+    )
+
+
+def provider_kind(number: str) -> str:
+    """``training`` for an O number, ``advice`` for an A number."""
+    return "training" if number[3] == "O" else "advice"
+
+
+def payment_reference(seed: str, attempt: int = 0) -> str:
+    """A Belgian structured payment reference (OGM/VCS) ``+++123/4567/89002+++``.
+
+    Ten digits derived from ``seed`` (and ``attempt``, to pick another on a
+    clash), then the mod-97 check digits.
+    """
+    digest = hashlib.sha256(f"{seed}/{attempt}".encode()).digest()
+    base = f"{int.from_bytes(digest[:8], 'big') % 10**10:010d}"
+    return f"+++{ogm_vcs.format(base + ogm_vcs.calc_check_digits(base))}+++"
+
+
+def compact_payment_reference(raw: str) -> str | None:
+    """The 12 digits of a structured reference, or None when it is not a valid one."""
+    try:
+        return ogm_vcs.validate(raw)
+    except (stdnum_errors.ValidationError, TypeError):
+        return None

@@ -1,0 +1,43 @@
+"""Events to stored rows and back, through pydantic (JSON mode) and orjson.
+
+The library's default JSON transcoder cannot encode freezegun's datetimes;
+pydantic's JSON mode can, and it gives the canonical form the hash chain uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import Mapper, ProgrammingError, StoredEvent, Transcoder, Transcoding
+from eventsourcing.utils import get_topic, resolve_topic
+from pydantic import BaseModel
+
+
+class OrjsonTranscoder(Transcoder):
+    def encode(self, obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+    def decode(self, data: bytes) -> Any:
+        return orjson.loads(data)
+
+    def register(self, transcoding: Transcoding) -> None:
+        raise ProgrammingError("events are pydantic models: no transcodings are registered")
+
+
+class PydanticMapper(Mapper):
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        state = domain_event.model_dump(mode="json", exclude={"originator_id", "originator_version"})
+        return StoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=domain_event.originator_version,
+            topic=get_topic(type(domain_event)),
+            state=self.transcoder.encode(state),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        cls: type[BaseModel] = resolve_topic(stored_event.topic)
+        state = self.transcoder.decode(stored_event.state)
+        state["originator_id"] = stored_event.originator_id
+        state["originator_version"] = stored_event.originator_version
+        return cls.model_validate(state)

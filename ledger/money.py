@@ -1,0 +1,67 @@
+"""Money: exact euro cents, never floats.
+
+Inside the ledger every amount is an ``int`` of euro cents. On the wire and in
+stored events an amount is a string with two decimals (``"2500.00"``).
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+from ledger.errors import ValidationFailed
+
+CENT = Decimal("0.01")
+
+
+def parse_euro(value: Any, field: str = "amount") -> int:
+    """Parse a euro amount (string, int or Decimal; at most two decimals) into cents.
+
+    Refuses negatives, NaN, infinities, floats with more than two decimals and
+    anything that is not a number.
+    """
+    if isinstance(value, bool):
+        raise ValidationFailed(f"{field}: a euro amount is expected, not a boolean")
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise ValidationFailed(f"{field}: {value!r} is not a euro amount") from None
+    if not amount.is_finite():
+        raise ValidationFailed(f"{field}: {value!r} is not a finite euro amount")
+    if amount < 0:
+        raise ValidationFailed(f"{field}: a negative amount is not allowed")
+    if amount != amount.quantize(CENT):
+        raise ValidationFailed(f"{field}: at most two decimals (cents) are allowed")
+    return int(amount.quantize(CENT) * 100)
+
+
+def format_euro(cents: int) -> str:
+    """Format cents as the wire form ``"2500.00"``."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{part:02d}"
+
+
+def percent_of(cents: int, basis_points: int) -> int:
+    """``basis_points / 10000`` of an amount, rounded down to the cent."""
+    return int((Decimal(cents) * basis_points / 10000).to_integral_value(ROUND_FLOOR))
+
+
+def _cents_from_stored(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    sign = -1 if isinstance(value, str) and value.startswith("-") else 1
+    return sign * parse_euro(value.lstrip("-") if sign < 0 else value)
+
+
+Cents = Annotated[
+    int,
+    BeforeValidator(_cents_from_stored),
+    PlainSerializer(format_euro, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": r"^-?\d+\.\d{2}$", "examples": ["2500.00"]}),
+]
+"""An amount in cents; serialised to JSON as a two-decimal euro string."""

@@ -1,0 +1,226 @@
+"""The wallet's state: what applying its events has built, nothing else.
+
+Plain data, changed only by :mod:`ledger.events`. Views (:mod:`ledger.views`)
+read it; decisions (:mod:`ledger.wallet`) read it before raising events.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.money import Cents
+from ledger.rules import CostAssessment, SmeFigures
+
+ACCOUNTS = (
+    "enterprise",
+    "government",
+    "provider",
+    "held_own_share",
+    "held_subsidy",
+    "due_enterprise",
+    "due_government",
+    "recovered",
+)
+AT_FINANCIAL_MANAGER = ("held_own_share", "held_subsidy", "due_enterprise", "due_government", "recovered")
+Account = Literal[
+    "enterprise",
+    "government",
+    "provider",
+    "held_own_share",
+    "held_subsidy",
+    "due_enterprise",
+    "due_government",
+    "recovered",
+]
+TERMINAL_STATES = frozenset({"refused", "lapsed", "stopped", "closed"})
+
+
+def account_kind(account: str) -> str:
+    """Account kind for totals: enterprise, government, provider, held, due, recovered."""
+    if account.startswith("held_"):
+        return "held"
+    if account.startswith("due_"):
+        return "due"
+    return account
+
+
+class Leg(BaseModel):
+    """One side of a balanced money movement; positive means money arrives there."""
+
+    model_config = ConfigDict(frozen=True)
+    account: Account
+    amount: Cents
+
+
+class Deadlines(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    submit_by: date
+    answer_by: date
+    deposit_by: date | None
+    complete_by: date
+
+
+class PayoutOrder(BaseModel):
+    order_id: str
+    amount: Cents
+    own_share_part: Cents
+    subsidy_part: Cents
+    ordered_on: date
+    executed_on: date | None = None
+    value_date: date | None = None
+    cancelled: bool = False
+
+
+class Recovery(BaseModel):
+    """A recovery (terugvordering) issued on a stop; the stop waits for its repayment."""
+
+    debtor: Literal["enterprise", "provider"]
+    amount: Cents
+    own_share_part: Cents
+    subsidy_part: Cents
+    repaid: Cents = 0
+    reason: str
+    proof: str | None = None
+    frees_paid_subsidy: bool = True
+    """Whether the stop after repayment frees the subsidy paid out for the ceiling."""
+
+
+class ApplicationState(BaseModel):
+    """One subsidy application (steunaanvraag) as its events made it."""
+
+    application_id: str
+    sequence: int
+    project_number: str
+    payment_reference: str
+    regime: str
+    amendments: tuple[str, ...] = ()
+    service: str
+    provider: str
+    themes: tuple[str, ...] = ()
+    enrolled_on: date
+    starts_on: date
+    submitted_on: date
+    year: int
+    size: str
+    rate: int
+    costs: tuple[CostAssessment, ...] = ()
+    eligible_cost: Cents
+    non_eligible_cost: Cents
+    subsidy: Cents
+    own_share: Cents
+    ceiling_keys: tuple[str, ...]
+    deadlines: Deadlines
+    retention_years: int
+    payout_service_days: int
+    confirmed_on: date | None = None
+    completed_on: date | None = None
+    final_state: str | None = None
+    final_on: date | None = None
+    final_reason: str | None = None
+    balances: dict[str, Cents] = Field(default_factory=dict)
+    own_share_received: Cents = 0
+    subsidy_received: Cents = 0
+    paid_own_share: Cents = 0
+    paid_subsidy: Cents = 0
+    ordered_total: Cents = 0
+    ordered_subsidy: Cents = 0
+    orders: dict[str, PayoutOrder] = Field(default_factory=dict)
+    refunded_own_share: Cents = 0
+    returned_subsidy: Cents = 0
+    ceiling_claim: Cents = 0
+    freed: Cents = 0
+    recovery: Recovery | None = None
+    reversed_sequences: list[int] = Field(default_factory=list)
+
+    @property
+    def project_amount(self) -> int:
+        return self.own_share + self.subsidy
+
+    @property
+    def paid_out(self) -> int:
+        return self.paid_own_share + self.paid_subsidy
+
+    def held(self, account: str) -> int:
+        return self.balances.get(account, 0)
+
+    @property
+    def held_total(self) -> int:
+        return self.held("held_own_share") + self.held("held_subsidy")
+
+    @property
+    def pending_orders(self) -> list[PayoutOrder]:
+        return [o for o in self.orders.values() if o.executed_on is None and not o.cancelled]
+
+    @property
+    def pending_total(self) -> int:
+        return sum(o.amount for o in self.pending_orders)
+
+    @property
+    def is_open(self) -> bool:
+        return self.final_state is None
+
+    @property
+    def state(self) -> str:
+        """``submitted``, ``confirmed``, ``funded``, ``paying``, ``paid_out``,
+        ``completed``, or a final ``refused``, ``lapsed``, ``stopped``, ``closed``."""
+        if self.final_state:
+            return self.final_state
+        if self.completed_on is not None:
+            return "completed"
+        if self.project_amount and self.paid_out == self.project_amount:
+            return "paid_out"
+        if self.paid_out > 0 or self.recovery is not None:
+            return "paying"
+        if self.confirmed_on is None:
+            return "submitted"
+        if self.own_share_received == self.own_share and self.subsidy_received == self.subsidy:
+            return "funded"
+        return "confirmed"
+
+
+class YearCeiling(BaseModel):
+    """A yearly ceiling (steunplafond) as fixed by the year's first application."""
+
+    year: int
+    key: str
+    ceiling: Cents
+    claimed: Cents = 0
+    """Subsidy counted against the ceiling: reserved plus used."""
+    used: Cents = 0
+    """Subsidy paid out to providers."""
+    freed: Cents = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.ceiling - self.claimed
+
+    @property
+    def reserved(self) -> int:
+        return self.claimed - self.used
+
+
+class WalletState(BaseModel):
+    enterprise_number: str
+    name: str
+    opened_on: date
+    flemish_establishment: bool = True
+    public_participation_percent: str = "0"
+    figures: SmeFigures
+    figures_year: int
+    figures_size: str
+    sizes: dict[int, str] = Field(default_factory=dict)
+    """Size fixed per calendar year at its first accepted application."""
+    applications: dict[str, ApplicationState] = Field(default_factory=dict)
+    ceilings: dict[str, YearCeiling] = Field(default_factory=dict)
+    """Keyed ``"{year}/{ceiling key}"``."""
+    last_hash: str = ""
+    next_sequence: int = 1
+    reversed_money_events: dict[int, str] = Field(default_factory=dict)
+    money_events: dict[int, str] = Field(default_factory=dict)
+    """Version of every money event that may be reversed -> its application id."""
+
+    def ceiling(self, year: int, key: str) -> YearCeiling | None:
+        return self.ceilings.get(f"{year}/{key}")

@@ -1,0 +1,50 @@
+"""Where events live: ``KMO_LEDGER_DATABASE_URL`` turned into the eventsourcing
+library's persistence settings (SQLite file by default, PostgreSQL for real
+deployments)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from ledger.errors import ValidationFailed
+
+DEFAULT_DATABASE_URL = "sqlite:///" + str(Path("var") / "ledger.db")
+
+
+def persistence_env(database_url: str) -> dict[str, str]:
+    """The library environment for a database URL; creates a SQLite file's folder."""
+    if database_url.startswith("sqlite:///"):
+        path = database_url[len("sqlite:///"):]
+        if not path:
+            raise ValidationFailed("a sqlite URL names a file: sqlite:///path/to/ledger.db")
+        if path != ":memory:" and not path.startswith("file:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+    parts = urlsplit(database_url)
+    if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": parts.path.lstrip("/") or "postgres",
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_POOL_SIZE": "8",
+            "POSTGRES_MAX_OVERFLOW": "8",
+            "POSTGRES_LOCK_TIMEOUT": "10",
+        }
+        for pair in filter(None, parts.query.split("&")):
+            key, _, value = pair.partition("=")
+            if key == "schema":
+                env["POSTGRES_SCHEMA"] = value
+        return env
+    if database_url == "memory://":
+        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    raise ValidationFailed(
+        f"unsupported database URL {database_url!r}: use sqlite:///path or postgresql://user@host:port/db"
+    )

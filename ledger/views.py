@@ -1,0 +1,177 @@
+"""Read shapes of a wallet and an application, as the API and the tools show them
+(money as two-decimal euro strings, dates in ISO form)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from ledger.money import format_euro
+from ledger.regimes import rules_in_force
+from ledger.errors import LedgerError
+from ledger.state import ApplicationState, WalletState
+
+
+def rate_percent(basis_points: int) -> str:
+    return f"{basis_points // 100}.{basis_points % 100:02d}"
+
+
+def next_deadline(application: ApplicationState) -> dict[str, Any] | None:
+    """The application's next deadline and the rule behind it."""
+    if not application.is_open:
+        return None
+    d = application.deadlines
+    if application.confirmed_on is None:
+        candidates = [("provider_answer", d.answer_by)]
+        if d.deposit_by and application.own_share_received < application.own_share:
+            candidates.append(("own_share_deposit", d.deposit_by))
+    elif application.own_share_received < application.own_share and d.deposit_by:
+        candidates = [("own_share_deposit", d.deposit_by)]
+    else:
+        candidates = [("completion", d.complete_by)]
+    rule, deadline = min(candidates, key=lambda item: item[1])
+    return {"rule": rule, "date": deadline.isoformat()}
+
+
+def application_view(application: ApplicationState) -> dict[str, Any]:
+    a = application
+    recovery = None
+    if a.recovery is not None:
+        recovery = {
+            "debtor": a.recovery.debtor,
+            "amount": format_euro(a.recovery.amount),
+            "repaid": format_euro(a.recovery.repaid),
+            "outstanding": format_euro(a.recovery.amount - a.recovery.repaid),
+            "reason": a.recovery.reason,
+        }
+    return {
+        "application_id": a.application_id,
+        "project_number": a.project_number,
+        "payment_reference": a.payment_reference,
+        "state": a.state,
+        "regime": a.regime,
+        "amendments": list(a.amendments),
+        "service": a.service,
+        "provider": a.provider,
+        "themes": list(a.themes),
+        "enrolled_on": a.enrolled_on.isoformat(),
+        "starts_on": a.starts_on.isoformat(),
+        "submitted_on": a.submitted_on.isoformat(),
+        "year": a.year,
+        "size": a.size,
+        "rate": rate_percent(a.rate),
+        "cost_lines": [line.model_dump(mode="json") for line in a.costs],
+        "eligible_cost": format_euro(a.eligible_cost),
+        "non_eligible_cost": format_euro(a.non_eligible_cost),
+        "subsidy": format_euro(a.subsidy),
+        "own_share": format_euro(a.own_share),
+        "project_amount": format_euro(a.project_amount),
+        "own_share_received": format_euro(a.own_share_received),
+        "subsidy_received": format_euro(a.subsidy_received),
+        "held": {
+            "own_share": format_euro(a.held("held_own_share")),
+            "subsidy": format_euro(a.held("held_subsidy")),
+        },
+        "paid_out": {
+            "own_share": format_euro(a.paid_own_share),
+            "subsidy": format_euro(a.paid_subsidy),
+            "total": format_euro(a.paid_out),
+        },
+        "ordered_not_executed": format_euro(a.pending_total),
+        "due": {
+            "enterprise": format_euro(a.held("due_enterprise")),
+            "government": format_euro(a.held("due_government")),
+        },
+        "refunded": {
+            "own_share_to_enterprise": format_euro(a.refunded_own_share),
+            "subsidy_to_government": format_euro(a.returned_subsidy),
+        },
+        "recovery": recovery,
+        "ceiling_claim": format_euro(a.ceiling_claim),
+        "ceiling_freed": format_euro(a.freed),
+        "deadlines": {
+            "submit_by": a.deadlines.submit_by.isoformat(),
+            "answer_by": a.deadlines.answer_by.isoformat(),
+            "deposit_by": a.deadlines.deposit_by.isoformat() if a.deadlines.deposit_by else None,
+            "complete_by": a.deadlines.complete_by.isoformat(),
+        },
+        "next_deadline": next_deadline(a),
+        "confirmed_on": a.confirmed_on.isoformat() if a.confirmed_on else None,
+        "completed_on": a.completed_on.isoformat() if a.completed_on else None,
+        "ended_on": a.final_on.isoformat() if a.final_on else None,
+        "end_reason": a.final_reason,
+        "payout_orders": [
+            {
+                "order_id": o.order_id,
+                "amount": format_euro(o.amount),
+                "own_share_part": format_euro(o.own_share_part),
+                "subsidy_part": format_euro(o.subsidy_part),
+                "ordered_on": o.ordered_on.isoformat(),
+                "executed_on": o.executed_on.isoformat() if o.executed_on else None,
+                "value_date": o.value_date.isoformat() if o.value_date else None,
+                "state": "cancelled" if o.cancelled else ("executed" if o.executed_on else "ordered"),
+            }
+            for o in a.orders.values()
+        ],
+    }
+
+
+def wallet_view(state: WalletState, version: int, on: date) -> dict[str, Any]:
+    """The wallet as the API shows it; ``on`` decides which year's size and ceiling
+    are shown when no application has fixed them yet."""
+    sizes = {str(year): size for year, size in sorted(state.sizes.items())}
+    if str(on.year) not in sizes and state.figures_size != "large":
+        sizes[str(on.year)] = state.figures_size
+    ceilings = [
+        {
+            "year": c.year,
+            "key": c.key,
+            "ceiling": format_euro(c.ceiling),
+            "reserved": format_euro(c.reserved),
+            "used": format_euro(c.used),
+            "freed": format_euro(c.freed),
+            "remaining": format_euro(c.remaining),
+        }
+        for c in sorted(state.ceilings.values(), key=lambda c: (c.year, c.key))
+    ]
+    if not any(c["year"] == on.year for c in ceilings) and str(on.year) in sizes:
+        try:
+            regime = rules_in_force(on)
+        except LedgerError:
+            regime = None
+        for rule in regime.ceilings if regime else ():
+            amount = format_euro(rule.amount(sizes[str(on.year)]))
+            ceilings.append(
+                {"year": on.year, "key": rule.key, "ceiling": amount, "reserved": "0.00",
+                 "used": "0.00", "freed": "0.00", "remaining": amount}
+            )
+    applications = state.applications.values()
+    return {
+        "enterprise_number": state.enterprise_number,
+        "name": state.name,
+        "opened_on": state.opened_on.isoformat(),
+        "sizes": sizes,
+        "held": {
+            "own_share": format_euro(sum(a.held("held_own_share") for a in applications)),
+            "subsidy": format_euro(sum(a.held("held_subsidy") for a in applications)),
+        },
+        "due": {
+            "enterprise": format_euro(sum(a.held("due_enterprise") for a in applications)),
+            "government": format_euro(sum(a.held("due_government") for a in applications)),
+        },
+        "ceilings": ceilings,
+        "applications": [
+            {
+                "application_id": a.application_id,
+                "project_number": a.project_number,
+                "state": a.state,
+                "service": a.service,
+                "provider": a.provider,
+                "subsidy": format_euro(a.subsidy),
+                "own_share": format_euro(a.own_share),
+                "submitted_on": a.submitted_on.isoformat(),
+            }
+            for a in applications
+        ],
+        "version": version,
+    }

@@ -1,0 +1,1 @@
+"""Command line for operations, auditors and reconciliation (``kmo-ledger``)."""

@@ -1,0 +1,53 @@
+"""The whole life of an application, narrated, on every store."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from freezegun import freeze_time
+
+from ledger.errors import DeadlinePassed
+from tests.scenarios.helpers import Story
+
+
+def test_a_training_is_submitted_funded_paid_out_and_completed(ledger):
+    with freeze_time("2026-03-02 09:00:00"):
+        story = Story(ledger)
+        application_id = story.submit(date(2026, 3, 16))
+        submitted = story.application(application_id)
+        assert submitted["state"] == "submitted"
+        assert submitted["subsidy"] == "3000.00" and submitted["own_share"] == "7000.00"
+    with freeze_time("2026-03-05 10:00:00"):
+        story.fund(application_id, date(2026, 3, 5))
+        assert story.application(application_id)["state"] == "funded"
+        assert story.wallet()["held"] == {"own_share": "7000.00", "subsidy": "3000.00"}
+    with freeze_time("2026-04-01 10:00:00"):
+        story.pay(application_id, "4000.00", date(2026, 4, 1))
+        paying = story.application(application_id)
+        assert paying["state"] == "paying"
+        assert paying["paid_out"] == {"own_share": "2800.00", "subsidy": "1200.00", "total": "4000.00"}
+        story.pay(application_id, "6000.00", date(2026, 4, 1))
+        assert story.application(application_id)["state"] == "paid_out"
+        assert story.wallet()["held"] == {"own_share": "0.00", "subsidy": "0.00"}
+    assert story.ledger.verify_wallet(story.en) == []
+    assert story.events() == [
+        "WalletOpened", "ApplicationSubmitted", "ApplicationConfirmed", "OwnShareDeposited",
+        "SubsidyToppedUp", "PayoutOrdered", "PayoutExecuted", "PayoutOrdered", "PayoutExecuted",
+    ]
+
+
+def test_an_enterprise_that_pays_its_own_share_on_day_31_loses_the_subsidy(ledger):
+    with freeze_time("2026-03-02 09:00:00"):
+        story = Story(ledger)
+        application_id = story.submit(date(2026, 3, 16))
+        story.confirm(application_id)
+    with freeze_time("2026-04-02 09:00:00"):  # day 31 after 2026-03-02
+        with pytest.raises(DeadlinePassed):
+            story.deposit(application_id, date(2026, 4, 1))
+        lapsed = story.ledger.run_deadlines()
+        assert [(r.rule, r.deadline) for r in lapsed] == [("own_share_deposit", date(2026, 4, 1))]
+        view = story.application(application_id)
+        assert view["state"] == "lapsed" and view["ended_on"] == "2026-04-02"
+        ceiling = story.wallet()["ceilings"][0]
+        assert ceiling["remaining"] == "7500.00"
