@@ -1,0 +1,30 @@
+"""A long wallet loads from its snapshot and equals a fold of every event."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from freezegun import freeze_time
+
+from ledger import commands as c
+from ledger.application import KmoLedger, replay_events
+from ledger.identifiers import wallet_id
+from tests.conftest import BACK_OFFICE, ENTERPRISE, sme
+
+
+def test_a_wallet_with_hundreds_of_events_loads_from_a_snapshot_equal_to_a_full_fold(sqlite_url):
+    with freeze_time("2026-03-02 09:00:00"):
+        ledger = KmoLedger(sqlite_url)
+        ledger.open_wallet(c.OpenWallet(enterprise_number=ENTERPRISE, name="Long", sme=sme()), BACK_OFFICE)
+        for year in range(250):
+            ledger.file_sme_figures(ENTERPRISE, c.FileSmeFigures(year=2000 + year % 26, sme=sme(fte=10 + year % 5)), BACK_OFFICE)
+        ledger.close()
+        fresh = KmoLedger(sqlite_url)
+        snapshots = list(fresh.snapshots.get(wallet_id(ENTERPRISE)))
+        assert [s.originator_version for s in snapshots] == [100, 200]
+        loaded = fresh.get_wallet(ENTERPRISE)
+        folded = replay_events(fresh.wallet_events(ENTERPRISE))
+        assert loaded.version == 251 and loaded.state == folded.state
+        fresh.file_sme_figures(ENTERPRISE, c.FileSmeFigures(year=2026, sme=sme()), BACK_OFFICE)
+        assert fresh.verify_wallet(ENTERPRISE) == []
+        fresh.close()
