@@ -1,0 +1,228 @@
+"""``kmo-ledger bench``: speed targets as ratios of two measurements taken in
+the same run, so they hold on a noisy machine.
+
+Measured here: the store's raw durable insert rate (one row per transaction)
+against the ledger's command rate; a command on a 10-event wallet against one
+on a 10,000-event wallet; an auditor's replay of a 10,000-event wallet as of a
+date against reading its rows raw. Targets are printed beside each figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Callable
+
+from ledger import commands as c
+from ledger.application import KmoLedger
+from ledger.clock import SystemClock, brussels_date
+from ledger.events import Actor
+from ledger.identifiers import wallet_id
+from ledger.money import parse_euro
+
+ACTOR = Actor(key_id="bench", role="back-office")
+SME = {"fte": 10, "turnover": "1000000.00", "balance_total": "500000.00"}
+# enterprise numbers with valid checksums: base * 100 + (97 - base % 97)
+def enterprise(n: int) -> str:
+    base = 1_000_000 + n
+    return f"{base:08d}{97 - base % 97:02d}"
+
+
+@dataclass
+class Figure:
+    name: str
+    measured: float
+    baseline: float
+    ratio: float
+    target: str
+    met: bool
+    unit: str
+
+
+class Store:
+    """A throw-away store of the chosen engine."""
+
+    def __init__(self, engine: str, postgres_url: str):
+        self.engine = engine
+        self.postgres_url = postgres_url.split("?")[0]
+        self.folder = tempfile.mkdtemp(prefix="kmo-bench-")
+        self.schemas: list[str] = []
+
+    def url(self) -> str:
+        if self.engine == "sqlite":
+            return f"sqlite:///{Path(self.folder) / (uuid.uuid4().hex + '.db')}"
+        import psycopg
+
+        schema = "bench_" + uuid.uuid4().hex[:10]
+        with psycopg.connect(self.postgres_url, autocommit=True) as connection:
+            connection.execute(f"CREATE SCHEMA {schema}")
+        self.schemas.append(schema)
+        return f"{self.postgres_url}?schema={schema}"
+
+    def raw_insert_rate(self, count: int) -> float:
+        payload = b"x" * 400
+        if self.engine == "sqlite":
+            connection = sqlite3.connect(Path(self.folder) / "raw.db", isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("CREATE TABLE raw (id INTEGER PRIMARY KEY, version INTEGER, data BLOB)")
+            started = time.perf_counter()
+            for i in range(count):
+                connection.execute("BEGIN")
+                connection.execute("INSERT INTO raw (version, data) VALUES (?, ?)", (i, payload))
+                connection.execute("COMMIT")
+            elapsed = time.perf_counter() - started
+            connection.close()
+            return count / elapsed
+        import psycopg
+
+        schema = self.url().split("schema=")[1]
+        with psycopg.connect(self.postgres_url, autocommit=True) as connection:
+            connection.execute(f"CREATE TABLE {schema}.raw (id BIGSERIAL PRIMARY KEY, version INTEGER, data BYTEA)")
+            started = time.perf_counter()
+            for i in range(count):
+                with connection.transaction():
+                    connection.execute(f"INSERT INTO {schema}.raw (version, data) VALUES (%s, %s)", (i, payload))
+            return count / (time.perf_counter() - started)
+
+    def close(self) -> None:
+        if self.schemas:
+            import psycopg
+
+            with psycopg.connect(self.postgres_url, autocommit=True) as connection:
+                for schema in self.schemas:
+                    connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def timed(action: Callable[[], object], repeat: int) -> float:
+    """Seconds per call, the best of three rounds of ``repeat`` calls."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(repeat):
+            action()
+        best = min(best, (time.perf_counter() - started) / repeat)
+    return best
+
+
+def application_life(ledger: KmoLedger, en: str, today: date) -> int:
+    """Open a wallet and take one training through its life: 7 commands."""
+    ledger.open_wallet(c.OpenWallet(enterprise_number=en, name="Bench", sme=SME), ACTOR)
+    _w, application_id = ledger.submit_application(en, c.SubmitApplication(
+        service="training", provider="DV.O207084", themes=("digitalisation",),
+        enrolled_on=today, starts_on=today + timedelta(days=7),
+        cost_lines=({"kind": "fee", "amount": "1000.00"},),
+    ), ACTOR)
+    view = ledger.application_view(en, application_id)
+    ledger.confirm(en, application_id, ACTOR)
+    ledger.deposit_own_share(en, application_id, c.DepositOwnShare(
+        amount=parse_euro(view["own_share"]), payment_reference=view["payment_reference"], value_date=today), ACTOR)
+    ledger.top_up(en, application_id, c.TopUpSubsidy(amount=parse_euro(view["subsidy"]), value_date=today), ACTOR)
+    _w, order_id = ledger.order_payout(en, application_id, c.OrderPayout(amount=parse_euro("1000.00")), ACTOR)
+    ledger.execute_payout(en, application_id, c.ExecutePayout(order_id=order_id, value_date=today), ACTOR)
+    return 7
+
+
+def grow(ledger: KmoLedger, en: str, events: int) -> None:
+    ledger.open_wallet(c.OpenWallet(enterprise_number=en, name="Long", sme=SME), ACTOR)
+    for i in range(events - 1):
+        ledger.file_sme_figures(en, c.FileSmeFigures(year=2000 + i % 26, sme=SME), ACTOR)
+
+
+def measure(engine: str, postgres_url: str, scale: float, progress: Callable[[str], None]) -> list[Figure]:
+    store = Store(engine, postgres_url)
+    figures: list[Figure] = []
+    try:
+        inserts = max(200, int(2000 * scale))
+        progress("raw insert rate")
+        raw = store.raw_insert_rate(inserts)
+        progress("command rate")
+        ledger = KmoLedger(store.url())
+        today = brussels_date(SystemClock().now())
+        wallets = max(20, int(300 * scale))
+        started = time.perf_counter()
+        commands = sum(application_life(ledger, enterprise(i), today) for i in range(wallets))
+        command_rate = commands / (time.perf_counter() - started)
+        target = 0.6 if engine == "sqlite" else 0.5
+        figures.append(Figure("command rate / raw insert rate", command_rate, raw, command_rate / raw,
+                              f">= {target}", command_rate / raw >= target, "per second"))
+
+        progress("long wallet")
+        long_events = max(500, int(10_000 * scale))
+        short, long_ = enterprise(900_001), enterprise(900_002)
+        grow(ledger, short, 10)
+        grow(ledger, long_, long_events)
+        filing = c.FileSmeFigures(year=2025, sme=SME)
+        short_cost = timed(lambda: ledger.file_sme_figures(short, filing, ACTOR), 50)
+        long_cost = timed(lambda: ledger.file_sme_figures(long_, filing, ACTOR), 50)
+        figures.append(Figure(f"command on {long_events}-event wallet / on 10-event wallet", long_cost, short_cost,
+                              long_cost / short_cost, "<= 1.5", long_cost / short_cost <= 1.5, "seconds"))
+        cold = KmoLedger(ledger.env.get("SQLITE_DBNAME") and f"sqlite:///{ledger.env.get('SQLITE_DBNAME')}" or
+                         f"{store.postgres_url}?schema={ledger.env.get('POSTGRES_SCHEMA')}")
+        cold_long = timed(lambda: (cold._forget(wallet_id(long_)), cold.get_wallet(long_)), 5)
+        cold_short = timed(lambda: (cold._forget(wallet_id(short)), cold.get_wallet(short)), 5)
+        figures.append(Figure(f"cold load of {long_events}-event wallet / of 10-event wallet (snapshots)", cold_long,
+                              cold_short, cold_long / cold_short, "informative", True, "seconds"))
+
+        progress("replay as of a date")
+        as_of = today
+        raw_read = timed(lambda: list(ledger.recorder.select_events(wallet_id(long_))), 3)
+        replay = timed(lambda: ledger.replay(long_, as_of), 3)
+        figures.append(Figure(f"replay of {long_events}-event wallet as of a date / raw read of its rows", replay,
+                              raw_read, replay / raw_read, "<= 3", replay / raw_read <= 3, "seconds"))
+        cold.close()
+        ledger.close()
+    finally:
+        store.close()
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kmo-ledger bench", description=__doc__)
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--json", dest="json_file", help="also write the figures to this JSON file")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full workload (CI uses 0.05)")
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return 0 if exit_.code == 0 else 2
+    if args.scale <= 0:
+        print("kmo-ledger bench: --scale must be positive", file=sys.stderr)
+        return 2
+    interactive = sys.stdout.isatty()
+
+    def progress(step: str) -> None:
+        if interactive:
+            print(f"… {step}", file=sys.stderr)
+
+    try:
+        figures = measure(args.store, args.postgres_url, args.scale, progress)
+    except Exception as error:  # a store that cannot be reached is one line, not a trace
+        print(f"kmo-ledger bench: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+              file=sys.stderr)
+        return 2
+    if args.json_file:
+        Path(args.json_file).write_text(json.dumps([asdict(f) for f in figures], indent=2))
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"kmo-ledger bench ({args.store}, scale {args.scale})")
+    for column in ("figure", "ratio", "target", "met", "measured", "baseline", "unit"):
+        table.add_column(column)
+    for f in figures:
+        table.add_row(f.name, f"{f.ratio:.2f}", f.target, "yes" if f.met else "NO",
+                      f"{f.measured:.6g}", f"{f.baseline:.6g}", f.unit)
+    Console(width=160).print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
