@@ -1,0 +1,197 @@
+"""What every command-line tool shares: the database URL from the environment,
+one argument parser style, human tables or ``--json``, one-line errors, exit
+codes (0 success, 1 a problem found, 2 bad usage or input) and a progress bar
+shown only when standard output is a terminal.
+
+Nothing here is built at import time: each call reads the environment anew.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+import orjson
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+DATABASE_URL_VARIABLE = "KMO_LEDGER_DATABASE_URL"
+NOTIFICATION_BATCH = 500
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: the tool stops with exit code 2 and this one line."""
+
+
+class _Exit(Exception):
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a mistake in one line and never calls ``sys.exit``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if message:
+            sys.stderr.write(message)
+        raise _Exit(status)
+
+
+def parser(command: str, description: str) -> ArgumentParser:
+    """A parser for ``kmo-ledger COMMAND`` with the shared ``--json`` switch."""
+    result = ArgumentParser(prog=f"kmo-ledger {command}", description=description)
+    result.add_argument("--json", action="store_true", help="machine-readable output on standard output")
+    return result
+
+
+def iso_date(text: str) -> date:
+    """An argparse type: a calendar date written ``YYYY-MM-DD``."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def database_url() -> str:
+    """``KMO_LEDGER_DATABASE_URL``, or the default SQLite file, as the server uses."""
+    from ledger.storage import DEFAULT_DATABASE_URL
+
+    return os.environ.get(DATABASE_URL_VARIABLE) or DEFAULT_DATABASE_URL
+
+
+@contextmanager
+def open_ledger() -> Iterator[Any]:
+    """The ledger application on the configured database, closed afterwards."""
+    from ledger.application import KmoLedger
+
+    ledger = KmoLedger(database_url())
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def run(prog: str, body: Callable[[], int]) -> int:
+    """Run a tool's body; every failure becomes one line on standard error and an exit code."""
+    from eventsourcing.persistence import PersistenceError
+
+    from ledger.errors import LedgerError
+
+    try:
+        return body()
+    except _Exit as done:
+        return done.status
+    except UsageError as error:
+        _fail(prog, str(error))
+    except LedgerError as error:
+        _fail(prog, error.detail)
+    except PersistenceError as error:
+        _fail(prog, f"database {_redacted(database_url())}: {_one_line(error)}")
+    except OSError as error:
+        _fail(prog, f"{error.strerror or _one_line(error)}" + (f": {error.filename}" if error.filename else ""))
+    except KeyboardInterrupt:
+        _fail(prog, "interrupted")
+    except Exception as error:  # never a stack trace: one line, and the tool could not do its job
+        _fail(prog, f"{type(error).__name__}: {_one_line(error)}")
+    return EXIT_USAGE
+
+
+def _fail(prog: str, reason: str) -> None:
+    sys.stderr.write(f"{prog}: {reason}\n")
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password, for messages."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
+    return url
+
+
+# ---------------------------------------------------------------------- output
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+
+
+def console(stderr: bool = False):
+    """A rich console on standard output (or error), made when called so a test's
+    capture is honoured; plain text, wide enough not to wrap, when not a terminal."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    terminal = stream.isatty()
+    return Console(file=stream, width=None if terminal else 200, no_color=not terminal, highlight=False)
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], right: Sequence[str] = ()):
+    """A rich table; columns named in ``right`` (amounts) are right-aligned."""
+    from rich import box
+    from rich.table import Table
+
+    result = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False)
+    for name in columns:
+        result.add_column(name, justify="right" if name in right else "left", overflow="fold")
+    for row in rows:
+        result.add_row(*("" if cell is None else str(cell) for cell in row))
+    return result
+
+
+@contextmanager
+def progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """Yields ``advance(n)``; a rich progress bar (on standard error, removed when
+    done) only when standard output is a terminal, otherwise nothing is drawn."""
+    if not sys.stdout.isatty():
+        yield lambda n=1: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+# ---------------------------------------------------------------------- reading the log
+
+
+def notifications(ledger: Any, topics: Sequence[str], stop: int | None = None) -> Iterator[Any]:
+    """Stream the notification log (only ``topics``) in batches, up to ``stop``:
+    never more than one batch in memory."""
+    start = 1
+    while True:
+        batch = ledger.recorder.select_notifications(start, NOTIFICATION_BATCH, stop=stop, topics=topics)
+        if not batch:
+            return
+        yield from batch
+        start = batch[-1].id + 1
+        if stop is not None and start > stop:
+            return
+
+
+def event_type(topic: str) -> str:
+    """``ledger.events:OwnShareDeposited`` -> ``OwnShareDeposited``."""
+    return topic.rsplit(":", 1)[-1]
