@@ -1,0 +1,203 @@
+"""Answering a command: Idempotency-Key, If-Match and the response body.
+
+With an ``Idempotency-Key`` the ledger stores the first answer (status and
+JSON body) in the same transaction as the command's events; a retry with the
+same key and body gets that answer back and records nothing, after a restart
+too; the same key with another body is a 422 ``idempotency_key_reused``. Keys
+are scoped to the caller's API key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Callable, TypeVar
+
+import orjson
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from api.auth import Caller
+from ledger.application import AlreadyAnswered, Idempotency, KmoLedger
+from ledger.clock import brussels_date
+from ledger.errors import IdempotencyKeyReused, VersionMismatch
+from ledger.records import IdempotencyRecorded, Record, idempotency_id
+from ledger.views import application_view, wallet_view
+from ledger.wallet import Wallet
+
+T = TypeVar("T")
+REPLAYED_HEADER = "Idempotent-Replayed"
+_ETAG = re.compile(r'^"?(\d{1,10})"?$')
+
+
+def if_match(
+    value: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            max_length=64,
+            description='The wallet version this command expects (an ETag of a read, e.g. "5"); '
+            "a stale one is a 412 and nothing is recorded",
+        ),
+    ] = None,
+) -> int | None:
+    """The wallet version an ``If-Match`` header expects (``*`` or none: any)."""
+    if value is None or value.strip() == "*":
+        return None
+    match = _ETAG.match(value.strip())
+    if match is None:
+        raise VersionMismatch(f"If-Match {value!r} names no version of this wallet: read it again")
+    return int(match.group(1))
+
+
+IfMatch = Annotated[int | None, Depends(if_match)]
+
+
+class Views:
+    """Where a command's answer is read: inside the ledger's lock, from the wallet
+    the command decided on; or, without an Idempotency-Key, afterwards through
+    the ledger's own (locked) reads."""
+
+    def __init__(self, ledger: KmoLedger, en: str, wallet: Wallet | None = None):
+        self.ledger, self.en, self._wallet = ledger, en, wallet
+
+    def wallet(self) -> dict[str, Any]:
+        if self._wallet is None:
+            return self.ledger.wallet_view(self.en)
+        today = brussels_date(self.ledger.clock.now())
+        return wallet_view(self._wallet.state, self._wallet.version, today)
+
+    def application(self, application_id: str) -> dict[str, Any]:
+        if self._wallet is None:
+            return self.ledger.application_view(self.en, application_id)
+        return application_view(self._wallet.application(application_id))
+
+
+def _wallet_of(result: Any) -> Wallet:
+    return result if isinstance(result, Wallet) else result[0]
+
+
+def _json(body: BaseModel | dict[str, Any]) -> Any:
+    if isinstance(body, BaseModel):
+        return body.model_dump(mode="json", by_alias=True)
+    return body
+
+
+def fingerprint(method: str, path: str, payload: BaseModel | None) -> str:
+    """SHA-256 over the method, the path and the canonical JSON of the body."""
+    body = b"" if payload is None else orjson.dumps(payload.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One POST: where it went and the Idempotency-Key it carried."""
+
+    method: str
+    path: str
+    key: str | None
+
+    def idempotency(
+        self, caller: Caller, payload: BaseModel | None, render: Callable[[Any], tuple[int, Any]]
+    ) -> Idempotency | None:
+        if self.key is None:
+            return None
+        return Idempotency(caller.key_id, self.key, fingerprint(self.method, self.path, payload), render)
+
+    def run(
+        self,
+        ledger: KmoLedger,
+        en: str,
+        caller: Caller,
+        payload: BaseModel | None,
+        command: Callable[..., T],
+        render: Callable[[T, Views], BaseModel],
+        status: int = 200,
+        expected_version: int | None = None,
+    ) -> JSONResponse:
+        """Run ``command(**options)`` and answer with ``render`` of its result."""
+        answered: dict[str, Any] = {}
+
+        def render_in_lock(result: T) -> tuple[int, Any]:
+            answered["body"] = _json(render(result, Views(ledger, en, _wallet_of(result))))
+            return status, answered["body"]
+
+        options: dict[str, Any] = {}
+        idempotency = self.idempotency(caller, payload, render_in_lock)
+        if idempotency is not None:
+            options["idempotency"] = idempotency
+        if expected_version is not None:
+            options["if_match"] = expected_version
+        try:
+            result = command(**options)
+        except AlreadyAnswered as first:
+            return JSONResponse(first.body, first.status, headers={REPLAYED_HEADER: "true"})
+        body = answered["body"] if "body" in answered else _json(render(result, Views(ledger, en)))
+        return JSONResponse(body, status)
+
+    def run_once(
+        self, ledger: KmoLedger, caller: Caller, payload: BaseModel | None, produce: Callable[[], BaseModel]
+    ) -> JSONResponse:
+        """For work across wallets (the deadline run): the first answer is stored
+        right after the work, in a transaction of its own. A retry whose first
+        answer was lost runs again, which is safe for work that is idempotent
+        by nature."""
+        idempotency = self.idempotency(caller, payload, lambda result: (200, result))
+        if idempotency is None:
+            return JSONResponse(_json(produce()))
+        record_id = idempotency_id(idempotency.scope, idempotency.key)
+        stored = _stored_answer(ledger, record_id, idempotency.fingerprint)
+        if stored is not None:
+            return stored
+        body = _json(produce())
+        receipt = IdempotencyRecorded(
+            originator_id=record_id,
+            timestamp=ledger.clock.now(),
+            scope=idempotency.scope,
+            key=idempotency.key,
+            fingerprint=idempotency.fingerprint,
+            status=200,
+            body=body,
+        )
+        try:
+            ledger.save(Record(receipt))
+        except IntegrityError:
+            stored = _stored_answer(ledger, record_id, idempotency.fingerprint)
+            if stored is not None:
+                return stored
+        return JSONResponse(body)
+
+
+def _stored_answer(ledger: KmoLedger, record_id: Any, expected_fingerprint: str) -> JSONResponse | None:
+    try:
+        record: Record = ledger.repository.get(record_id)
+    except AggregateNotFoundError:
+        return None
+    if record.event.fingerprint != expected_fingerprint:
+        raise IdempotencyKeyReused("this Idempotency-Key was used before with another request; use a new key")
+    return JSONResponse(record.event.body, record.event.status, headers={REPLAYED_HEADER: "true"})
+
+
+def posting(
+    request: Request,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Send one with every POST: a retry with the same key and body returns the "
+            "first answer and records nothing new; the same key with another body is a 422",
+            examples=["7d0c8f3e-2b1a-4c5d-9e8f-0a1b2c3d4e5f"],
+        ),
+    ] = None,
+) -> Posting:
+    return Posting(request.method, request.url.path, key)
+
+
+Post = Annotated[Posting, Depends(posting)]

@@ -1,0 +1,85 @@
+"""The composition root: settings -> keys, ledger, gate, handlers, routers."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api.gate import Gate
+from api.problems import MEDIA_TYPE, install_handlers
+from api.routers import applications, operations, wallets
+from api.settings import Settings
+from ledger.application import KmoLedger
+
+DESCRIPTION = """\
+The KMO-portefeuille (SME wallet) ledger: every euro in or out of a wallet is
+an event. Every request under `/v1` carries `Authorization: Bearer <key>`;
+roles: `back-office` (every command and read), `provider` (its own
+applications: read, confirm, refuse, complete), `auditor` (every read,
+replay, verification), `reconciler` (balances, totals, reconciliation).
+
+Money is a string of euro with two decimals (a number is accepted on input).
+Every POST accepts an `Idempotency-Key`; commands accept `If-Match` with the
+`ETag` of a wallet read. Errors are RFC 9457 problem details
+(`application/problem+json`) with a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None) -> FastAPI:
+    """Build the API from ``settings`` (default: the environment, read now).
+
+    A ``ledger`` given here is used as is and left open; otherwise the app opens
+    one on ``settings.database_url`` at start-up and closes it on shut-down.
+    """
+    settings = settings or Settings()
+    keys = settings.load_keys()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if ledger is not None:
+            yield
+            return
+        app.state.ledger = KmoLedger(settings.database_url)
+        try:
+            yield
+        finally:
+            app.state.ledger.close()
+
+    app = FastAPI(
+        title="kmo-ledger",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        separate_input_output_schemas=True,
+    )
+    if ledger is not None:
+        app.state.ledger = ledger
+    app.state.settings = settings
+    install_handlers(app)
+    app.add_middleware(Gate, keys=keys, max_body_bytes=settings.max_body_bytes)
+    v1 = APIRouter(prefix="/v1")
+    v1.include_router(wallets.router)
+    v1.include_router(applications.router)
+    v1.include_router(operations.router)
+    app.include_router(v1)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated document, with every error answered as problem+json."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if status.isdigit() and int(status) >= 400 and "application/json" in content:
+                        content[MEDIA_TYPE] = content.pop("application/json")
+        app.openapi_schema = document
+    return app.openapi_schema

@@ -1,0 +1,122 @@
+"""Who is calling and what that role may do: authentication once (at the gate,
+before any body is read), authorisation once (the dependencies below).
+
+Roles (API.md): ``back-office`` every command and read; ``provider`` only the
+applications naming its own registration number (any other answers 404, as if
+it did not exist); ``auditor`` every read, replay and verification;
+``reconciler`` balances, totals and reconciliation reads.
+"""
+
+
+import hashlib
+from dataclasses import dataclass
+from typing import Annotated, Callable
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.params import ApplicationId, EnterpriseNumber, ProviderNumber
+from api.problems import Forbidden, Unauthorized
+from api.settings import ApiKey, Role, key_id
+from ledger.application import KmoLedger
+from ledger.errors import NotFound
+from ledger.events import Actor
+from ledger.identifiers import provider_number
+
+ALL_ROLES: tuple[Role, ...] = ("back-office", "provider", "auditor", "reconciler")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller; ``provider`` is set for provider keys only."""
+
+    key_id: str
+    role: Role
+    provider: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(key_id=self.key_id, role=self.role)
+
+
+def identify(keys: dict[str, ApiKey], authorization: str | None) -> Caller:
+    """The caller named by an ``Authorization: Bearer <key>`` header."""
+    if not authorization:
+        raise Unauthorized("send the API key as Authorization: Bearer <key>")
+    scheme, _, secret = authorization.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise Unauthorized("send the API key as Authorization: Bearer <key>")
+    key = keys.get(hashlib.sha256(secret.encode()).hexdigest())
+    if key is None:
+        raise Unauthorized("unknown API key")
+    return Caller(key_id=key_id(secret), role=key.role, provider=key.provider)
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer <key>")
+
+
+def current_caller(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+) -> Caller:
+    """The caller the gate authenticated (see :mod:`api.gate`)."""
+    caller = getattr(request.state, "caller", None)
+    if caller is None:
+        raise Unauthorized("send the API key as Authorization: Bearer <key>")
+    return caller
+
+
+def get_ledger(request: Request) -> KmoLedger:
+    return request.app.state.ledger
+
+
+LedgerDep = Annotated[KmoLedger, Depends(get_ledger)]
+
+
+def allow(*roles: Role) -> Callable[[Caller], Caller]:
+    """A dependency letting only ``roles`` through (403 for any other role)."""
+
+    def check(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+        if caller.role not in roles:
+            raise Forbidden(f"a {caller.role} key may not do this (allowed: {', '.join(roles)})")
+        return caller
+
+    return check
+
+
+def application_in_reach(*roles: Role) -> Callable[..., Caller]:
+    """Like :func:`allow`, and a provider reaches only applications naming it."""
+    check = allow(*roles)
+
+    def reach(
+        en: EnterpriseNumber, id: ApplicationId, caller: Annotated[Caller, Depends(check)], ledger: LedgerDep
+    ) -> Caller:
+        if caller.provider is not None:
+            try:
+                provider = ledger.application_view(en, id)["provider"]
+            except NotFound:
+                provider = None
+            if provider != caller.provider:
+                raise NotFound(f"no application {id} for enterprise {en}")
+        return caller
+
+    return reach
+
+
+def own_inbox(
+    provider: ProviderNumber, caller: Annotated[Caller, Depends(allow("back-office", "provider"))]
+) -> str:
+    """The canonical provider number of an inbox the caller may read."""
+    number = provider_number(provider)
+    if caller.provider is not None and caller.provider != number:
+        raise NotFound(f"no inbox for provider {provider}")
+    return number
+
+
+BackOffice = Annotated[Caller, Depends(allow("back-office"))]
+Reader = Annotated[Caller, Depends(allow("back-office", "auditor", "reconciler"))]
+"""Everyone but a provider."""
+Auditing = Annotated[Caller, Depends(allow("back-office", "auditor"))]
+ApplicationReader = Annotated[Caller, Depends(application_in_reach(*ALL_ROLES))]
+ProviderOrBackOffice = Annotated[Caller, Depends(application_in_reach("back-office", "provider"))]
+InboxOf = Annotated[str, Depends(own_inbox)]

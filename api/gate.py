@@ -1,0 +1,65 @@
+"""The gate every request passes before routing: callers under ``/v1`` are
+authenticated (401 before anything else is looked at) and request bodies are
+capped (413), so no handler ever reads an unbounded body."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.auth import identify
+from api.problems import Unauthorized, problem
+from api.settings import ApiKey
+
+PROTECTED_PREFIX = "/v1"
+
+
+class Gate:
+    def __init__(self, app: ASGIApp, keys: dict[str, ApiKey], max_body_bytes: int):
+        self.app = app
+        self.keys = keys
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        path = scope["path"]
+        if path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/"):
+            try:
+                caller = identify(self.keys, headers.get("authorization"))
+            except Unauthorized as error:
+                await problem(error.code, error.detail, error.title)(scope, receive, send)
+                return
+            scope.setdefault("state", {})["caller"] = caller
+        too_large = problem(
+            "payload_too_large", f"the request body is larger than {self.max_body_bytes} bytes"
+        )
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await too_large(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,18 @@
+"""Path parameters shared by the routers and the authorisation dependencies."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path
+
+EnterpriseNumber = Annotated[
+    str,
+    Path(
+        max_length=32,
+        description="Enterprise number in any common spelling (0403170701, BE 0403.170.701)",
+        examples=["0403170701"],
+    ),
+]
+ApplicationId = Annotated[str, Path(max_length=64, description="The application's `application_id`")]
+ProviderNumber = Annotated[str, Path(max_length=32, description="Registration number, e.g. DV.O207084")]

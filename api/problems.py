@@ -1,0 +1,185 @@
+"""Problem details (RFC 9457): every refusal, in one shape and media type.
+
+One table maps a stable machine ``code`` to its HTTP status; one handler per
+kind of exception turns it into ``application/problem+json``. A broken rule is
+a 422, never a 500; an unexpected failure is a 500 without a trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.errors import LedgerError
+
+log = logging.getLogger("kmo_ledger.api")
+MEDIA_TYPE = "application/problem+json"
+
+STATUS_BY_CODE = {
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "already_exists": 409,
+    "version_mismatch": 412,
+    "payload_too_large": 413,
+    "internal_error": 500,
+}
+"""Every other code (validation errors and refusals by a rule) is a 422."""
+
+TITLES = {
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "It exists already",
+    412: "The wallet has changed since the version given",
+    413: "The request body is too large",
+    422: "The request is not valid",
+    500: "Internal error",
+}
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem; ``code`` is the stable machine code scripts switch on."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:kmo-ledger:problem:ceiling_exceeded",
+                    "title": "The yearly ceiling is used up",
+                    "status": 422,
+                    "detail": "the yearly ceiling is used up: current remaining 0.00",
+                    "code": "ceiling_exceeded",
+                }
+            ]
+        }
+    )
+    type: str = Field(description="`urn:kmo-ledger:problem:` followed by the code")
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="For `validation_error`: each invalid field and why"
+    )
+
+
+class ApiError(LedgerError):
+    """A refusal at the edge (authentication, authorisation, HTTP level)."""
+
+
+class Unauthorized(ApiError):
+    code = "unauthorized"
+    title = TITLES[401]
+
+
+class Forbidden(ApiError):
+    code = "forbidden"
+    title = TITLES[403]
+
+
+def status_of(code: str) -> int:
+    return STATUS_BY_CODE.get(code, 422)
+
+
+def problem(
+    code: str,
+    detail: str,
+    title: str | None = None,
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    status = status or status_of(code)
+    body: dict[str, Any] = {
+        "type": f"urn:kmo-ledger:problem:{code}",
+        "title": title or TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="kmo-ledger"', **(headers or {})}
+    return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def _ledger_error(_request: Request, error: LedgerError) -> JSONResponse:
+    return problem(error.code, error.detail, error.title)
+
+
+def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+    errors = [
+        {"location": ".".join(str(part) for part in e.get("loc", ())), "message": e.get("msg", "invalid")}
+        for e in error.errors()
+    ]
+    detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors[:5]) or "the request is not valid"
+    return problem("validation_error", detail, errors=errors)
+
+
+HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    code = HTTP_CODES.get(error.status_code, "validation_error")
+    status = error.status_code if code != "validation_error" else 422
+    detail = error.detail if isinstance(error.detail, str) else TITLES.get(status, "error")
+    if error.status_code == 404 and detail == "Not Found":
+        detail = "no such resource"
+    return problem(code, detail, status=status, headers=getattr(error, "headers", None))
+
+
+def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+    log.exception("unexpected error", exc_info=error)
+    return problem("internal_error", "the server failed to answer; nothing about the cause is shown here")
+
+
+def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(LedgerError, _ledger_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the given error statuses, each a ProblemDetails
+    (moved to ``application/problem+json`` when the schema is generated)."""
+    descriptions = {
+        401: ("no or unknown API key", "unauthorized", "send Authorization: Bearer <key>"),
+        403: ("the key's role may not do this", "forbidden", "an auditor key cannot post commands"),
+        404: ("no such wallet or application (or not the provider's own)", "not_found",
+              "no application 4f1c... for enterprise 0403170701"),
+        409: ("it exists already", "already_exists", "a wallet for enterprise 0403170701 exists already"),
+        412: ("If-Match names another version than the wallet's", "version_mismatch",
+              "the wallet is at version 6, not 5: read it again"),
+        422: ("a validation error, a refusal by a rule, or a reused Idempotency-Key", "validation_error",
+              "body.amount: at most two decimals (cents) are allowed"),
+    }
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        description, code, detail = descriptions[status]
+        responses[status] = {
+            "model": ProblemDetails,
+            "description": description,
+            "content": {
+                "application/json": {
+                    "example": {
+                        "type": f"urn:kmo-ledger:problem:{code}",
+                        "title": TITLES[status],
+                        "status": status,
+                        "detail": detail,
+                        "code": code,
+                    }
+                }
+            },
+        }
+    return responses

@@ -1,0 +1,1 @@
+"""The API's routers, all mounted under ``/v1``."""

@@ -1,0 +1,308 @@
+"""Applications (steunaanvragen) of a wallet: submit, read, and one route per
+command of their life. Each route turns its body into one ledger command,
+calls one ledger method and answers with the application."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from api.answers import IfMatch, Post, Views
+from api.auth import ApplicationReader, BackOffice, LedgerDep, ProviderOrBackOffice
+from api.params import ApplicationId, EnterpriseNumber
+from api.problems import problem_responses
+from api.schemas import (
+    ApplicationOut,
+    CompletionIn,
+    DepositIn,
+    PayoutIn,
+    PayoutOrderCreatedOut,
+    PayoutOrderIn,
+    RefundIn,
+    RefusalIn,
+    RepaymentIn,
+    ReversalIn,
+    StopIn,
+    StopOut,
+    SubmitApplicationIn,
+    TopUpIn,
+)
+
+router = APIRouter(prefix="/wallets/{en}/applications", tags=["applications"])
+COMMAND_PROBLEMS = problem_responses(401, 403, 404, 412, 422)
+ETAG = {"ETag": {"description": "The wallet's version, e.g. \"5\": send it back as If-Match", "schema": {"type": "string"}}}
+
+
+def _application(application_id: str):
+    def render(_result: Any, views: Views) -> ApplicationOut:
+        return ApplicationOut.model_validate(views.application(application_id))
+
+    return render
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ApplicationOut,
+    operation_id="submit_application",
+    summary="Submit an application",
+    responses=COMMAND_PROBLEMS,
+)
+def submit_application(
+    en: EnterpriseNumber, body: SubmitApplicationIn, caller: BackOffice, ledger: LedgerDep, post: Post, expected: IfMatch
+):
+    """Submit an application: the regime in force today decides the rate, the
+    subsidy (capped by the year's ceiling and reserved against it), the own
+    share and every deadline. Refusals: `deadline_passed`, `ceiling_exceeded`,
+    `below_minimum_cost`, `theme_required`, `service_not_eligible`,
+    `invalid_provider_number`, ..."""
+
+    def render(result: tuple[Any, str], views: Views) -> ApplicationOut:
+        return ApplicationOut.model_validate(views.application(result[1]))
+
+    return post.run(
+        ledger,
+        en,
+        caller,
+        body,
+        lambda **options: ledger.submit_application(en, body.command(), caller.actor, **options),
+        render,
+        status=201,
+        expected_version=expected,
+    )
+
+
+@router.get(
+    "/{id}",
+    response_model=ApplicationOut,
+    operation_id="get_application",
+    summary="Read an application",
+    responses={200: {"headers": ETAG}, **problem_responses(401, 404, 422)},
+)
+def get_application(en: EnterpriseNumber, id: ApplicationId, _caller: ApplicationReader, ledger: LedgerDep, response: Response):
+    """State, amounts held and paid, deadlines. A provider reads only the
+    applications naming it. The `ETag` is the wallet's version."""
+    version = ledger.wallet_view(en)["version"]
+    view = ledger.application_view(en, id)
+    response.headers["ETag"] = f'"{version}"'
+    return view
+
+
+@router.post(
+    "/{id}/confirmation",
+    response_model=ApplicationOut,
+    operation_id="confirm_application",
+    summary="The provider confirms",
+    responses=COMMAND_PROBLEMS,
+)
+def confirm_application(
+    en: EnterpriseNumber, id: ApplicationId, caller: ProviderOrBackOffice, ledger: LedgerDep, post: Post, expected: IfMatch
+):
+    """The provider confirms within 14 days of the submission."""
+    return post.run(
+        ledger, en, caller, None,
+        lambda **options: ledger.confirm(en, id, caller.actor, **options),
+        _application(id), expected_version=expected,
+    )
+
+
+@router.post(
+    "/{id}/refusal",
+    response_model=ApplicationOut,
+    operation_id="refuse_application",
+    summary="The provider refuses",
+    responses=COMMAND_PROBLEMS,
+)
+def refuse_application(
+    en: EnterpriseNumber, id: ApplicationId, body: RefusalIn, caller: ProviderOrBackOffice,
+    ledger: LedgerDep, post: Post, expected: IfMatch,
+):
+    """The provider refuses (e.g. related parties): the reserved subsidy is freed
+    and any own share deposited falls due back to the enterprise."""
+    return post.run(
+        ledger, en, caller, body,
+        lambda **options: ledger.refuse(en, id, body.command(), caller.actor, **options),
+        _application(id), expected_version=expected,
+    )
+
+
+@router.post(
+    "/{id}/deposits",
+    response_model=ApplicationOut,
+    operation_id="deposit_own_share",
+    summary="Own share received",
+    responses=COMMAND_PROBLEMS,
+)
+def deposit_own_share(
+    en: EnterpriseNumber, id: ApplicationId, body: DepositIn, caller: BackOffice,
+    ledger: LedgerDep, post: Post, expected: IfMatch,
+):
+    """The own share (eigen bijdrage) arrived: the exact amount with the
+    application's structured payment reference, within 30 days."""
+    return post.run(
+        ledger, en, caller, body,
+        lambda **options: ledger.deposit_own_share(en, id, body.command(), caller.actor, **options),
+        _application(id), expected_version=expected,
+    )
+
+
+@router.post(
+    "/{id}/top-ups",
+    response_model=ApplicationOut,
+    operation_id="top_up_subsidy",
+    summary="Government subsidy received",
+    responses=COMMAND_PROBLEMS,
+)
+def top_up_subsidy(
+    en: EnterpriseNumber, id: ApplicationId, body: TopUpIn, caller: BackOffice,
+    ledger: LedgerDep, post: Post, expected: IfMatch,
+):
+    return post.run(
+        ledger, en, caller, body,
+        lambda **options: ledger.top_up(en, id, body.command(), caller.actor, **options),
+        _application(id), expected_version=expected,
+    )
+
+
+@router.post(
+    "/{id}/payout-orders",
+    status_code=201,
+    response_model=PayoutOrderCreatedOut,
+    operation_id="order_payout",
+    summary="The enterprise orders a payout",
+    responses=COMMAND_PROBLEMS,
+)
+def order_payout(
+    en: EnterpriseNumber, id: ApplicationId, body: PayoutOrderIn, caller: BackOffice,
+    ledger: LedgerDep, post: Post, expected: IfMatch,
+):
+    """Order payment of (part of) the project amount to the provider; it draws on
+    own share and subsidy pro rata. Answers the new `order_id`."""
+
+    def render(result: tuple[Any, str], views: Views) -> PayoutOrderCreatedOut:
+        return PayoutOrderCreatedOut(order_id=result[1], application=views.application(id))
+
+    return post.run(
+        ledger, en, caller, body,
+        lambda **options: ledger.order_payout(en, id, body.command(), caller.actor, **options),
+        render, status=201, expected_version=expected,
+    )
+
+
+@router.post(
+    "/{id}/payouts",
+    response_model=ApplicationOut,
+    operation_id="execute_payout",
+    summary="The financial manager paid the provider",
+    responses=COMMAND_PROBLEMS,
+)
+def execute_payout(
+    en: EnterpriseNumber, id: ApplicationId, body: PayoutIn, caller: BackOffice,
+    ledger: LedgerDep, post: Post, expected: IfMatch,
+):
+    return post.run(
+        ledger, en, caller, body,
+        lambda **options: ledger.execute_payout(en, id, body.command(), caller.actor, **options),
+        _application(id), expected_version=expected,
+    )
+
+
+@router.post(
+    "/{id}/stop",
+    response_model=StopOut,
+    operation_id="stop_project",
+    summary="Stop the project (stopzetting)",
+    responses=COMMAND_PROBLEMS,
+)
+def stop_project(
+    en: EnterpriseNumber, id: ApplicationId, body: StopIn, caller: BackOffice,
+    ledger: LedgerDep, post: Post, expected: IfMatch,
+):
+    """Stop with a reason: `outcome` is `stopped`, or `recovery_issued` when the
+    subsidy paid out must be repaid first."""
+
+    def render(result: tuple[Any, str], views: Views) -> StopOut:
+        return StopOut(outcome=result[1], application=views.application(id))
+
+    return post.run(
+        ledger, en, caller, body,
+        lambda **options: ledger.stop(en, id, body.command(), caller.actor, **options),
+        render, expected_version=expected,
+    )
+
+
+@router.post(
+    "/{id}/repayments",
+    response_model=ApplicationOut,
+    operation_id="repay_recovery",
+    summary="A recovery repaid",
+    responses=COMMAND_PROBLEMS,
+)
+def repay_recovery(
+    en: EnterpriseNumber, id: ApplicationId, body: RepaymentIn, caller: BackOffice,
+    ledger: LedgerDep, post: Post, expected: IfMatch,
+):
+    return post.run(
+        ledger, en, caller, body,
+        lambda **options: ledger.repay_recovery(en, id, body.command(), caller.actor, **options),
+        _application(id), expected_version=expected,
+    )
+
+
+@router.post(
+    "/{id}/refunds",
+    response_model=ApplicationOut,
+    operation_id="execute_refund",
+    summary="A refund or return executed",
+    responses=COMMAND_PROBLEMS,
+)
+def execute_refund(
+    en: EnterpriseNumber, id: ApplicationId, body: RefundIn, caller: BackOffice,
+    ledger: LedgerDep, post: Post, expected: IfMatch,
+):
+    """The financial manager paid back what a stop, lapse or closure made due."""
+    return post.run(
+        ledger, en, caller, body,
+        lambda **options: ledger.execute_refund(en, id, body.command(), caller.actor, **options),
+        _application(id), expected_version=expected,
+    )
+
+
+@router.post(
+    "/{id}/reversals",
+    response_model=ApplicationOut,
+    operation_id="reverse_event",
+    summary="Reverse a mis-posted money event",
+    responses=COMMAND_PROBLEMS,
+)
+def reverse_event(
+    en: EnterpriseNumber, id: ApplicationId, body: ReversalIn, caller: BackOffice,
+    ledger: LedgerDep, post: Post, expected: IfMatch,
+):
+    """A reversal names the money event (its `sequence`) and undoes its legs;
+    the original stays in the history."""
+    return post.run(
+        ledger, en, caller, body,
+        lambda **options: ledger.reverse(en, id, body.command(), caller.actor, **options),
+        _application(id), expected_version=expected,
+    )
+
+
+@router.post(
+    "/{id}/completion",
+    response_model=ApplicationOut,
+    operation_id="complete_service",
+    summary="The service was finished",
+    responses=COMMAND_PROBLEMS,
+)
+def complete_service(
+    en: EnterpriseNumber, id: ApplicationId, body: CompletionIn, caller: ProviderOrBackOffice,
+    ledger: LedgerDep, post: Post, expected: IfMatch,
+):
+    """Finished on or before 31 December of the year after the application year."""
+    return post.run(
+        ledger, en, caller, body,
+        lambda **options: ledger.complete(en, id, body.command(), caller.actor, **options),
+        _application(id), expected_version=expected,
+    )

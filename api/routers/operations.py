@@ -1,0 +1,110 @@
+"""Operations across wallets: the deadline run, upcoming deadlines, a
+provider's inbox, open payout orders and the reconciliation totals."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api import reads
+from api.answers import Post
+from api.auth import Auditing, BackOffice, InboxOf, LedgerDep, Reader
+from api.problems import problem_responses
+from api.schemas import DeadlineRunOut, InboxOut, IsoDate, OpenPayoutOrdersOut, TotalsOut, UpcomingDeadlinesOut
+from ledger.errors import ValidationFailed
+
+router = APIRouter(tags=["operations"])
+
+
+@router.post(
+    "/deadlines/run",
+    response_model=DeadlineRunOut,
+    operation_id="run_deadlines",
+    summary="Apply every deadline passed",
+    responses=problem_responses(401, 403, 422),
+)
+def run_deadlines(caller: BackOffice, ledger: LedgerDep, post: Post):
+    """Every application whose deadline passed at the server's clock lapses (or,
+    past its completion date with money held, is closed); each lapse carries as
+    business date the first day after its deadline."""
+
+    def run() -> DeadlineRunOut:
+        lapsed = ledger.run_deadlines(caller.actor)
+        return DeadlineRunOut.model_validate({"lapsed": [vars(report) for report in lapsed]})
+
+    return post.run_once(ledger, caller, None, run)
+
+
+@router.get(
+    "/deadlines",
+    response_model=UpcomingDeadlinesOut,
+    operation_id="list_deadlines",
+    summary="Open applications with a deadline soon",
+    responses=problem_responses(401, 403, 422),
+)
+def list_deadlines(
+    _caller: Auditing,
+    ledger: LedgerDep,
+    within_days: Annotated[int, Query(ge=0, le=3660, description="Days from today (Brussels)")] = 14,
+):
+    """Open applications whose next deadline falls within `within_days` days,
+    passed ones (awaiting the deadline run) included."""
+    return {
+        "today": reads.today(ledger),
+        "within_days": within_days,
+        "applications": reads.upcoming_deadlines(ledger, within_days),
+    }
+
+
+@router.get(
+    "/providers/{provider}/inbox",
+    response_model=InboxOut,
+    operation_id="provider_inbox",
+    summary="Applications awaiting a provider's answer",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def provider_inbox(provider: InboxOf, ledger: LedgerDep):
+    """A provider key reads only its own inbox."""
+    return {"provider": provider, "applications": reads.provider_inbox(ledger, provider)}
+
+
+@router.get(
+    "/payout-orders",
+    response_model=OpenPayoutOrdersOut,
+    operation_id="list_payout_orders",
+    summary="Payout orders not executed",
+    responses=problem_responses(401, 403, 422),
+)
+def list_payout_orders(
+    _caller: Reader,
+    ledger: LedgerDep,
+    overdue: Annotated[bool, Query(description="Only orders older than the 14-day service level")] = False,
+):
+    return {
+        "today": reads.today(ledger),
+        "overdue_only": overdue,
+        "orders": reads.open_payout_orders(ledger, overdue),
+    }
+
+
+@router.get(
+    "/reconciliation/totals",
+    response_model=TotalsOut,
+    operation_id="reconciliation_totals",
+    summary="Money in and out per account kind and day",
+    responses=problem_responses(401, 403, 422),
+)
+def reconciliation_totals(
+    _caller: Reader,
+    ledger: LedgerDep,
+    start: Annotated[IsoDate | None, Query(alias="from", description="First day, YYYY-MM-DD")] = None,
+    end: Annotated[IsoDate | None, Query(alias="to", description="Last day, YYYY-MM-DD")] = None,
+):
+    """Per day and account kind (enterprise, government, provider, held, due,
+    recovered): money in, out and net. A receipt counts on its bank value date."""
+    if start and end and start > end:
+        raise ValidationFailed(f"from {start} lies after to {end}")
+    return TotalsOut.model_validate(
+        {"from": start, "to": end, "rows": reads.money_totals(ledger, start, end)}
+    ).model_dump(mode="json", by_alias=True)

@@ -1,0 +1,160 @@
+"""Wallets: open, file SME figures, read; and the auditor's reads of one
+wallet (events, replay as of a date, audit trail, verification)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from api import reads
+from api.answers import IfMatch, Post, Views
+from api.auth import Auditing, BackOffice, LedgerDep, Reader
+from api.params import EnterpriseNumber
+from api.problems import problem_responses
+from api.schemas import (
+    AuditTrailOut,
+    EventsOut,
+    FileSmeFiguresIn,
+    IsoDate,
+    OpenWalletIn,
+    ReplayOut,
+    VerificationOut,
+    WalletOut,
+)
+from ledger.wallet import Wallet
+
+router = APIRouter(prefix="/wallets", tags=["wallets"])
+AsOf = Annotated[
+    IsoDate | None,
+    Query(description="Cut at the end of this Brussels business date (YYYY-MM-DD); default today"),
+]
+ETAG = {"ETag": {"description": 'The wallet\'s version, e.g. "5": send it back as If-Match', "schema": {"type": "string"}}}
+
+
+def _wallet(_result: Wallet, views: Views) -> WalletOut:
+    return WalletOut.model_validate(views.wallet())
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=WalletOut,
+    operation_id="open_wallet",
+    summary="Open a wallet for an SME",
+    responses=problem_responses(401, 403, 409, 422),
+)
+def open_wallet(body: OpenWalletIn, caller: BackOffice, ledger: LedgerDep, post: Post):
+    """Open a wallet: the SME test is run on the figures given and this year's size
+    is fixed in `sizes`; `not_an_sme` or `not_eligible` refuse it, a second wallet
+    for the same enterprise is a 409 `already_exists`."""
+    command = body.command()
+    return post.run(
+        ledger,
+        command.enterprise_number,
+        caller,
+        body,
+        lambda **options: ledger.open_wallet(command, caller.actor, **options),
+        _wallet,
+        status=201,
+    )
+
+
+@router.post(
+    "/{en}/sme-figures",
+    response_model=WalletOut,
+    operation_id="file_sme_figures",
+    summary="File new SME figures",
+    responses=problem_responses(401, 403, 404, 412, 422),
+)
+def file_sme_figures(
+    en: EnterpriseNumber, body: FileSmeFiguresIn, caller: BackOffice, ledger: LedgerDep, post: Post, expected: IfMatch
+):
+    """File the figures of a closed financial year; they decide the size of the
+    next calendar year whose size is not fixed yet."""
+    return post.run(
+        ledger,
+        en,
+        caller,
+        body,
+        lambda **options: ledger.file_sme_figures(en, body.command(), caller.actor, **options),
+        _wallet,
+        expected_version=expected,
+    )
+
+
+@router.get(
+    "/{en}",
+    response_model=WalletOut,
+    operation_id="get_wallet",
+    summary="Read a wallet",
+    responses={200: {"headers": ETAG}, **problem_responses(401, 403, 404, 422)},
+)
+def get_wallet(en: EnterpriseNumber, _caller: Reader, ledger: LedgerDep, response: Response):
+    """The wallet with its `version`, also sent as the `ETag` header."""
+    view = ledger.wallet_view(en)
+    response.headers["ETag"] = f'"{view["version"]}"'
+    return view
+
+
+@router.get(
+    "/{en}/events",
+    response_model=EventsOut,
+    operation_id="list_wallet_events",
+    summary="The wallet's events, in order",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def list_wallet_events(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDep, as_of: AsOf = None):
+    """Every event of the wallet (the audit contract); `as_of` keeps those whose
+    business date is on or before it."""
+    return {
+        "events": [
+            {
+                "sequence": event.originator_version,
+                "type": type(event).__name__,
+                "recorded_at": event.timestamp.isoformat(),
+                "business_date": event.business_date,
+                "actor": event.actor.model_dump(),
+                "data": event.data(),
+                "hash": event.hash,
+                "previous_hash": event.previous_hash,
+            }
+            for event in ledger.wallet_events(en, as_of)
+        ]
+    }
+
+
+@router.get(
+    "/{en}/state",
+    response_model=ReplayOut,
+    operation_id="replay_wallet",
+    summary="The wallet replayed to a date",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def replay_wallet(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDep, as_of: AsOf = None):
+    """The wallet as it stood at the end of `as_of`, under the rules recorded then."""
+    return ledger.replay(en, as_of or reads.today(ledger))
+
+
+@router.get(
+    "/{en}/audit-trail",
+    response_model=AuditTrailOut,
+    operation_id="get_audit_trail",
+    summary="The wallet's audit trail with retention",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def get_audit_trail(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDep):
+    """Each event with its money legs and the date until which it is kept."""
+    return {"rows": reads.audit_trail(ledger, en)}
+
+
+@router.get(
+    "/{en}/verification",
+    response_model=VerificationOut,
+    operation_id="verify_wallet",
+    summary="Check the wallet's hash chain and invariants",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def verify_wallet(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDep):
+    problems = ledger.verify_wallet(en)
+    return {"ok": not problems, "problems": problems}

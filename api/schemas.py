@@ -1,0 +1,605 @@
+"""Request and response schemas of the HTTP API.
+
+Requests are separate from the ledger's commands: each request schema checks
+the wire form (money as a euro string or number with at most two decimals,
+dates as ``YYYY-MM-DD``) and turns itself into one command with ``command()``.
+Responses mirror :mod:`ledger.views` (money as two-decimal strings).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from ledger import commands as c
+from ledger.errors import ValidationFailed
+from ledger.money import format_euro, parse_euro
+from ledger.regimes import THEMES
+from ledger.rules import CostLine, Holding, SmeFigures
+
+# --------------------------------------------------------------------------- wire types
+
+MAX_CENTS = 1_000_000_000_000_00
+"""The largest amount accepted on input: one trillion euro."""
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
+Day = date
+"""``date`` under another name, for fields that are themselves called ``date``."""
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _euro_in(value: Any) -> int:
+    if isinstance(value, str) and len(value) > 40:
+        raise ValueError("not a euro amount")
+    if not isinstance(value, (str, int, float, Decimal)):
+        raise ValueError("a euro amount is a JSON string like \"2500.00\" or a number")
+    try:
+        cents = parse_euro(value)
+    except ValidationFailed as error:
+        raise ValueError(error.detail.split(": ", 1)[-1]) from None
+    except ArithmeticError:
+        raise ValueError("not a euro amount") from None
+    if cents > MAX_CENTS:
+        raise ValueError(f"at most {format_euro(MAX_CENTS)} euro")
+    return cents
+
+
+EuroIn = Annotated[
+    int,
+    BeforeValidator(_euro_in),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,2})?$"},
+                {"type": "number", "minimum": 0, "maximum": 1e12},
+            ],
+            "description": "Euro, at most two decimals; a string (\"2500.00\") or a number",
+            "examples": ["2500.00"],
+        }
+    ),
+]
+"""Money on input: a JSON string or number of euro, into cents."""
+
+Euro = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["2500.00"])]
+"""Money on output: a string of euro with two decimals."""
+
+
+def _iso_date_text(value: Any) -> Any:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("a date is written YYYY-MM-DD")
+    return value
+
+
+def _supported_date(value: date) -> date:
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError(f"a date between {EARLIEST} and {LATEST} is expected")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text), AfterValidator(_supported_date)]
+"""A Brussels business date, ``YYYY-MM-DD``."""
+
+Count = Annotated[Decimal, Field(ge=0, le=1_000_000, max_digits=10, decimal_places=2, allow_inf_nan=False)]
+Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2, allow_inf_nan=False)]
+Reason = Annotated[str, Field(min_length=1, max_length=500)]
+Theme = Literal[THEMES]  # type: ignore[valid-type]
+ApplicationStateName = Literal[
+    "submitted", "confirmed", "funded", "paying", "paid_out", "completed",
+    "refused", "lapsed", "stopped", "closed",
+]
+
+
+class RequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class HoldingIn(RequestBody):
+    """A partner (25 to 50 %) or linked (over 50 %) enterprise."""
+
+    share_percent: Percent
+    fte: Count
+    turnover: EuroIn
+    balance_total: EuroIn
+
+    def figures(self) -> Holding:
+        return Holding(**self.model_dump())
+
+
+class SmeFiguresIn(RequestBody):
+    """Figures of the last closed financial year."""
+
+    fte: Count
+    turnover: EuroIn
+    balance_total: EuroIn
+    partners: list[HoldingIn] = Field(default=[], max_length=100)
+    linked: list[HoldingIn] = Field(default=[], max_length=100)
+
+    def figures(self) -> SmeFigures:
+        return SmeFigures(
+            fte=self.fte,
+            turnover=self.turnover,
+            balance_total=self.balance_total,
+            partners=tuple(p.figures() for p in self.partners),
+            linked=tuple(p.figures() for p in self.linked),
+        )
+
+
+SME_EXAMPLE = {"fte": 12, "turnover": "1800000.00", "balance_total": "900000.00", "partners": [], "linked": []}
+
+
+class OpenWalletIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"enterprise_number": "BE 0403.170.701", "name": "Bakkerij Peeters", "sme": SME_EXAMPLE}]
+        }
+    )
+    enterprise_number: str = Field(max_length=32, description="Any common spelling; answered as 0403170701")
+    name: str = Field(min_length=1, max_length=200)
+    sme: SmeFiguresIn
+    flemish_establishment: bool = True
+    public_participation_percent: Percent = Decimal(0)
+
+    def command(self) -> c.OpenWallet:
+        return c.OpenWallet(
+            enterprise_number=self.enterprise_number,
+            name=self.name,
+            sme=self.sme.figures(),
+            flemish_establishment=self.flemish_establishment,
+            public_participation_percent=self.public_participation_percent,
+        )
+
+
+class FileSmeFiguresIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"year": 2025, "sme": SME_EXAMPLE}]})
+    year: int = Field(ge=2000, le=2099, description="The financial year the figures close")
+    sme: SmeFiguresIn
+
+    def command(self) -> c.FileSmeFigures:
+        return c.FileSmeFigures(year=self.year, sme=self.sme.figures())
+
+
+class CostLineIn(RequestBody):
+    kind: Literal[
+        "fee", "trainer_travel", "course_material", "catering",
+        "vat", "participant_transport", "other_ineligible",
+    ]
+    amount: EuroIn
+    participants: int | None = Field(default=None, ge=1, le=100_000, description="catering only")
+    days: int | None = Field(default=None, ge=1, le=1000, description="catering only")
+
+
+class SubmitApplicationIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "service": "training",
+                    "provider": "DV.O207084",
+                    "themes": ["digitalisation"],
+                    "enrolled_on": "2026-02-24",
+                    "starts_on": "2026-03-16",
+                    "cost_lines": [
+                        {"kind": "fee", "amount": "10000.00"},
+                        {"kind": "vat", "amount": "2100.00"},
+                    ],
+                }
+            ]
+        }
+    )
+    service: c.Service
+    provider: str = Field(max_length=32, examples=["DV.O207084"])
+    themes: list[Theme] = Field(default=[], max_length=len(THEMES))
+    enrolled_on: IsoDate
+    starts_on: IsoDate
+    cost_lines: list[CostLineIn] = Field(min_length=1, max_length=100)
+    hours: Count | None = Field(default=None, gt=0, description="training in the pillars regime from 2013")
+    participants: int | None = Field(default=None, ge=1, le=100_000)
+
+    def command(self) -> c.SubmitApplication:
+        return c.SubmitApplication(
+            service=self.service,
+            provider=self.provider,
+            themes=tuple(self.themes),
+            enrolled_on=self.enrolled_on,
+            starts_on=self.starts_on,
+            cost_lines=tuple(CostLine(**line.model_dump()) for line in self.cost_lines),
+            hours=self.hours,
+            participants=self.participants,
+        )
+
+
+class RefusalIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "related parties"}]})
+    reason: Reason
+
+    def command(self) -> c.RefuseApplication:
+        return c.RefuseApplication(reason=self.reason)
+
+
+class DepositIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"amount": "7000.00", "payment_reference": "+++090/9337/55493+++", "value_date": "2026-03-05"}
+            ]
+        }
+    )
+    amount: EuroIn
+    payment_reference: str = Field(max_length=40)
+    value_date: IsoDate
+
+    def command(self) -> c.DepositOwnShare:
+        return c.DepositOwnShare(amount=self.amount, payment_reference=self.payment_reference, value_date=self.value_date)
+
+
+class TopUpIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"amount": "3000.00", "value_date": "2026-03-06"}]})
+    amount: EuroIn
+    value_date: IsoDate
+
+    def command(self) -> c.TopUpSubsidy:
+        return c.TopUpSubsidy(amount=self.amount, value_date=self.value_date)
+
+
+class PayoutOrderIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"amount": "4000.00"}]})
+    amount: EuroIn
+
+    def command(self) -> c.OrderPayout:
+        return c.OrderPayout(amount=self.amount)
+
+
+class PayoutIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"order_id": "1f0e5bd2-8d4c-5f0a-9b1e-0c2d3e4f5a6b", "value_date": "2026-04-01"}]
+        }
+    )
+    order_id: str = Field(max_length=64)
+    value_date: IsoDate
+
+    def command(self) -> c.ExecutePayout:
+        return c.ExecutePayout(order_id=self.order_id, value_date=self.value_date)
+
+
+class StopIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "on_request"}]})
+    reason: c.StopReason
+    proof: str | None = Field(default=None, max_length=500, description="the proof document's reference")
+
+    def command(self) -> c.StopProject:
+        return c.StopProject(reason=self.reason, proof=self.proof)
+
+
+class RepaymentIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"amount": "1200.00", "value_date": "2026-05-04"}]})
+    amount: EuroIn
+    value_date: IsoDate
+
+    def command(self) -> c.RepayRecovery:
+        return c.RepayRecovery(amount=self.amount, value_date=self.value_date)
+
+
+class RefundIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"kind": "own_share_to_enterprise", "amount": "7000.00", "value_date": "2026-05-04"}]
+        }
+    )
+    kind: c.RefundKind
+    amount: EuroIn
+    value_date: IsoDate
+
+    def command(self) -> c.ExecuteRefund:
+        return c.ExecuteRefund(kind=self.kind, amount=self.amount, value_date=self.value_date)
+
+
+class ReversalIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"sequence": 4, "reason": "posted on the wrong wallet"}]})
+    sequence: int = Field(ge=1, le=2**31 - 1, description="the `sequence` of the money event to reverse")
+    reason: Reason
+
+    def command(self) -> c.ReverseEvent:
+        return c.ReverseEvent(sequence=self.sequence, reason=self.reason)
+
+
+class CompletionIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"completed_on": "2026-06-30"}]})
+    completed_on: IsoDate
+
+    def command(self) -> c.CompleteService:
+        return c.CompleteService(completed_on=self.completed_on)
+
+
+# --------------------------------------------------------------------------- responses
+
+
+class ResponseBody(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class HeldOut(ResponseBody):
+    own_share: Euro
+    subsidy: Euro
+
+
+class DueOut(ResponseBody):
+    enterprise: Euro
+    government: Euro
+
+
+class CeilingOut(ResponseBody):
+    year: int
+    key: str
+    ceiling: Euro
+    reserved: Euro
+    used: Euro
+    freed: Euro
+    remaining: Euro
+
+
+class ApplicationSummaryOut(ResponseBody):
+    application_id: str
+    project_number: str
+    state: ApplicationStateName
+    service: str
+    provider: str
+    subsidy: Euro
+    own_share: Euro
+    submitted_on: date
+
+
+class WalletOut(ResponseBody):
+    """A wallet: sizes per year, money held, ceilings, its applications, its version."""
+
+    enterprise_number: str = Field(examples=["0403170701"])
+    name: str
+    opened_on: date
+    sizes: dict[str, Literal["small", "medium"]] = Field(examples=[{"2026": "small"}])
+    held: HeldOut
+    due: DueOut
+    ceilings: list[CeilingOut]
+    applications: list[ApplicationSummaryOut]
+    version: int = Field(description="The wallet's version, also its ETag")
+
+
+class ReplayOut(WalletOut):
+    as_of: date
+
+
+class CostLineOut(ResponseBody):
+    kind: str
+    amount: Euro
+    eligible: Euro
+    non_eligible: Euro
+    note: str
+
+
+class PaidOutOut(ResponseBody):
+    own_share: Euro
+    subsidy: Euro
+    total: Euro
+
+
+class RefundedOut(ResponseBody):
+    own_share_to_enterprise: Euro
+    subsidy_to_government: Euro
+
+
+class RecoveryOut(ResponseBody):
+    debtor: Literal["enterprise", "provider"]
+    amount: Euro
+    repaid: Euro
+    outstanding: Euro
+    reason: str
+
+
+class DeadlinesOut(ResponseBody):
+    submit_by: date
+    answer_by: date
+    deposit_by: date | None
+    complete_by: date
+
+
+class NextDeadlineOut(ResponseBody):
+    rule: str
+    date: Day
+
+
+class PayoutOrderOut(ResponseBody):
+    order_id: str
+    amount: Euro
+    own_share_part: Euro
+    subsidy_part: Euro
+    ordered_on: date
+    executed_on: date | None
+    value_date: date | None
+    state: Literal["ordered", "executed", "cancelled"]
+
+
+class ApplicationOut(ResponseBody):
+    """One application: its decision, money held and paid, and its deadlines."""
+
+    application_id: str
+    project_number: str
+    payment_reference: str = Field(examples=["+++090/9337/55493+++"])
+    state: ApplicationStateName
+    regime: str
+    amendments: list[str]
+    service: str
+    provider: str
+    themes: list[str]
+    enrolled_on: date
+    starts_on: date
+    submitted_on: date
+    year: int
+    size: str
+    rate: str = Field(description="percent", examples=["30.00"])
+    cost_lines: list[CostLineOut]
+    eligible_cost: Euro
+    non_eligible_cost: Euro
+    subsidy: Euro
+    own_share: Euro
+    project_amount: Euro
+    own_share_received: Euro
+    subsidy_received: Euro
+    held: HeldOut
+    paid_out: PaidOutOut
+    ordered_not_executed: Euro
+    due: DueOut
+    refunded: RefundedOut
+    recovery: RecoveryOut | None
+    ceiling_claim: Euro
+    ceiling_freed: Euro
+    deadlines: DeadlinesOut
+    next_deadline: NextDeadlineOut | None
+    confirmed_on: date | None
+    completed_on: date | None
+    ended_on: date | None
+    end_reason: str | None
+    payout_orders: list[PayoutOrderOut]
+
+
+class PayoutOrderCreatedOut(ResponseBody):
+    order_id: str
+    application: ApplicationOut
+
+
+class StopOut(ResponseBody):
+    outcome: Literal["stopped", "recovery_issued"] = Field(
+        description="`recovery_issued`: the project stops once the recovery is repaid"
+    )
+    application: ApplicationOut
+
+
+class ActorOut(ResponseBody):
+    key_id: str
+    role: str
+
+
+class EventOut(ResponseBody):
+    sequence: int
+    type: str = Field(examples=["OwnShareDeposited"])
+    recorded_at: str = Field(json_schema_extra={"format": "date-time"}, examples=["2026-03-05T09:00:00+00:00"])
+    business_date: date
+    actor: ActorOut
+    data: dict[str, Any]
+    hash: str
+    previous_hash: str
+
+
+class EventsOut(ResponseBody):
+    events: list[EventOut]
+
+
+class LegOut(ResponseBody):
+    account: str
+    amount: Euro
+
+
+class AuditRowOut(ResponseBody):
+    sequence: int
+    type: str
+    business_date: date
+    recorded_at: str = Field(json_schema_extra={"format": "date-time"})
+    actor: ActorOut
+    application_id: str | None
+    legs: list[LegOut]
+    hash: str
+    retain_until: date
+
+
+class AuditTrailOut(ResponseBody):
+    rows: list[AuditRowOut]
+
+
+class VerificationOut(ResponseBody):
+    ok: bool
+    problems: list[str]
+
+
+class LapseOut(ResponseBody):
+    enterprise_number: str
+    application_id: str
+    rule: str
+    deadline: date
+
+
+class DeadlineRunOut(ResponseBody):
+    lapsed: list[LapseOut]
+
+
+class UpcomingDeadlineOut(ResponseBody):
+    enterprise_number: str
+    application_id: str
+    project_number: str
+    provider: str
+    state: ApplicationStateName
+    rule: str
+    deadline: date
+    days_left: int = Field(description="negative: passed, awaiting the deadline run")
+
+
+class UpcomingDeadlinesOut(ResponseBody):
+    today: date
+    within_days: int
+    applications: list[UpcomingDeadlineOut]
+
+
+class InboxItemOut(ResponseBody):
+    enterprise_number: str
+    application_id: str
+    project_number: str
+    service: str
+    themes: list[str]
+    starts_on: date
+    submitted_on: date
+    answer_by: date
+    project_amount: Euro
+
+
+class InboxOut(ResponseBody):
+    provider: str
+    applications: list[InboxItemOut]
+
+
+class OpenPayoutOrderOut(ResponseBody):
+    enterprise_number: str
+    application_id: str
+    project_number: str
+    provider: str
+    order_id: str
+    amount: Euro
+    ordered_on: date
+    due_by: date
+    age_days: int
+    overdue: bool
+
+
+class OpenPayoutOrdersOut(ResponseBody):
+    today: date
+    overdue_only: bool
+    orders: list[OpenPayoutOrderOut]
+
+
+class TotalsRowOut(ResponseBody):
+    date: Day = Field(description="the bank's value date of a receipt, else the business date")
+    account_kind: str = Field(examples=["held"])
+    money_in: Euro = Field(alias="in")
+    money_out: Euro = Field(alias="out")
+    net: Euro
+
+
+class TotalsOut(ResponseBody):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    start: date | None = Field(alias="from")
+    end: date | None = Field(alias="to")
+    rows: list[TotalsRowOut]

@@ -1,0 +1,61 @@
+"""``kmo-ledger serve``: run the HTTP API with uvicorn.
+
+Without ``KMO_LEDGER_API_KEYS_FILE`` a keys file with fresh random keys (one
+per role and one provider key) is created under ``./var`` the first time;
+either way the file in use is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pydantic import ValidationError
+
+from api.settings import ROLES, Settings, SettingsError, ensure_keys_file
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        print(f"kmo-ledger serve: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{port} is not a port between 1 and 65535")
+    return port
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="kmo-ledger serve", description="Run the ledger's HTTP API.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
+    try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exit_:  # --help (0) or bad usage (2)
+        return int(exit_.code or 0)
+    try:
+        settings = Settings()
+        keys_file = settings.keys_file()
+        created = settings.api_keys_file is None and ensure_keys_file(keys_file)
+        keys = settings.load_keys()
+    except (SettingsError, ValidationError) as error:
+        reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else str(error)
+        print(f"kmo-ledger serve: {reason}", file=sys.stderr)
+        return 2
+    roles = sorted({key.role for key in keys.values()}, key=ROLES.index)
+    verb = "created" if created else "using"
+    print(f"API keys: {verb} {keys_file.resolve()} ({', '.join(roles)})")
+    import uvicorn
+
+    uvicorn.run("api:create_app", factory=True, host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""An API client per test: the app built by ``create_app`` on a fresh store, with
+one key per role (and a second provider), called through ``TestClient``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import create_app
+from api.settings import Settings, key_id
+from tests.conftest import ENTERPRISE, TRAINER, sme, training
+
+OTHER_TRAINER = "DV.O999999"
+KEYS = {
+    "back-office": "bo-secret-0123456789abcdef",
+    "auditor": "au-secret-0123456789abcdef",
+    "reconciler": "rc-secret-0123456789abcdef",
+    "provider": "dv-secret-0123456789abcdef",
+    "other-provider": "dv-other-0123456789abcdef",
+}
+
+
+def write_keys(path: Path) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                KEYS["back-office"]: {"role": "back-office"},
+                KEYS["auditor"]: {"role": "auditor"},
+                KEYS["reconciler"]: {"role": "reconciler"},
+                KEYS["provider"]: {"role": "provider", "provider": TRAINER},
+                KEYS["other-provider"]: {"role": "provider", "provider": OTHER_TRAINER},
+            }
+        )
+    )
+    return path
+
+
+def key_id_of(who: str) -> str:
+    return key_id(KEYS[who])
+
+
+class Api:
+    """A TestClient that posts as a role: ``api.post(path, body, as_="auditor")``."""
+
+    def __init__(self, client: TestClient):
+        self.client = client
+
+    @staticmethod
+    def headers(as_: str | None, **extra: str) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {KEYS[as_]}"} if as_ else {}
+        return headers | {k.replace("_", "-"): v for k, v in extra.items()}
+
+    def get(self, path: str, as_: str | None = "back-office", **params: Any):
+        return self.client.get("/v1" + path, params=params, headers=self.headers(as_))
+
+    def post(self, path: str, body: Any = None, as_: str | None = "back-office", **headers: str):
+        return self.client.post("/v1" + path, json=body, headers=self.headers(as_, **headers))
+
+    # ------------------------------------------------------------ the story's steps
+
+    def open_wallet(self, enterprise: str = ENTERPRISE, **figures: Any) -> dict:
+        response = self.post("/wallets", {"enterprise_number": enterprise, "name": "Bakkerij Peeters", "sme": sme(**figures)})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def submit(self, starts_on: date, enterprise: str = ENTERPRISE, **fields: Any) -> dict:
+        response = self.post(f"/wallets/{enterprise}/applications", training(starts_on, **fields))
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def act(self, application: dict, action: str, body: Any = None, as_: str = "back-office", **headers: str):
+        path = f"/wallets/{ENTERPRISE}/applications/{application['application_id']}/{action}"
+        return self.post(path, body, as_=as_, **headers)
+
+    def fund(self, application: dict, on: date) -> dict:
+        assert self.act(application, "confirmation", as_="provider").status_code == 200
+        deposit = {"amount": application["own_share"], "payment_reference": application["payment_reference"],
+                   "value_date": on.isoformat()}
+        assert self.act(application, "deposits", deposit).status_code == 200
+        response = self.act(application, "top-ups", {"amount": application["subsidy"], "value_date": on.isoformat()})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def events(self, enterprise: str = ENTERPRISE) -> list[str]:
+        return [e["type"] for e in self.get(f"/wallets/{enterprise}/events").json()["events"]]
+
+
+@pytest.fixture
+def keys_file(tmp_path: Path) -> Path:
+    return write_keys(tmp_path / "api-keys.json")
+
+
+@contextmanager
+def running(database_url: str, keys_file: Path) -> Iterator[Api]:
+    app = create_app(Settings(database_url=database_url, api_keys_file=keys_file))
+    with TestClient(app) as client:
+        yield Api(client)
+
+
+@pytest.fixture
+def api(sqlite_url: str, keys_file: Path) -> Iterator[Api]:
+    """The API on a SQLite file."""
+    with running(sqlite_url, keys_file) as client:
+        yield client
+
+
+@pytest.fixture
+def api_on_every_store(database_url: str, keys_file: Path) -> Iterator[Api]:
+    """The API on SQLite and on PostgreSQL."""
+    with running(database_url, keys_file) as client:
+        yield client
