@@ -115,6 +115,19 @@ class KmoLedger(Application[UUID]):
     def construct_transcoder(self) -> OrjsonTranscoder:
         return OrjsonTranscoder()
 
+    def _take_snapshots(self, processing_event) -> None:
+        """Snapshot from the wallet just saved (it is at that version already),
+        instead of the library's reload from the store."""
+        if self.snapshots is None:
+            return
+        for aggregate in processing_event.aggregates.values():
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval is None:
+                continue
+            first = aggregate.version - len([e for e in processing_event.events if e.originator_id == aggregate.id])
+            if aggregate.version // interval > first // interval:
+                self.snapshots.put([WalletSnapshot.take(aggregate)])
+
     # ------------------------------------------------------------------ machinery
 
     def _lock(self, aggregate_id: UUID) -> threading.RLock:
@@ -234,13 +247,18 @@ class KmoLedger(Application[UUID]):
     ) -> tuple[Wallet, str]:
         """Submit an application with a payment reference no other application has."""
 
+        tries = 0
+
         def decide(wallet: Wallet, now: datetime) -> tuple[Wallet, str]:
+            nonlocal tries
             seed = f"{wallet.id}/{wallet.state.next_sequence}"
             attempt = 0
             reference = payment_reference(seed)
-            while reference_id(compact_payment_reference(reference)) in self.repository:
+            # A clash is rare: the first try lets the store's key catch it; a retry looks.
+            while tries and reference_id(compact_payment_reference(reference)) in self.repository:
                 attempt += 1
                 reference = payment_reference(seed, attempt)
+            tries += 1
             application = wallet.submit(command, reference, actor, now)
             return wallet, application.application_id
 

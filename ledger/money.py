@@ -54,6 +54,12 @@ def percent_of(cents: int, basis_points: int) -> int:
 def _cents_from_stored(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
+    if isinstance(value, str) and len(value) > 3 and value[-3] == "." and value[-2:].isdigit():
+        whole = value[:-3]
+        digits = whole[1:] if whole.startswith("-") else whole
+        if digits.isdigit():  # the stored form "-12.34": exact without Decimal
+            cents = int(digits) * 100 + int(value[-2:])
+            return -cents if whole.startswith("-") else cents
     sign = -1 if isinstance(value, str) and value.startswith("-") else 1
     return sign * parse_euro(value.lstrip("-") if sign < 0 else value)
 

@@ -9,6 +9,7 @@ table again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from datetime import date
 from types import MappingProxyType
 from typing import Any, Literal, Mapping
@@ -207,6 +208,7 @@ AMENDMENTS: tuple[Amendment, ...] = (
 )
 
 
+@lru_cache(maxsize=4096)
 def rules_in_force(on: date) -> Regime:
     """The regime, with its amendments, that governs an application dated ``on``."""
     for regime in REGIMES:

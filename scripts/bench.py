@@ -26,7 +26,7 @@ from ledger.application import KmoLedger
 from ledger.clock import SystemClock, brussels_date
 from ledger.events import Actor
 from ledger.identifiers import wallet_id
-from ledger.money import parse_euro
+from ledger.money import format_euro, parse_euro
 
 ACTOR = Actor(key_id="bench", role="back-office")
 SME = {"fte": 10, "turnover": "1000000.00", "balance_total": "500000.00"}
@@ -115,12 +115,14 @@ def timed(action: Callable[[], object], repeat: int) -> float:
 def application_life(ledger: KmoLedger, en: str, today: date) -> int:
     """Open a wallet and take one training through its life: 7 commands."""
     ledger.open_wallet(c.OpenWallet(enterprise_number=en, name="Bench", sme=SME), ACTOR)
-    _w, application_id = ledger.submit_application(en, c.SubmitApplication(
+    wallet, application_id = ledger.submit_application(en, c.SubmitApplication(
         service="training", provider="DV.O207084", themes=("digitalisation",),
         enrolled_on=today, starts_on=today + timedelta(days=7),
         cost_lines=({"kind": "fee", "amount": "1000.00"},),
     ), ACTOR)
-    view = ledger.application_view(en, application_id)
+    application = wallet.state.applications[application_id]
+    view = {"own_share": format_euro(application.own_share), "subsidy": format_euro(application.subsidy),
+            "payment_reference": application.payment_reference}
     ledger.confirm(en, application_id, ACTOR)
     ledger.deposit_own_share(en, application_id, c.DepositOwnShare(
         amount=parse_euro(view["own_share"]), payment_reference=view["payment_reference"], value_date=today), ACTOR)
