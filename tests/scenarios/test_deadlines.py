@@ -11,9 +11,9 @@ from ledger.errors import DeadlinePassed, InvalidState
 from tests.scenarios.helpers import Story
 
 
-def test_submission_is_allowed_up_to_14_days_after_the_start(memory_ledger):
+def test_submission_is_allowed_up_to_14_days_after_the_start(ledger):
     with freeze_time("2026-03-16 10:00:00"):
-        story = Story(memory_ledger)
+        story = Story(ledger)
         story.submit(date(2026, 3, 2))  # start + 14 = 2026-03-16: the last allowed day
     with freeze_time("2026-03-17 10:00:00"):
         with pytest.raises(DeadlinePassed):
@@ -21,17 +21,17 @@ def test_submission_is_allowed_up_to_14_days_after_the_start(memory_ledger):
     assert story.events().count("ApplicationSubmitted") == 1
 
 
-def test_business_dates_follow_the_brussels_calendar(memory_ledger):
+def test_business_dates_follow_the_brussels_calendar(ledger):
     # 23:30 UTC on 16 March is already 17 March in Brussels
     with freeze_time("2026-03-16 23:30:00"):
-        story = Story(memory_ledger)
+        story = Story(ledger)
         with pytest.raises(DeadlinePassed):
             story.submit(date(2026, 3, 2))
 
 
-def test_the_provider_answers_on_day_14_but_not_on_day_15(memory_ledger):
+def test_the_provider_answers_on_day_14_but_not_on_day_15(ledger):
     with freeze_time("2026-03-02 09:00:00"):
-        story = Story(memory_ledger)
+        story = Story(ledger)
         on_time = story.submit(date(2026, 3, 20))
         late = story.submit(date(2026, 3, 20))
     with freeze_time("2026-03-16 16:00:00"):
@@ -45,9 +45,9 @@ def test_the_provider_answers_on_day_14_but_not_on_day_15(memory_ledger):
     assert story.application(on_time)["state"] == "confirmed"
 
 
-def test_own_share_on_day_30_is_accepted(memory_ledger):
+def test_own_share_on_day_30_is_accepted(ledger):
     with freeze_time("2026-03-02 09:00:00"):
-        story = Story(memory_ledger)
+        story = Story(ledger)
         application_id = story.submit(date(2026, 3, 20))
         story.confirm(application_id)
     with freeze_time("2026-04-01 09:00:00"):  # 2026-03-02 + 30
@@ -56,9 +56,9 @@ def test_own_share_on_day_30_is_accepted(memory_ledger):
     assert story.application(application_id)["own_share_received"] == "7000.00"
 
 
-def test_a_lapse_run_late_carries_the_day_after_the_deadline_and_returns_the_own_share(memory_ledger):
+def test_a_lapse_run_late_carries_the_day_after_the_deadline_and_returns_the_own_share(ledger):
     with freeze_time("2026-03-02 09:00:00"):
-        story = Story(memory_ledger)
+        story = Story(ledger)
         application_id = story.submit(date(2026, 3, 20))
         story.deposit(application_id, date(2026, 3, 2))  # before the provider's answer: allowed
     with freeze_time("2026-05-10 09:00:00"):
@@ -70,9 +70,9 @@ def test_a_lapse_run_late_carries_the_day_after_the_deadline_and_returns_the_own
     assert type(lapse).__name__ == "ApplicationLapsed" and lapse.rule == "provider_answer"
 
 
-def test_in_the_pillars_regime_the_deposit_waits_for_the_confirmation_and_counts_from_it(memory_ledger):
+def test_in_the_pillars_regime_the_deposit_waits_for_the_confirmation_and_counts_from_it(ledger):
     with freeze_time("2012-03-01 09:00:00"):
-        story = Story(memory_ledger)
+        story = Story(ledger)
         application_id = story.submit(date(2012, 3, 10), themes=[])
         with pytest.raises(InvalidState):
             story.deposit(application_id, date(2012, 3, 1))
@@ -84,9 +84,9 @@ def test_in_the_pillars_regime_the_deposit_waits_for_the_confirmation_and_counts
             story.deposit(application_id, date(2012, 4, 9))
 
 
-def test_money_still_held_after_the_completion_year_goes_back(memory_ledger):
+def test_money_still_held_after_the_completion_year_goes_back(ledger):
     with freeze_time("2026-03-02 09:00:00"):
-        story = Story(memory_ledger)
+        story = Story(ledger)
         application_id = story.submit(date(2026, 3, 20))
         story.fund(application_id, date(2026, 3, 2))
         story.pay(application_id, "5000.00", date(2026, 3, 2))

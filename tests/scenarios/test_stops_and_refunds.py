@@ -15,9 +15,9 @@ from tests.scenarios.helpers import Story
 
 
 @pytest.fixture
-def funded(memory_ledger):
+def funded(ledger):
     with freeze_time("2026-03-02 09:00:00"):
-        story = Story(memory_ledger)
+        story = Story(ledger)
         application_id = story.submit(date(2026, 3, 20))
         story.fund(application_id, date(2026, 3, 2))
     return story, application_id
@@ -106,9 +106,9 @@ def test_a_fully_paid_service_cancelled_by_the_provider_returns_the_own_share_on
     assert story.ledger.verify_wallet(story.en) == []
 
 
-def test_a_provider_refusal_returns_the_deposit_and_frees_the_reservation(memory_ledger):
+def test_a_provider_refusal_returns_the_deposit_and_frees_the_reservation(ledger):
     with freeze_time("2026-03-02 09:00:00"):
-        story = Story(memory_ledger)
+        story = Story(ledger)
         application_id = story.submit(date(2026, 3, 20))
         story.deposit(application_id, date(2026, 3, 2))
         story.ledger.refuse(story.en, application_id, c.RefuseApplication(reason="related parties"), BACK_OFFICE)
@@ -126,9 +126,9 @@ def test_a_payout_order_never_exceeds_what_is_held_and_not_yet_ordered(funded):
         story.order(application_id, "4000.00")
 
 
-def test_a_mis_posted_deposit_is_reversed_and_posted_again(memory_ledger):
+def test_a_mis_posted_deposit_is_reversed_and_posted_again(ledger):
     with freeze_time("2026-03-02 09:00:00"):
-        story = Story(memory_ledger)
+        story = Story(ledger)
         application_id = story.submit(date(2026, 3, 20))
         story.deposit(application_id, date(2026, 3, 2))
         sequence = story.ledger.wallet_events(story.en)[-1].originator_version
@@ -142,11 +142,11 @@ def test_a_mis_posted_deposit_is_reversed_and_posted_again(memory_ledger):
     assert story.ledger.verify_wallet(story.en) == []
 
 
-def test_a_deposit_with_a_wrong_amount_or_reference_records_nothing(memory_ledger):
+def test_a_deposit_with_a_wrong_amount_or_reference_records_nothing(ledger):
     from ledger.errors import AmountMismatch, PaymentReferenceMismatch
 
     with freeze_time("2026-03-02 09:00:00"):
-        story = Story(memory_ledger)
+        story = Story(ledger)
         application_id = story.submit(date(2026, 3, 20))
         before = story.events()
         with pytest.raises(AmountMismatch):
