@@ -13,6 +13,11 @@ from uuid import UUID
 from scripts.common import DATABASE_URL_VARIABLE
 
 
+TOOL_CLOCK = {"ignore": ["psycopg_pool"]}
+"""``freeze_time(..., **TOOL_CLOCK)`` when a tool runs (and closes its PostgreSQL
+pool) under a frozen clock: the pool's close waits on a clock that must move."""
+
+
 @dataclass
 class Outcome:
     code: int
