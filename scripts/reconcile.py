@@ -501,7 +501,8 @@ def reconcile(statement: Statement, postings: list[Posting], owner_of=lambda ref
         return [p for p in open_postings if p.direction == entry.direction]
 
     def best(options: list[Posting], entry: Entry) -> Posting | None:
-        """Prefer the posting the remittance names, then the same value date, then a deposit."""
+        """Prefer the posting the remittance names, then the same value date, then
+        the nearest amount, then an own-share deposit, then the nearest date."""
         if not options:
             return None
         return min(
@@ -509,17 +510,16 @@ def reconcile(statement: Statement, postings: list[Posting], owner_of=lambda ref
             key=lambda p: (
                 not p.named_in(entry),
                 p.value_date != entry.value_date,
+                abs(p.amount - entry.amount),
                 p.type != "OwnShareDeposited",
                 abs((p.value_date - entry.value_date).days),
                 p.sequence,
             ),
         )
 
-    # 1. credits with a structured reference: that application's money in
+    # 1. credits with a structured reference: that application's money in, same amount
     for entry in [e for e in open_entries if e.direction == "credit" and e.reference]:
-        same = [p for p in candidates(entry) if p.reference == entry.reference]
-        exact = [p for p in same if p.amount == entry.amount]
-        chosen = best(exact, entry) or best([p for p in same if p.type == "OwnShareDeposited"], entry)
+        chosen = best([p for p in candidates(entry) if p.reference == entry.reference and p.amount == entry.amount], entry)
         if chosen:
             pair(entry, chosen)
     # 2. the same amount on the same value date, the remittance deciding between equals
@@ -534,10 +534,10 @@ def reconcile(statement: Statement, postings: list[Posting], owner_of=lambda ref
         chosen = best(exact, entry)
         if chosen:
             pair(entry, chosen)
-    # 3. a remittance that names the application pairs what is left, amount or date differing
+    # 3. a remittance that names the application (its reference or project number)
+    #    pairs what is left with the nearest of its postings: amount or date differ
     for entry in list(open_entries):
-        named = [p for p in candidates(entry) if p.named_in(entry)]
-        chosen = best([p for p in named if p.amount == entry.amount], entry) or best(named, entry)
+        chosen = best([p for p in candidates(entry) if p.named_in(entry)], entry)
         if chosen:
             pair(entry, chosen)
     # 4. money that came in unexplained and went back to the payer

@@ -222,7 +222,11 @@ def projection_differences(ledger: Any) -> dict[str, Any]:
         from projections.consistency import find_differences
     except ImportError:
         return {"checked": False, "reason": "projections.consistency is not installed", "differences": []}
-    return {"checked": True, "differences": list(find_differences(ledger, cli.database_url()))}
+    try:
+        differences = list(find_differences(ledger, cli.database_url()))
+    except Exception as error:  # a read model that cannot even be compared is itself a finding
+        differences = [f"the read models could not be compared: {type(error).__name__}: {str(error).splitlines()[0]}"]
+    return {"checked": True, "differences": differences}
 
 
 def _finding(enterprise: str | None, aggregate_id: UUID, problem: str) -> dict[str, Any]:

@@ -271,3 +271,13 @@ def test_a_malformed_statement_is_bad_input(monkeypatch, capsys, sqlite_url, tmp
 def test_a_missing_statement_file_is_bad_usage(monkeypatch, capsys, sqlite_url, tmp_path):
     outcome = Tools(monkeypatch, capsys, sqlite_url).run(reconcile.main, "--statement", str(tmp_path / "none.xml"))
     assert outcome.code == 2 and "no such statement file" in outcome.err
+
+
+def test_a_short_top_up_naming_the_application_is_a_difference_on_the_top_up(tools, march, tmp_path):
+    short_top_up = entry("2999.99", "credit", "2026-03-05", text=f"KMO-portefeuille {march.reference}")
+    statement = camt(tmp_path / "march.xml", short_top_up, deposit_entry(march), payout_entry(march))
+    code, report = reconciled(tools, statement)
+    assert code == 1
+    (difference,) = report["differences"]
+    assert (difference["event"]["type"], difference["difference"]) == ("SubsidyToppedUp", "-0.01")
+    assert [m["event"]["type"] for m in report["matched"]] == ["OwnShareDeposited", "PayoutExecuted"]
