@@ -1,0 +1,107 @@
+"""``kmo-ledger serve`` and the settings it and ``create_app`` read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from api import create_app
+from api.settings import Settings, SettingsError
+from scripts import serve
+from tests.api.conftest import Api
+
+
+class FakeUvicorn:
+    def __init__(self):
+        self.calls: list[tuple[tuple, dict]] = []
+
+    def run(self, *args, **kwargs):
+        self.calls.append((args, kwargs))
+
+
+@pytest.fixture
+def fake_uvicorn(monkeypatch) -> FakeUvicorn:
+    fake = FakeUvicorn()
+    monkeypatch.setattr(uvicorn, "run", fake.run)
+    return fake
+
+
+@pytest.fixture
+def fresh_folder(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KMO_LEDGER_API_KEYS_FILE", raising=False)
+    monkeypatch.setenv("KMO_LEDGER_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    return tmp_path
+
+
+def test_serve_creates_a_keys_file_with_one_key_per_role_and_says_where(fresh_folder, fake_uvicorn, capsys):
+    assert serve.main(["--host", "0.0.0.0", "--port", "8123"]) == 0
+    keys_file = fresh_folder / "var" / "api-keys.json"
+    keys = json.loads(keys_file.read_text())
+    assert sorted(entry["role"] for entry in keys.values()) == ["auditor", "back-office", "provider", "reconciler"]
+    assert all(len(secret) >= 32 for secret in keys)
+    assert keys_file.stat().st_mode & 0o077 == 0
+    assert f"created {keys_file}" in capsys.readouterr().out
+    assert fake_uvicorn.calls == [(("api:create_app",), {"factory": True, "host": "0.0.0.0", "port": 8123})]
+
+    assert serve.main([]) == 0
+    assert json.loads(keys_file.read_text()) == keys
+    assert f"using {keys_file}" in capsys.readouterr().out
+    assert fake_uvicorn.calls[-1] == (("api:create_app",), {"factory": True, "host": "127.0.0.1", "port": 8000})
+
+
+@pytest.mark.parametrize("argv", [["--port", "http"], ["--port", "70000"], ["--bogus"], ["extra"]])
+def test_serve_refuses_bad_usage_with_one_line_and_exit_2(fresh_folder, fake_uvicorn, capsys, argv):
+    assert serve.main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("kmo-ledger serve: ") and "\n" not in error
+    assert fake_uvicorn.calls == []
+
+
+def test_serve_refuses_a_configured_keys_file_that_is_missing(fresh_folder, fake_uvicorn, capsys, monkeypatch):
+    monkeypatch.setenv("KMO_LEDGER_API_KEYS_FILE", str(fresh_folder / "nowhere.json"))
+    assert serve.main([]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert fake_uvicorn.calls == []
+
+
+def test_the_app_reads_the_environment_when_it_is_built(fresh_folder, keys_file, monkeypatch):
+    monkeypatch.setenv("KMO_LEDGER_API_KEYS_FILE", str(keys_file))
+    app = create_app()
+    monkeypatch.setenv("KMO_LEDGER_DATABASE_URL", "sqlite:///elsewhere.db")
+    with TestClient(app) as client:
+        answer = client.post("/v1/wallets", json={"enterprise_number": "0403170701", "name": "Peeters",
+                                                  "sme": {"fte": 1, "turnover": "1", "balance_total": "1"}},
+                             headers=Api.headers("back-office"))
+    assert answer.status_code == 201
+    assert (fresh_folder / "ledger.db").exists() and not (fresh_folder / "elsewhere.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("not json", "cannot be read as JSON"),
+        ("[]", "JSON object"),
+        ('{"short": {"role": "back-office"}}', "16 characters"),
+        ('{"a-long-enough-secret-key": {"role": "janitor"}}', "key "),
+        ('{"a-long-enough-secret-key": {"role": "provider"}}', "registration number"),
+        ('{"a-long-enough-secret-key": {"role": "provider", "provider": "DV.0207084"}}', "zero"),
+        ('{"a-long-enough-secret-key": {"role": "auditor", "provider": "DV.O207084"}}', "only a provider"),
+    ],
+)
+def test_a_bad_keys_file_stops_the_app_from_being_built(tmp_path: Path, content, reason):
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(content)
+    with pytest.raises(SettingsError, match=reason):
+        create_app(Settings(database_url=f"sqlite:///{tmp_path / 'l.db'}", api_keys_file=keys_file))
+
+
+def test_provider_numbers_in_the_keys_file_are_read_in_canonical_form(tmp_path: Path):
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text('{"a-long-enough-secret-key": {"role": "provider", "provider": " dv.o207084 "}}')
+    keys = Settings(api_keys_file=keys_file).load_keys()
+    assert [key.provider for key in keys.values()] == ["DV.O207084"]
