@@ -519,7 +519,8 @@ def reconcile(statement: Statement, postings: list[Posting], owner_of=lambda ref
 
     # 1. credits with a structured reference: that application's money in, same amount
     for entry in [e for e in open_entries if e.direction == "credit" and e.reference]:
-        chosen = best([p for p in candidates(entry) if p.reference == entry.reference and p.amount == entry.amount], entry)
+        same = [p for p in candidates(entry) if p.reference == entry.reference and p.amount == entry.amount]
+        chosen = best(same, entry)
         if chosen:
             pair(entry, chosen)
     # 2. the same amount on the same value date, the remittance deciding between equals
@@ -692,7 +693,10 @@ def show(report: dict[str, Any]) -> None:
             cli.table(
                 "Ledger events with no statement entry",
                 event_columns + ["project", "finding"],
-                (event_cells(u["event"]) + [u["event"]["project_number"], u["reason"]] for u in report["unmatched_ledger"]),
+                (
+                    event_cells(u["event"]) + [u["event"]["project_number"], u["reason"]]
+                    for u in report["unmatched_ledger"]
+                ),
                 right=money,
             )
         )

@@ -112,7 +112,8 @@ def describe(event: Any, state: Any) -> tuple[int | None, str]:
             f"own share {euro(event.own_share)}, reference {event.payment_reference}"
         )
     if isinstance(event, ev.ApplicationConfirmed):
-        return None, "confirmed by the provider" + (f", own share due by {event.deposit_by}" if event.deposit_by else "")
+        due = f", own share due by {event.deposit_by}" if event.deposit_by else ""
+        return None, f"confirmed by the provider{due}"
     if isinstance(event, ev.EventReversed):
         return _moved_out(event), f"reverses event {event.reversed_sequence} ({event.reversed_type}): {event.reason}"
     if isinstance(event, ev.Ending):
@@ -185,7 +186,10 @@ def show(report: dict[str, Any]) -> None:
     out.print(
         cli.table(
             "Applications",
-            ["project", "service", "regime", "rate %", "state", "subsidy", "own share", "held own share", "held subsidy"],
+            [
+                "project", "service", "regime", "rate %", "state",
+                "subsidy", "own share", "held own share", "held subsidy",
+            ],
             (
                 [
                     a["project_number"],

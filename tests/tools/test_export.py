@@ -90,7 +90,9 @@ def test_the_archive_holds_one_file_per_business_year_and_verifies_with_a_bare_p
     lines = [json.loads(line) for line in (archive / "events-2019.jsonl").read_text(encoding="utf-8").splitlines()]
     lapse = lines[-1]
     assert (lapse["type"], lapse["business_date"], lapse["sequence"]) == ("ApplicationLapsed", "2019-12-31", 8)
-    assert set(lines[0]) == {"enterprise_number", "wallet_id", "sequence", "type", "business_date", "recorded_at", "state"}
+    assert set(lines[0]) == {
+        "enterprise_number", "wallet_id", "sequence", "type", "business_date", "recorded_at", "state",
+    }
     heads = manifest["years"]["2019"]["wallets"][lapse["wallet_id"]]
     assert (heads["last_sequence"], heads["head"]) == (8, lapse["state"]["hash"])
     assert "café Ærø ☕ 😀" in (archive / "events-2019.jsonl").read_text(encoding="utf-8")
@@ -109,7 +111,8 @@ def test_one_changed_byte_fails_the_standalone_verifier(tools, two_years, tmp_pa
     result = run_verifier(archive)
     assert result.returncode == 1
     assert "events-2019.jsonl: SHA-256" in result.stdout
-    assert "wallet 0403170701" in result.stdout and "event 4 (OwnShareDeposited): its hash does not match" in result.stdout
+    assert "wallet 0403170701" in result.stdout
+    assert "event 4 (OwnShareDeposited): its hash does not match" in result.stdout
 
 
 def test_a_removed_line_is_named_by_the_verifier(tools, two_years, tmp_path):
@@ -147,7 +150,9 @@ def test_the_verifier_recomputes_the_ledgers_hash_of_every_exported_event(tools,
         for line in (archive / name).read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
             content = {k: v for k, v in record["state"].items() if k != "hash"}
-            content.update(originator_id=record["wallet_id"], originator_version=record["sequence"], type=record["type"])
+            content.update(
+                originator_id=record["wallet_id"], originator_version=record["sequence"], type=record["type"]
+            )
             assert chain_hash(content) == record["state"]["hash"]
             assert archive_verifier.event_hash(
                 record["wallet_id"], record["sequence"], record["type"], record["state"]
@@ -168,7 +173,10 @@ TRICKY_FLOATS = [
     0.0, -0.0, 1.0, 0.1, 1e-5, 2.5e-5, 1e-4, 1e-7, 1.2345e-6, 1e15, 1e16, 1.5e16, 1e22, 1e23, 123456789.125,
     5e-324, 1.7976931348623157e308, -2.5e-5, 9007199254740993.0, 3.14159, 1e100, 1e-100,
 ]
-TRICKY_TEXT = ["", "café", "Œuvre — Ærø", "☕", "😀", "ｚ", "\u2028\u2029", "\x00\x1f\x7f", 'quote " back \\ slash', "\n\t\r\b\f", "€"]
+TRICKY_TEXT = [
+    "", "café", "Œuvre — Ærø", "☕", "😀", "ｚ", "€",
+    "\u2028\u2029", "\x00\x1f\x7f", 'quote " back \\ slash', "\n\t\r\b\f",
+]
 
 
 def test_canonical_json_equals_orjson_with_sorted_keys():

@@ -45,7 +45,10 @@ def march(ledger):
     return story
 
 
-def entry(amount: str, direction: str, value_date: str, reference: str | None = None, text: str = "", ref_id: str = "") -> str:
+def entry(
+    amount: str, direction: str, value_date: str, reference: str | None = None, text: str = "", ref_id: str = ""
+) -> str:
+    """One camt.053 entry (Ntry) with its remittance: structured reference and/or free text."""
     structured = ""
     if reference:
         structured = (

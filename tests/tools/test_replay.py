@@ -73,7 +73,9 @@ def test_the_timeline_shows_held_balances_after_each_event(tools, ledger):
     with freeze_time("2026-04-01 10:00:00"):
         story.pay(application_id, "4000.00", date(2026, 4, 1))
     report = replayed(tools, "2026-04-01")
-    after = {row["type"]: (row["amount"], row["held"]["own_share"], row["held"]["subsidy"]) for row in report["timeline"]}
+    after = {
+        row["type"]: (row["amount"], row["held"]["own_share"], row["held"]["subsidy"]) for row in report["timeline"]
+    }
     assert after["OwnShareDeposited"] == ("7000.00", "7000.00", "0.00")
     assert after["SubsidyToppedUp"] == ("3000.00", "7000.00", "3000.00")
     assert after["PayoutExecuted"] == ("4000.00", "4200.00", "1800.00")
