@@ -126,7 +126,13 @@ def _validation_error(_request: Request, error: RequestValidationError) -> JSONR
     return problem("validation_error", detail, errors=errors)
 
 
-HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+HTTP_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 
 
 def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:

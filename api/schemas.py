@@ -237,7 +237,9 @@ class DepositIn(RequestBody):
     value_date: IsoDate
 
     def command(self) -> c.DepositOwnShare:
-        return c.DepositOwnShare(amount=self.amount, payment_reference=self.payment_reference, value_date=self.value_date)
+        return c.DepositOwnShare(
+            amount=self.amount, payment_reference=self.payment_reference, value_date=self.value_date
+        )
 
 
 class TopUpIn(RequestBody):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 
 from api.answers import IfMatch, Post, Views
 from api.auth import ApplicationReader, BackOffice, LedgerDep, ProviderOrBackOffice
-from api.params import ApplicationId, EnterpriseNumber
+from api.params import ETAG_HEADER, ApplicationId, EnterpriseNumber
 from api.problems import problem_responses
 from api.schemas import (
     ApplicationOut,
@@ -31,7 +31,6 @@ from api.schemas import (
 
 router = APIRouter(prefix="/wallets/{en}/applications", tags=["applications"])
 COMMAND_PROBLEMS = problem_responses(401, 403, 404, 412, 422)
-ETAG = {"ETag": {"description": "The wallet's version, e.g. \"5\": send it back as If-Match", "schema": {"type": "string"}}}
 
 
 def _application(application_id: str):
@@ -50,7 +49,8 @@ def _application(application_id: str):
     responses=COMMAND_PROBLEMS,
 )
 def submit_application(
-    en: EnterpriseNumber, body: SubmitApplicationIn, caller: BackOffice, ledger: LedgerDep, post: Post, expected: IfMatch
+    en: EnterpriseNumber, body: SubmitApplicationIn, caller: BackOffice,
+    ledger: LedgerDep, post: Post, expected: IfMatch,
 ):
     """Submit an application: the regime in force today decides the rate, the
     subsidy (capped by the year's ceiling and reserved against it), the own
@@ -78,9 +78,11 @@ def submit_application(
     response_model=ApplicationOut,
     operation_id="get_application",
     summary="Read an application",
-    responses={200: {"headers": ETAG}, **problem_responses(401, 404, 422)},
+    responses={200: {"headers": ETAG_HEADER}, **problem_responses(401, 404, 422)},
 )
-def get_application(en: EnterpriseNumber, id: ApplicationId, _caller: ApplicationReader, ledger: LedgerDep, response: Response):
+def get_application(
+    en: EnterpriseNumber, id: ApplicationId, _caller: ApplicationReader, ledger: LedgerDep, response: Response
+):
     """State, amounts held and paid, deadlines. A provider reads only the
     applications naming it. The `ETag` is the wallet's version."""
     version = ledger.wallet_view(en)["version"]
@@ -97,7 +99,8 @@ def get_application(en: EnterpriseNumber, id: ApplicationId, _caller: Applicatio
     responses=COMMAND_PROBLEMS,
 )
 def confirm_application(
-    en: EnterpriseNumber, id: ApplicationId, caller: ProviderOrBackOffice, ledger: LedgerDep, post: Post, expected: IfMatch
+    en: EnterpriseNumber, id: ApplicationId, caller: ProviderOrBackOffice,
+    ledger: LedgerDep, post: Post, expected: IfMatch,
 ):
     """The provider confirms within 14 days of the submission."""
     return post.run(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from api import reads
 from api.answers import IfMatch, Post, Views
 from api.auth import Auditing, BackOffice, LedgerDep, Reader
-from api.params import EnterpriseNumber
+from api.params import ETAG_HEADER, EnterpriseNumber
 from api.problems import problem_responses
 from api.schemas import (
     AuditTrailOut,
@@ -29,7 +29,6 @@ AsOf = Annotated[
     IsoDate | None,
     Query(description="Cut at the end of this Brussels business date (YYYY-MM-DD); default today"),
 ]
-ETAG = {"ETag": {"description": 'The wallet\'s version, e.g. "5": send it back as If-Match', "schema": {"type": "string"}}}
 
 
 def _wallet(_result: Wallet, views: Views) -> WalletOut:
@@ -88,7 +87,7 @@ def file_sme_figures(
     response_model=WalletOut,
     operation_id="get_wallet",
     summary="Read a wallet",
-    responses={200: {"headers": ETAG}, **problem_responses(401, 403, 404, 422)},
+    responses={200: {"headers": ETAG_HEADER}, **problem_responses(401, 403, 404, 422)},
 )
 def get_wallet(en: EnterpriseNumber, _caller: Reader, ledger: LedgerDep, response: Response):
     """The wallet with its `version`, also sent as the `ETag` header."""

@@ -66,7 +66,8 @@ class Api:
     # ------------------------------------------------------------ the story's steps
 
     def open_wallet(self, enterprise: str = ENTERPRISE, **figures: Any) -> dict:
-        response = self.post("/wallets", {"enterprise_number": enterprise, "name": "Bakkerij Peeters", "sme": sme(**figures)})
+        body = {"enterprise_number": enterprise, "name": "Bakkerij Peeters", "sme": sme(**figures)}
+        response = self.post("/wallets", body)
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -81,12 +82,17 @@ class Api:
 
     def fund(self, application: dict, on: date) -> dict:
         assert self.act(application, "confirmation", as_="provider").status_code == 200
-        deposit = {"amount": application["own_share"], "payment_reference": application["payment_reference"],
-                   "value_date": on.isoformat()}
+        deposit = self.deposit_of(application, on.isoformat())
         assert self.act(application, "deposits", deposit).status_code == 200
         response = self.act(application, "top-ups", {"amount": application["subsidy"], "value_date": on.isoformat()})
         assert response.status_code == 200, response.text
         return response.json()
+
+    @staticmethod
+    def deposit_of(application: dict, value_date: str) -> dict:
+        """The own-share deposit an application asks for, with the bank's value date."""
+        return {"amount": application["own_share"], "payment_reference": application["payment_reference"],
+                "value_date": value_date}
 
     def events(self, enterprise: str = ENTERPRISE) -> list[str]:
         return [e["type"] for e in self.get(f"/wallets/{enterprise}/events").json()["events"]]

@@ -39,7 +39,8 @@ def test_a_training_is_submitted_funded_paid_out_and_completed(api_on_every_stor
         assert paid.json()["state"] == "paying"
         assert paid.json()["paid_out"] == {"own_share": "2800.00", "subsidy": "1200.00", "total": "4000.00"}
         rest = api.act(application, "payout-orders", {"amount": "6000.00"}).json()["order_id"]
-        assert api.act(application, "payouts", {"order_id": rest, "value_date": "2026-04-01"}).json()["state"] == "paid_out"
+        last = api.act(application, "payouts", {"order_id": rest, "value_date": "2026-04-01"})
+        assert last.json()["state"] == "paid_out"
     with freeze_time("2026-04-10 10:00:00"):
         completed = api.act(application, "completion", {"completed_on": "2026-04-09"})
     assert completed.status_code == 200 and completed.json()["state"] == "completed"
@@ -49,8 +50,9 @@ def test_a_training_is_submitted_funded_paid_out_and_completed(api_on_every_stor
         "PayoutOrdered", "PayoutExecuted", "PayoutOrdered", "PayoutExecuted", "ServiceCompleted",
     ]
     assert api.get(f"/wallets/{ENTERPRISE}/verification", as_="auditor").json() == {"ok": True, "problems": []}
-    wallet = api.get(f"/wallets/{ENTERPRISE}", as_="reconciler")
-    assert wallet.headers["etag"] == '"10"' and wallet.json()["held"] == {"own_share": "0.00", "subsidy": "0.00"}
+    wallet = api.get("/wallets/BE 0403.170.701", as_="reconciler")
+    assert wallet.headers["etag"] == '"10"' and wallet.json()["enterprise_number"] == ENTERPRISE
+    assert wallet.json()["held"] == {"own_share": "0.00", "subsidy": "0.00"}
 
 
 def test_events_are_the_audit_contract_and_cut_at_a_business_date(api: Api):
@@ -140,7 +142,7 @@ def test_a_mis_posted_deposit_is_reversed(api: Api):
         api.open_wallet()
         application = api.submit(date(2026, 3, 16))
         api.act(application, "confirmation", as_="provider")
-        deposit = {"amount": "7000.00", "payment_reference": application["payment_reference"], "value_date": "2026-03-02"}
+        deposit = api.deposit_of(application, "2026-03-02")
         api.act(application, "deposits", deposit)
         reversed_ = api.act(application, "reversals", {"sequence": 4, "reason": "posted on the wrong wallet"})
         not_money = api.act(application, "reversals", {"sequence": 3, "reason": "a confirmation"})
@@ -215,7 +217,7 @@ def test_reconciliation_totals_per_account_kind_and_value_date(api: Api):
         application = api.submit(date(2026, 3, 16))
         api.act(application, "confirmation", as_="provider")
     with freeze_time("2026-03-05 09:00:00"):
-        deposit = {"amount": "7000.00", "payment_reference": application["payment_reference"], "value_date": "2026-03-03"}
+        deposit = api.deposit_of(application, "2026-03-03")
         api.act(application, "deposits", deposit)
         api.act(application, "top-ups", {"amount": "3000.00", "value_date": "2026-03-05"})
         totals = api.get("/reconciliation/totals", as_="reconciler", **{"from": "2026-03-03", "to": "2026-03-03"})

@@ -53,7 +53,8 @@ ROLES = (BO, PR, AU, RC)
 def shared(tmp_path_factory) -> Iterator[tuple[Api, str]]:
     """One app for the whole table: a wallet with an application naming TRAINER."""
     folder = tmp_path_factory.mktemp("authorisation")
-    settings = Settings(database_url=f"sqlite:///{folder / 'ledger.db'}", api_keys_file=write_keys(folder / "keys.json"))
+    keys_file = write_keys(folder / "keys.json")
+    settings = Settings(database_url=f"sqlite:///{folder / 'ledger.db'}", api_keys_file=keys_file)
     with TestClient(create_app(settings)) as client:
         api = Api(client)
         with freeze_time("2026-03-02 09:00:00"):

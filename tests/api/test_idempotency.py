@@ -56,7 +56,7 @@ def test_a_refusal_is_not_stored_so_a_retry_is_decided_again(api: Api):
         api.open_wallet()
         application = api.submit(date(2026, 3, 16))
         api.act(application, "confirmation", as_="provider")
-        deposit = {"amount": "7000.00", "payment_reference": application["payment_reference"], "value_date": "2026-03-02"}
+        deposit = api.deposit_of(application, "2026-03-02")
         early = api.act(application, "top-ups", {"amount": "3000.00", "value_date": "2026-03-02"}, Idempotency_Key="t")
         api.act(application, "deposits", deposit)
         later = api.act(application, "top-ups", {"amount": "3000.00", "value_date": "2026-03-02"}, Idempotency_Key="t")

@@ -15,6 +15,7 @@ from tests.api.conftest import Api
 from tests.conftest import ENTERPRISE
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
+WALLET = {"enterprise_number": ENTERPRISE, "name": "x", "sme": {"fte": 1, "turnover": "1", "balance_total": "1"}}
 
 
 def assert_problem(response, status: int, code: str) -> dict:
@@ -84,19 +85,20 @@ def test_money_as_a_string_or_number_with_up_to_two_decimals_is_accepted(funded,
 @pytest.mark.parametrize("value_date", ["2026-3-2", 20260302, "2026-02-30", "1999-03-02", "2026-03-02T00:00:00", ""])
 def test_a_date_not_written_yyyy_mm_dd_is_a_422(funded, value_date):
     api, application = funded
-    response = api.act(application, "refunds", {"kind": "own_share_to_enterprise", "amount": "1.00", "value_date": value_date})
+    refund = {"kind": "own_share_to_enterprise", "amount": "1.00", "value_date": value_date}
+    response = api.act(application, "refunds", refund)
     assert_problem(response, 422, "validation_error")
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        {"enterprise_number": ENTERPRISE, "name": 123, "sme": {"fte": 1, "turnover": "1", "balance_total": "1"}},
-        {"enterprise_number": ENTERPRISE, "name": "x", "sme": {"fte": "many", "turnover": "1", "balance_total": "1"}},
-        {"enterprise_number": ENTERPRISE, "name": "x", "sme": {"fte": 1, "turnover": "1", "balance_total": "1"}, "extra": 1},
-        {"enterprise_number": ENTERPRISE, "name": "x", "sme": {"fte": "NaN", "turnover": "1", "balance_total": "1"}},
-        {"enterprise_number": ENTERPRISE, "name": "x", "sme": {"fte": "1e400", "turnover": "1", "balance_total": "1"}},
-        {"enterprise_number": ["0403170701"], "name": "x", "sme": {"fte": 1, "turnover": "1", "balance_total": "1"}},
+        WALLET | {"name": 123},
+        WALLET | {"sme": {"fte": "many", "turnover": "1", "balance_total": "1"}},
+        WALLET | {"extra": 1},
+        WALLET | {"sme": {"fte": "NaN", "turnover": "1", "balance_total": "1"}},
+        WALLET | {"sme": {"fte": "1e400", "turnover": "1", "balance_total": "1"}},
+        WALLET | {"enterprise_number": ["0403170701"]},
         {"enterprise_number": ENTERPRISE, "name": "x"},
     ],
     ids=["name-number", "fte-text", "unknown-field", "fte-nan", "fte-huge", "number-list", "no-sme"],
