@@ -33,7 +33,7 @@ from ledger.records import (
     reference_id,
 )
 from ledger.storage import DEFAULT_DATABASE_URL, persistence_env
-from ledger.verification import check_chain, check_invariants
+from ledger.verification import verify_rows
 from ledger.views import application_view, wallet_view
 from ledger.wallet import Lapse, Wallet
 
@@ -443,21 +443,7 @@ class KmoLedger(Application[UUID]):
         rows = self.stored_rows(aggregate_id)
         if not rows:
             raise NotFound(f"no wallet for enterprise {enterprise_number}")
-        problems = check_chain(rows, aggregate_id)
-        events = []
-        for version, type_name, state in rows:
-            try:
-                events.append(
-                    ev.EVENT_TYPES[type_name].model_validate(
-                        state | {"originator_id": aggregate_id, "originator_version": version}
-                    )
-                )
-            except Exception as error:
-                problems.append(f"event {version} ({type_name}) cannot be read: {error}")
-                return problems
-        if not any("missing" in p for p in problems):
-            problems += check_invariants(events)
-        return problems
+        return verify_rows(aggregate_id, rows)
 
 
 def replay_events(events: list[ev.WalletEvent]) -> Wallet:

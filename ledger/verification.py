@@ -75,3 +75,23 @@ def check_invariants(events: Iterable[ev.WalletEvent]) -> list[str]:
             if ceiling.claimed > ceiling.ceiling:
                 problems.append(f"{where}: the {ceiling.year} {ceiling.key} ceiling is exceeded")
     return problems
+
+
+def verify_rows(aggregate_id: UUID, rows: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
+    """A wallet's stored rows checked: the chain, then (on a history without holes)
+    every invariant after every event."""
+    problems = check_chain(rows, aggregate_id)
+    if any("missing" in p for p in problems):
+        return problems  # the invariants cannot be judged on a history with a hole
+    events = []
+    for version, type_name, state in rows:
+        try:
+            events.append(
+                ev.EVENT_TYPES[type_name].model_validate(
+                    state | {"originator_id": aggregate_id, "originator_version": version}
+                )
+            )
+        except Exception as error:  # an unreadable stored event is itself a finding
+            problems.append(f"event {version} ({type_name}) cannot be read: {str(error).splitlines()[0]}")
+            return problems
+    return problems + check_invariants(events)

@@ -145,26 +145,10 @@ def verify_rows(
 ) -> list[str]:
     """The problems of one wallet: its chain, its invariants (as ``KmoLedger.verify_wallet``),
     its latest snapshot and any sealed chain heads."""
-    from ledger import events as ev
-    from ledger.verification import check_chain, check_invariants
+    from ledger.verification import verify_rows as check_wallet
 
-    problems = check_chain(rows, aggregate_id)
-    problems += check_snapshot(ledger, aggregate_id, rows)
-    problems += check_anchors(rows, heads)
-    if any("missing" in p for p in problems):
-        return problems  # the invariants cannot be judged on a history with a hole
-    events = []
-    for version, type_name, state in rows:
-        try:
-            events.append(
-                ev.EVENT_TYPES[type_name].model_validate(
-                    state | {"originator_id": aggregate_id, "originator_version": version}
-                )
-            )
-        except Exception as error:
-            problems.append(f"event {version} ({type_name}) cannot be read: {str(error).splitlines()[0]}")
-            return problems
-    return problems + check_invariants(events)
+    extra = check_snapshot(ledger, aggregate_id, rows) + check_anchors(rows, heads)
+    return check_wallet(aggregate_id, rows) + extra
 
 
 def check_snapshot(ledger: Any, aggregate_id: UUID, rows: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
