@@ -11,7 +11,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 from uuid import UUID
 
 import orjson
@@ -446,14 +446,26 @@ class KmoLedger(Application[UUID]):
         return verify_rows(aggregate_id, rows)
 
 
-def replay_events(events: list[ev.WalletEvent]) -> Wallet:
+def replay_steps(events: Iterable[ev.WalletEvent]) -> Iterator[tuple[ev.WalletEvent, Wallet]]:
     """Fold events into a wallet without the version check, for replays as of a date
-    (a lapse dated before later events of other applications is then still applied)."""
-    wallet = events[0].mutate(None)
-    for event in events[1:]:
-        event.apply(wallet.state)
-        wallet.version = event.originator_version
-        wallet.state.last_hash = event.hash
+    (a lapse dated before later events of other applications is then still applied);
+    yields the wallet after each event."""
+    wallet = None
+    for event in events:
+        if wallet is None:
+            wallet = event.mutate(None)
+        else:
+            event.apply(wallet.state)
+            wallet.version = event.originator_version
+            wallet.state.last_hash = event.hash
+        yield event, wallet
+
+
+def replay_events(events: list[ev.WalletEvent]) -> Wallet:
+    """The wallet after all the given events (see :func:`replay_steps`)."""
+    wallet = None
+    for _event, wallet in replay_steps(events):
+        pass
     return wallet
 
 

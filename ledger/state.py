@@ -7,24 +7,13 @@ read it; decisions (:mod:`ledger.wallet`) read it before raising events.
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.money import Cents
 from ledger.rules import CostAssessment, SmeFigures
 
-ACCOUNTS = (
-    "enterprise",
-    "government",
-    "provider",
-    "held_own_share",
-    "held_subsidy",
-    "due_enterprise",
-    "due_government",
-    "recovered",
-)
-AT_FINANCIAL_MANAGER = ("held_own_share", "held_subsidy", "due_enterprise", "due_government", "recovered")
 Account = Literal[
     "enterprise",
     "government",
@@ -35,6 +24,8 @@ Account = Literal[
     "due_government",
     "recovered",
 ]
+ACCOUNTS: tuple[str, ...] = get_args(Account)
+AT_FINANCIAL_MANAGER = ("held_own_share", "held_subsidy", "due_enterprise", "due_government", "recovered")
 TERMINAL_STATES = frozenset({"refused", "lapsed", "stopped", "closed"})
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from ledger.money import format_euro
 from ledger.regimes import rules_in_force
@@ -116,6 +116,29 @@ def application_view(application: ApplicationState) -> dict[str, Any]:
     }
 
 
+def account_totals(applications: Iterable[ApplicationState]) -> dict[str, int]:
+    """Money at the financial manager per account, over the given applications."""
+    totals: dict[str, int] = {}
+    for application in applications:
+        for account, amount in application.balances.items():
+            totals[account] = totals.get(account, 0) + amount
+    return totals
+
+
+def balances(totals: Mapping[str, int]) -> dict[str, dict[str, str]]:
+    """Held and due money of a wallet, from its per-account totals."""
+    return {
+        "held": {
+            "own_share": format_euro(totals.get("held_own_share", 0)),
+            "subsidy": format_euro(totals.get("held_subsidy", 0)),
+        },
+        "due": {
+            "enterprise": format_euro(totals.get("due_enterprise", 0)),
+            "government": format_euro(totals.get("due_government", 0)),
+        },
+    }
+
+
 def wallet_view(state: WalletState, version: int, on: date) -> dict[str, Any]:
     """The wallet as the API shows it; ``on`` decides which year's size and ceiling
     are shown when no application has fixed them yet."""
@@ -151,14 +174,7 @@ def wallet_view(state: WalletState, version: int, on: date) -> dict[str, Any]:
         "name": state.name,
         "opened_on": state.opened_on.isoformat(),
         "sizes": sizes,
-        "held": {
-            "own_share": format_euro(sum(a.held("held_own_share") for a in applications)),
-            "subsidy": format_euro(sum(a.held("held_subsidy") for a in applications)),
-        },
-        "due": {
-            "enterprise": format_euro(sum(a.held("due_enterprise") for a in applications)),
-            "government": format_euro(sum(a.held("due_government") for a in applications)),
-        },
+        **balances(account_totals(applications)),
         "ceilings": ceilings,
         "applications": [
             {

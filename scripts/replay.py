@@ -45,17 +45,16 @@ def _replay(argv: list[str] | None) -> int:
 def replay_report(events: list[Any], state: dict[str, Any]) -> dict[str, Any]:
     """The timeline (one row per event, balances after it) and the state, its
     applications completed with the regime, rate and balances they were decided with."""
+    from ledger.application import replay_steps
     from ledger.money import format_euro
-    from ledger.views import application_view
+    from ledger.state import AT_FINANCIAL_MANAGER
+    from ledger.views import application_view, balances
 
-    timeline, wallet = [], None
-    for event in events:
-        if wallet is None:
-            wallet = event.mutate(None)
-        else:  # as ledger.replay does: no version check, a late lapse still applies
-            event.apply(wallet.state)
-            wallet.version = event.originator_version
-        applications = wallet.state.applications.values()
+    timeline, totals, wallet = [], {}, None
+    for event, wallet in replay_steps(events):
+        for leg in getattr(event, "legs", ()):
+            if leg.account in AT_FINANCIAL_MANAGER:
+                totals[leg.account] = totals.get(leg.account, 0) + leg.amount
         amount, detail = describe(event, wallet.state)
         application = wallet.state.applications.get(getattr(event, "application_id", None) or "")
         timeline.append(
@@ -68,14 +67,7 @@ def replay_report(events: list[Any], state: dict[str, Any]) -> dict[str, Any]:
                 "project_number": application.project_number if application else None,
                 "amount": None if amount is None else format_euro(amount),
                 "detail": detail,
-                "held": {
-                    "own_share": format_euro(sum(a.held("held_own_share") for a in applications)),
-                    "subsidy": format_euro(sum(a.held("held_subsidy") for a in applications)),
-                },
-                "due": {
-                    "enterprise": format_euro(sum(a.held("due_enterprise") for a in applications)),
-                    "government": format_euro(sum(a.held("due_government") for a in applications)),
-                },
+                **balances(totals),
             }
         )
     decided = {}
