@@ -34,7 +34,7 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 _ETAG = re.compile(r'^"?(\d{1,10})"?$')
 
 
-def if_match(
+async def if_match(
     value: Annotated[
         str | None,
         Header(
@@ -182,7 +182,7 @@ def _stored_answer(ledger: KmoLedger, record_id: Any, expected_fingerprint: str)
     return JSONResponse(record.event.body, record.event.status, headers={REPLAYED_HEADER: "true"})
 
 
-def posting(
+async def posting(
     request: Request,
     key: Annotated[
         str | None,

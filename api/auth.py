@@ -56,7 +56,7 @@ def identify(keys: dict[str, ApiKey], authorization: str | None) -> Caller:
 _bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer <key>")
 
 
-def current_caller(
+async def current_caller(
     request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 ) -> Caller:
     """The caller the gate authenticated (see :mod:`api.gate`)."""
@@ -66,7 +66,7 @@ def current_caller(
     return caller
 
 
-def get_ledger(request: Request) -> KmoLedger:
+async def get_ledger(request: Request) -> KmoLedger:
     return request.app.state.ledger
 
 
@@ -74,9 +74,12 @@ LedgerDep = Annotated[KmoLedger, Depends(get_ledger)]
 
 
 def allow(*roles: Role) -> Callable[[Caller], Caller]:
-    """A dependency letting only ``roles`` through (403 for any other role)."""
+    """A dependency letting only ``roles`` through (403 for any other role).
 
-    def check(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    Dependencies that do no I/O are ``async``: FastAPI then calls them on the
+    event loop instead of handing each to a worker thread."""
+
+    async def check(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
         if caller.role not in roles:
             raise Forbidden(f"a {caller.role} key may not do this (allowed: {', '.join(roles)})")
         return caller
@@ -103,7 +106,7 @@ def application_in_reach(*roles: Role) -> Callable[..., Caller]:
     return reach
 
 
-def own_inbox(
+async def own_inbox(
     provider: ProviderNumber, caller: Annotated[Caller, Depends(allow("back-office", "provider"))]
 ) -> str:
     """The canonical provider number of an inbox the caller may read."""
