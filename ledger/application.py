@@ -111,6 +111,15 @@ class KmoLedger(Application[UUID]):
         super().__init__(env=settings)
         self.clock = clock or SystemClock()
         self._locks = [threading.RLock() for _ in range(256)]
+        # SQLite has one writer at a time; queueing writers here avoids its
+        # busy-wait back-off (sleeps of milliseconds) when threads collide.
+        self._write_lock = threading.Lock() if settings["PERSISTENCE_MODULE"].endswith("sqlite") else None
+
+    def save(self, *objs: Any, **kwargs: Any):
+        if self._write_lock is None:
+            return super().save(*objs, **kwargs)
+        with self._write_lock:
+            return super().save(*objs, **kwargs)
 
     def construct_transcoder(self) -> OrjsonTranscoder:
         return OrjsonTranscoder()
