@@ -132,6 +132,72 @@ def application_life(ledger: KmoLedger, en: str, today: date) -> int:
     return 7
 
 
+def http_command_rate(store: Store, today: date, lives_per_client: int, clients: int = 8) -> tuple[float, float]:
+    """Commands per second through ``kmo-ledger serve`` with concurrent clients
+    (each POST with an Idempotency-Key, as back-office clients send), and the
+    same application lives in one process on a fresh store of the same engine."""
+    import os
+    import threading
+
+    import httpx
+
+    from scripts.local_server import Server
+
+    url = store.url()
+    key = "bench-" + uuid.uuid4().hex
+    keys_file = Path(store.folder) / "keys.json"
+    keys_file.write_text(json.dumps({key: {"role": "back-office"}}))
+    env = dict(os.environ, KMO_LEDGER_DATABASE_URL=url, KMO_LEDGER_API_KEYS_FILE=str(keys_file),
+               PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    server = Server(env, store.folder)
+    server.start()
+    sent = [0] * clients
+
+    def client(number: int) -> None:
+        http = httpx.Client(base_url=server.url + "/v1", headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+        def post(path: str, body: dict) -> dict:
+            sent[number] += 1
+            response = http.post(path, json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+            if response.status_code >= 400:
+                raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
+            return response.json()
+
+        for life in range(lives_per_client):
+            en = enterprise(500_000 + number * 10_000 + life)
+            post("/wallets", {"enterprise_number": en, "name": "Bench", "sme": SME})
+            application = post(f"/wallets/{en}/applications", {
+                "service": "training", "provider": "DV.O207084", "themes": ["digitalisation"],
+                "enrolled_on": today.isoformat(), "starts_on": (today + timedelta(days=7)).isoformat(),
+                "cost_lines": [{"kind": "fee", "amount": "1000.00"}]})
+            base = f"/wallets/{en}/applications/{application['application_id']}"
+            post(base + "/confirmation", {})
+            post(base + "/deposits", {"amount": application["own_share"], "value_date": today.isoformat(),
+                                      "payment_reference": application["payment_reference"]})
+            post(base + "/top-ups", {"amount": application["subsidy"], "value_date": today.isoformat()})
+            order = post(base + "/payout-orders", {"amount": "1000.00"})
+            post(base + "/payouts", {"order_id": order["order_id"], "value_date": today.isoformat()})
+
+    try:
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        http_rate = sum(sent) / (time.perf_counter() - started)
+    finally:
+        server.stop()
+    if sum(sent) != clients * lives_per_client * 7:
+        raise RuntimeError("an HTTP client failed; see the server's answers")
+    ledger = KmoLedger(store.url())
+    started = time.perf_counter()
+    commands = sum(application_life(ledger, enterprise(700_000 + i), today) for i in range(clients * lives_per_client))
+    in_process = commands / (time.perf_counter() - started)
+    ledger.close()
+    return http_rate, in_process
+
+
 def grow(ledger: KmoLedger, en: str, events: int) -> None:
     ledger.open_wallet(c.OpenWallet(enterprise_number=en, name="Long", sme=SME), ACTOR)
     for i in range(events - 1):
@@ -155,6 +221,11 @@ def measure(engine: str, postgres_url: str, scale: float, progress: Callable[[st
         target = 0.6 if engine == "sqlite" else 0.5
         figures.append(Figure("command rate / raw insert rate", command_rate, raw, command_rate / raw,
                               f">= {target}", command_rate / raw >= target, "per second"))
+
+        progress("HTTP with 8 clients")
+        http_rate, in_process = http_command_rate(store, today, max(2, int(20 * scale)))
+        figures.append(Figure("HTTP command rate (8 clients) / in-process command rate", http_rate, in_process,
+                              http_rate / in_process, ">= 0.5", http_rate / in_process >= 0.5, "per second"))
 
         progress("long wallet")
         long_events = max(500, int(10_000 * scale))

@@ -19,9 +19,6 @@ import argparse
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +32,7 @@ import httpx
 
 from ledger.clock import SystemClock, brussels_date
 from ledger.identifiers import canonical_enterprise_number
+from scripts.local_server import Server
 
 KEY = "drill-back-office-" + uuid.uuid4().hex
 SME = {"fte": 10, "turnover": "1000000.00", "balance_total": "500000.00"}
@@ -44,59 +42,6 @@ EVENTS_PER_CYCLE = 6  # submitted, confirmed, deposited, topped up, ordered, exe
 def enterprise(n: int) -> str:
     base = 3_000_000 + n
     return canonical_enterprise_number(f"{base:08d}{97 - base % 97:02d}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """``kmo-ledger serve`` in a child process that can be killed and started again."""
-
-    def __init__(self, env: dict[str, str], workdir: str):
-        self.env, self.workdir, self.port = env, workdir, free_port()
-        self.process: subprocess.Popen | None = None
-        self.lock = threading.Lock()
-        self.kills = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        command = [sys.executable, "-c", "import sys; from scripts.cli import main; sys.exit(main())",
-                   "serve", "--port", str(self.port)]
-        self.process = subprocess.Popen(command, env=self.env, cwd=self.workdir,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/openapi.json", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("the server did not start within 60 s")
-
-    def kill(self) -> None:
-        with self.lock:
-            if self.process is not None:
-                self.process.send_signal(signal.SIGKILL)
-                self.process.wait()
-                self.kills += 1
-
-    def restart(self) -> None:
-        with self.lock:
-            self.start()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 @dataclass
