@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"API keys: {verb} {keys_file.resolve()} ({', '.join(roles)})")
     import uvicorn
 
-    uvicorn.run("api:create_app", factory=True, host=args.host, port=args.port)
+    from api import create_app
+
+    # the factory itself, not an import string: a folder named "api" in the
+    # working directory must not shadow the package
+    uvicorn.run(create_app, factory=True, host=args.host, port=args.port)
     return 0
 
 
