@@ -1,0 +1,555 @@
+"""One batch of wallet events folded into the read models.
+
+Events are decoded with ``orjson`` and handled as plain dicts (no pydantic
+validation: the events were validated when they were recorded). A batch loads
+the state it needs (wallets, applications), applies every event in memory,
+then writes its changes as a few bulk statements: inserted audit rows, summed
+money deltas, changed application rows. The runner writes them in the same
+transaction as the new tracking position.
+
+A *fresh* batch (a rebuild, which reads whole wallets at a time) needs no
+stored state and writes only inserts.
+
+The semantics mirror :mod:`ledger.events`, :mod:`ledger.state` and
+:mod:`ledger.views`; the tests check each view against the ledger's own fold.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Callable, Iterable, Sequence
+
+import orjson
+
+from ledger.rules import retain_until
+from ledger.state import account_kind
+from projections import schema as s
+from projections.log import Notification
+from projections.store import Target, chunks
+
+WALLET_RECORD_YEARS = 5
+"""A record that belongs to no application is kept at least this long after it was recorded (RULES §7)."""
+
+ACCOUNT_INDEX = {account: i for i, account in enumerate(s.ACCOUNTS)}
+KIND_OF = {account: account_kind(account) for account in s.ACCOUNTS}
+PAID_OWN, PAID_SUBSIDY, REFUNDED, RETURNED, REPAID = (s.MONEY_COLUMNS.index(c) for c in s.MONEY_COLUMNS[8:])
+N_MONEY = len(s.MONEY_COLUMNS)
+APPLICATION_COLUMNS = s.APPLICATIONS.column_names
+MUTABLE_COLUMNS = (
+    "deposit_by", "confirmed_on", "completed_on", "own_share_received", "subsidy_received", "paid_out",
+    "recovery_issued", "final_state", "final_on",
+)
+PARAMETER_CHUNK = 500
+APPLICATION_ID_MARK = b'"application_id":"'
+
+
+def cents(value: Any) -> int:
+    """A stored euro string (``"2500.00"``, ``"-12.30"``) as integer cents."""
+    if type(value) is str and len(value) > 3 and value[-3] == ".":
+        return int(value.replace(".", "", 1))  # the stored form: always two decimals
+    if type(value) is int:
+        return value
+    negative = value.startswith("-")
+    whole, _, part = (value[1:] if negative else value).partition(".")
+    amount = int(whole) * 100 + (int(part.ljust(2, "0")) if part else 0)
+    return -amount if negative else amount
+
+
+def wallet_record_retain_until(recorded_on: str, longest: str | None) -> str:
+    """Retention of a record that belongs to no application (wallet opening, SME
+    figures): as long as the wallet's longest-kept application, at least 5 years."""
+    own = retain_until(WALLET_RECORD_YEARS, date.fromisoformat(recorded_on)).isoformat()
+    return own if longest is None or own >= longest else longest
+
+
+def application_state(app: dict[str, Any]) -> str:
+    """As :attr:`ledger.state.ApplicationState.state`."""
+    if app["final_state"] is not None:
+        return app["final_state"]
+    if app["completed_on"] is not None:
+        return "completed"
+    project_amount = app["own_share"] + app["subsidy"]
+    if project_amount and app["paid_out"] == project_amount:
+        return "paid_out"
+    if app["paid_out"] > 0 or app["recovery_issued"]:
+        return "paying"
+    if app["confirmed_on"] is None:
+        return "submitted"
+    if app["own_share_received"] == app["own_share"] and app["subsidy_received"] == app["subsidy"]:
+        return "funded"
+    return "confirmed"
+
+
+def next_deadline(app: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(state, rule, date) of an open application's next deadline, as :func:`ledger.views.next_deadline`."""
+    if app["final_state"] is not None:
+        return None
+    short = app["own_share_received"] < app["own_share"]
+    if app["confirmed_on"] is None:
+        candidates = [("provider_answer", app["answer_by"])]
+        if app["deposit_by"] and short:
+            candidates.append(("own_share_deposit", app["deposit_by"]))
+    elif short and app["deposit_by"]:
+        candidates = [("own_share_deposit", app["deposit_by"])]
+    else:
+        candidates = [("completion", app["complete_by"])]
+    return (application_state(app), *min(candidates, key=lambda item: item[1]))
+
+
+def awaits_provider(app: dict[str, Any]) -> bool:
+    """Submitted, and not yet confirmed, refused, lapsed or otherwise ended."""
+    return app["final_state"] is None and app["confirmed_on"] is None
+
+
+class BatchFold:
+    """Folds one batch of notifications; :meth:`write` stores what changed."""
+
+    def __init__(self, target: Target, purges: Sequence[tuple[str, int]] = (), fresh: bool = False):
+        self.target = target
+        self.purges = purges
+        self.fresh = fresh
+        """Whole wallets from their first event: nothing to load, only inserts to write."""
+        self.wallets: dict[str, list[Any]] = {}
+        """wallet id -> [wallet id, enterprise number, name, opened_on, longest retain_until, changed]"""
+        self.applications: dict[str, dict[str, Any]] = {}
+        self.derived_before: dict[str, tuple[Any, bool]] = {}
+        self.changed_applications: set[str] = set()
+        self.new_applications: set[str] = set()
+        self.new_wallets: set[str] = set()
+        self.audit_rows: list[list[Any]] = []
+        self.wallet_rows: list[list[Any]] = []
+        """The batch's audit rows of records that belong to no application."""
+        self.longer_kept: dict[str, str] = {}
+        """enterprise number -> the longer retention its wallet-level rows get."""
+        self.application_money: dict[str, list[int]] = {}
+        self.wallet_money: dict[str, list[int]] = {}
+        self.new_ceilings: dict[tuple[str, int, str], tuple[str, int, int]] = {}
+        self.ceiling_deltas: dict[tuple[str, int, str], list[int]] = {}
+        self.daily: dict[tuple[str, str], list[int]] = {}
+        self.applied = 0
+
+    # ------------------------------------------------------------------ loading
+
+    def fold(self, notifications: Sequence[Notification]) -> None:
+        """Apply a batch; each state is decoded just before it is applied and
+        dropped after, so a batch never holds more than one decoded event."""
+        if not self.fresh:
+            self._load(notifications)
+        apply = self.apply
+        for notification in notifications:
+            apply(*notification)
+
+    def _load(self, notifications: Sequence[Notification]) -> None:
+        """Read the wallets and applications the batch touches, in a few queries."""
+        wallet_ids = {n[1] for n in notifications}
+        for chunk in chunks(wallet_ids, PARAMETER_CHUNK):
+            rows = self.target.query(
+                f"SELECT wallet_id, enterprise_number, name, opened_on, longest_retain_until "
+                f"FROM {s.WALLETS.name} WHERE wallet_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for row in rows:
+                self.wallets[row[0]] = [*row, False]
+        application_ids = set()
+        for n in notifications:
+            state = n[4]
+            at = state.find(APPLICATION_ID_MARK)
+            if at >= 0:
+                at += len(APPLICATION_ID_MARK)
+                application_ids.add(state[at:state.index(b'"', at)].decode())
+        self._load_applications(application_ids)
+
+    def _load_applications(self, application_ids: Iterable[str]) -> None:
+        for chunk in chunks(application_ids, PARAMETER_CHUNK):
+            rows = self.target.query(
+                f"SELECT {', '.join(APPLICATION_COLUMNS)} FROM {s.APPLICATIONS.name} "
+                f"WHERE application_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for row in rows:
+                app = dict(zip(APPLICATION_COLUMNS, row))
+                self.applications[app["application_id"]] = app
+                self.derived_before[app["application_id"]] = (next_deadline(app), awaits_provider(app))
+
+    # ------------------------------------------------------------------ applying
+
+    def apply(self, notification_id: int, wallet_id: str, version: int, type_name: str, state: bytes) -> None:
+        e = orjson.loads(state)
+        if type_name == "WalletOpened":
+            wallet = self._open_wallet(wallet_id, e)
+        else:
+            wallet = self.wallets.get(wallet_id)
+            if wallet is None:
+                raise LookupError(f"notification {notification_id}: {type_name} of a wallet never opened")
+        enterprise_number = wallet[1]
+        application_id = e.get("application_id")
+        if application_id is None:
+            retain = wallet_record_retain_until(e["business_date"], wallet[4])
+        else:
+            if type_name == "ApplicationSubmitted":
+                app = self._submit(wallet, e)
+            else:
+                app = self.applications.get(application_id)
+                if app is None and not self.fresh:
+                    self._load_applications([application_id])  # not found by the batch's scan
+                    app = self.applications.get(application_id)
+                if app is None:
+                    raise LookupError(
+                        f"notification {notification_id}: {type_name} of an unknown application {application_id}"
+                    )
+                handler = HANDLERS.get(type_name)
+                if handler is not None:
+                    handler(self, app, e)
+            retain = app["retain_until"]
+        legs = e.get("legs")
+        if legs:
+            self._post_legs(enterprise_number, application_id, e["business_date"], legs)
+            legs_json = orjson.dumps(legs).decode()
+        else:
+            legs_json = "[]"
+        if not (self.purges and self._purged(e["business_date"], notification_id)):
+            actor = e["actor"]
+            row = [
+                enterprise_number, version, notification_id, type_name, e["business_date"], e["timestamp"],
+                actor["key_id"], actor["role"], application_id, legs_json, e["hash"], retain,
+            ]
+            self.audit_rows.append(row)
+            if application_id is None:
+                self.wallet_rows.append(row)
+        self.applied += 1
+
+    def _purged(self, business_date: str, notification_id: int) -> bool:
+        for before, through in self.purges:
+            if business_date < before and notification_id <= through:
+                return True
+        return False
+
+    def _open_wallet(self, wallet_id: str, e: dict) -> list[Any]:
+        wallet = [wallet_id, e["enterprise_number"], e["name"], e["business_date"], None, True]
+        self.wallets[wallet_id] = wallet
+        self.new_wallets.add(wallet[1])
+        self.wallet_money.setdefault(wallet[1], [0] * N_MONEY)
+        return wallet
+
+    def _submit(self, wallet: list[Any], e: dict) -> dict[str, Any]:
+        enterprise_number = wallet[1]
+        deadlines = e["deadlines"]
+        subsidy = cents(e["subsidy"])
+        year = e["year"]
+        keep = retain_until(e["retention_years"], date.fromisoformat(e["business_date"])).isoformat()
+        app = {
+            "application_id": e["application_id"],
+            "wallet_id": wallet[0],
+            "enterprise_number": enterprise_number,
+            "project_number": e["project_number"],
+            "provider": e["provider"],
+            "service": e["service"],
+            "themes": orjson.dumps(e["themes"]).decode(),
+            "starts_on": e["starts_on"],
+            "year": year,
+            "ceiling_keys": ",".join(figure["key"] for figure in e["ceilings"]),
+            "submitted_on": e["business_date"],
+            "retain_until": keep,
+            "own_share": cents(e["own_share"]),
+            "subsidy": subsidy,
+            "answer_by": deadlines["answer_by"],
+            "deposit_by": deadlines["deposit_by"],
+            "complete_by": deadlines["complete_by"],
+            "confirmed_on": None,
+            "completed_on": None,
+            "own_share_received": 0,
+            "subsidy_received": 0,
+            "paid_out": 0,
+            "recovery_issued": 0,
+            "final_state": None,
+            "final_on": None,
+        }
+        application_id = app["application_id"]
+        self.applications[application_id] = app
+        self.derived_before.setdefault(application_id, (None, False))
+        self.changed_applications.add(application_id)
+        self.new_applications.add(application_id)
+        self.application_money.setdefault(application_id, [0] * N_MONEY)
+        for figure in e["ceilings"]:
+            slot = (enterprise_number, year, figure["key"])
+            self.new_ceilings.setdefault(slot, (e["size"], e["rate"], cents(figure["ceiling"])))
+            self._ceiling(slot, subsidy, 0, 0)
+        if wallet[4] is None or keep > wallet[4]:
+            wallet[4] = keep
+            wallet[5] = True
+            self.longer_kept[enterprise_number] = keep
+        return app
+
+    def _ceiling(self, slot: tuple[str, int, str], claimed: int, used: int, freed: int) -> None:
+        delta = self.ceiling_deltas.get(slot)
+        if delta is None:
+            self.ceiling_deltas[slot] = [claimed, used, freed]
+        else:
+            delta[0] += claimed
+            delta[1] += used
+            delta[2] += freed
+
+    def _ceilings_of(self, app: dict[str, Any], claimed: int, used: int, freed: int) -> None:
+        for key in app["ceiling_keys"].split(","):
+            if key:
+                self._ceiling((app["enterprise_number"], app["year"], key), claimed, used, freed)
+
+    def _money(self, application_id: str | None, enterprise_number: str) -> tuple[list[int], list[int]]:
+        app_vector = self.application_money.get(application_id)
+        if app_vector is None:
+            app_vector = self.application_money[application_id] = [0] * N_MONEY
+        wallet_vector = self.wallet_money.get(enterprise_number)
+        if wallet_vector is None:
+            wallet_vector = self.wallet_money[enterprise_number] = [0] * N_MONEY
+        return app_vector, wallet_vector
+
+    def _count(self, app: dict[str, Any], column: int, amount: int) -> None:
+        app_vector, wallet_vector = self._money(app["application_id"], app["enterprise_number"])
+        app_vector[column] += amount
+        wallet_vector[column] += amount
+
+    def _post_legs(self, enterprise_number: str, application_id: str | None, day: str, legs: list[dict]) -> None:
+        app_vector, wallet_vector = self._money(application_id, enterprise_number)
+        daily = self.daily
+        for leg in legs:
+            account = leg["account"]
+            amount = cents(leg["amount"])
+            index = ACCOUNT_INDEX[account]
+            app_vector[index] += amount
+            wallet_vector[index] += amount
+            key = (day, KIND_OF[account])
+            totals = daily.get(key)
+            if totals is None:
+                totals = daily[key] = [0, 0]
+            if amount >= 0:
+                totals[0] += amount
+            else:
+                totals[1] -= amount
+
+    # handlers: one per event type that changes an application (legs are posted by apply)
+
+    def _changed(self, app: dict[str, Any]) -> None:
+        self.changed_applications.add(app["application_id"])
+
+    def _confirmed(self, app: dict[str, Any], e: dict) -> None:
+        app["confirmed_on"] = e["business_date"]
+        if e.get("deposit_by") is not None:
+            app["deposit_by"] = e["deposit_by"]
+        self._changed(app)
+
+    def _own_share_deposited(self, app: dict[str, Any], e: dict, sign: int = 1) -> None:
+        app["own_share_received"] += sign * cents(e["amount"])
+        self._changed(app)
+
+    def _subsidy_topped_up(self, app: dict[str, Any], e: dict, sign: int = 1) -> None:
+        app["subsidy_received"] += sign * cents(e["amount"])
+        self._changed(app)
+
+    def _payout_executed(self, app: dict[str, Any], e: dict, sign: int = 1) -> None:
+        own_share_part = sign * cents(e["own_share_part"])
+        subsidy_part = sign * cents(e["subsidy_part"])
+        self._count(app, PAID_OWN, own_share_part)
+        self._count(app, PAID_SUBSIDY, subsidy_part)
+        self._ceilings_of(app, 0, subsidy_part, 0)
+        app["paid_out"] += own_share_part + subsidy_part
+        self._changed(app)
+
+    def _recovery_issued(self, app: dict[str, Any], e: dict) -> None:
+        app["recovery_issued"] = 1
+        self._changed(app)
+
+    def _recovery_repaid(self, app: dict[str, Any], e: dict, sign: int = 1) -> None:
+        self._count(app, REPAID, sign * cents(e["amount"]))
+
+    def _refund_executed(self, app: dict[str, Any], e: dict, sign: int = 1) -> None:
+        column = REFUNDED if e["kind"] == "own_share_to_enterprise" else RETURNED
+        self._count(app, column, sign * cents(e["amount"]))
+
+    def _service_completed(self, app: dict[str, Any], e: dict) -> None:
+        app["completed_on"] = e["completed_on"]
+        self._changed(app)
+
+    def _event_reversed(self, app: dict[str, Any], e: dict) -> None:
+        undo = RECEIPT_HANDLERS[e["reversed_type"]]
+        undo(self, app, e["reversed_event"], -1)
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self) -> None:
+        """Store the batch's changes (the caller holds the transaction)."""
+        t = self.target
+        for row in self.wallet_rows:
+            longer = self.longer_kept.get(row[0])
+            if longer is not None and row[11] < longer:
+                row[11] = longer
+        if self.fresh:
+            t.insert_rows(s.WALLETS.name, s.WALLETS.column_names, [w[:5] for w in self.wallets.values()])
+        else:
+            t.executemany(
+                f"INSERT INTO {s.WALLETS.name} (wallet_id, enterprise_number, name, opened_on, "
+                "longest_retain_until) VALUES (?, ?, ?, ?, ?) ON CONFLICT (wallet_id) DO UPDATE SET "
+                "longest_retain_until = excluded.longest_retain_until",
+                [w[:5] for w in self.wallets.values() if w[5]],
+            )
+        self._write_applications()
+        self._write_money()
+        self._write_ceilings()
+        t.insert_rows(s.AUDIT_TRAIL.name, s.AUDIT_TRAIL.column_names, self.audit_rows)
+        if not self.fresh:
+            t.executemany(
+                f"UPDATE {s.AUDIT_TRAIL.name} SET retain_until = ? "
+                "WHERE enterprise_number = ? AND application_id IS NULL AND retain_until < ?",
+                [(keep, number, keep) for number, keep in self.longer_kept.items()],
+            )
+        t.executemany(
+            f"INSERT INTO {s.DAILY_TOTALS.name} (business_date, account_kind, money_in, money_out) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (business_date, account_kind) DO UPDATE SET "
+            f"money_in = {s.DAILY_TOTALS.name}.money_in + excluded.money_in, "
+            f"money_out = {s.DAILY_TOTALS.name}.money_out + excluded.money_out",
+            [(day, kind, money_in, money_out) for (day, kind), (money_in, money_out) in self.daily.items()],
+        )
+
+    def _write_applications(self) -> None:
+        t = self.target
+        changed = [self.applications[i] for i in self.changed_applications]
+        new = self.new_applications
+        t.insert_rows(
+            s.APPLICATIONS.name,
+            APPLICATION_COLUMNS,
+            [[app[c] for c in APPLICATION_COLUMNS] for app in changed if app["application_id"] in new],
+        )
+        t.executemany(
+            f"UPDATE {s.APPLICATIONS.name} SET {', '.join(f'{c} = ?' for c in MUTABLE_COLUMNS)} "
+            "WHERE application_id = ?",
+            [
+                (*(app[c] for c in MUTABLE_COLUMNS), app["application_id"])
+                for app in changed
+                if app["application_id"] not in new
+            ],
+        )
+        deadline_rows, inbox_rows, no_deadline, not_in_inbox = [], [], [], []
+        for app in changed:
+            application_id = app["application_id"]
+            deadline_before, inbox_before = self.derived_before[application_id]
+            deadline, inbox = next_deadline(app), awaits_provider(app)
+            if deadline != deadline_before:
+                if deadline is None:
+                    no_deadline.append((application_id,))
+                else:
+                    deadline_rows.append(
+                        (application_id, app["enterprise_number"], app["project_number"], app["provider"], *deadline)
+                    )
+            if inbox != inbox_before:
+                if inbox:
+                    inbox_rows.append(
+                        (application_id, app["provider"], app["enterprise_number"], app["project_number"],
+                         app["service"], app["themes"], app["starts_on"], app["submitted_on"], app["answer_by"],
+                         app["own_share"] + app["subsidy"])
+                    )
+                else:
+                    not_in_inbox.append((application_id,))
+        if self.fresh:
+            t.insert_rows(s.DEADLINES_DUE.name, s.DEADLINES_DUE.column_names, deadline_rows)
+            t.insert_rows(s.PROVIDER_INBOX.name, s.PROVIDER_INBOX.column_names, inbox_rows)
+            return
+        t.executemany(
+            f"INSERT INTO {s.DEADLINES_DUE.name} ({', '.join(s.DEADLINES_DUE.column_names)}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (application_id) DO UPDATE SET "
+            "state = excluded.state, rule = excluded.rule, deadline = excluded.deadline",
+            deadline_rows,
+        )
+        t.executemany(f"DELETE FROM {s.DEADLINES_DUE.name} WHERE application_id = ?", no_deadline)
+        t.executemany(
+            f"INSERT INTO {s.PROVIDER_INBOX.name} ({', '.join(s.PROVIDER_INBOX.column_names)}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (application_id) DO NOTHING",
+            inbox_rows,
+        )
+        t.executemany(f"DELETE FROM {s.PROVIDER_INBOX.name} WHERE application_id = ?", not_in_inbox)
+
+    def _write_money(self) -> None:
+        t = self.target
+        add = ", ".join(f"{c} = {c} + ?" for c in s.MONEY_COLUMNS)
+        wallets, new_wallets = self.wallet_money, self.new_wallets
+        t.insert_rows(
+            s.WALLET_BALANCES.name,
+            s.WALLET_BALANCES.column_names,
+            [(number, *wallets[number]) for number in new_wallets],
+        )
+        t.executemany(
+            f"UPDATE {s.WALLET_BALANCES.name} SET {add} WHERE enterprise_number = ?",
+            [(*vector, number) for number, vector in wallets.items() if number not in new_wallets and any(vector)],
+        )
+        money, new = self.application_money, self.new_applications
+        t.insert_rows(
+            s.APPLICATION_BALANCES.name,
+            s.APPLICATION_BALANCES.column_names,
+            [(i, self.applications[i]["enterprise_number"], *money[i]) for i in new],
+        )
+        t.executemany(
+            f"UPDATE {s.APPLICATION_BALANCES.name} SET {add} WHERE application_id = ?",
+            [
+                (*vector, application_id)
+                for application_id, vector in money.items()
+                if application_id not in new and application_id is not None and any(vector)
+            ],
+        )
+
+    def _write_ceilings(self) -> None:
+        t = self.target
+        deltas = self.ceiling_deltas
+        if self.fresh:
+            t.insert_rows(
+                s.CEILINGS.name,
+                s.CEILINGS.column_names,
+                [(*slot, *figures, *deltas.get(slot, (0, 0, 0))) for slot, figures in self.new_ceilings.items()],
+            )
+            return
+        t.executemany(
+            f"INSERT INTO {s.CEILINGS.name} ({', '.join(s.CEILINGS.column_names)}) "
+            "VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0) ON CONFLICT (enterprise_number, year, ceiling_key) DO NOTHING",
+            [(*slot, *figures) for slot, figures in self.new_ceilings.items()],
+        )
+        t.executemany(
+            f"UPDATE {s.CEILINGS.name} SET claimed = claimed + ?, used = used + ?, freed = freed + ? "
+            "WHERE enterprise_number = ? AND year = ? AND ceiling_key = ?",
+            [(*delta, *slot) for slot, delta in deltas.items() if any(delta)],
+        )
+
+
+ENDINGS = {
+    "ApplicationRefused": "refused",
+    "ApplicationLapsed": "lapsed",
+    "ProjectClosed": "closed",
+    "ProjectStopped": "stopped",
+}
+
+
+def _ending(final_state: str) -> Callable[[BatchFold, dict, dict], None]:
+    """An event that ends an application: the ceiling may be freed (legs are posted by apply)."""
+
+    def ended(fold: BatchFold, app: dict[str, Any], e: dict) -> None:
+        freed = cents(e.get("ceiling_freed", 0))
+        if freed > 0:
+            fold._ceilings_of(app, -freed, 0, freed)
+        app["final_state"] = final_state
+        app["final_on"] = e["business_date"]
+        fold._changed(app)
+
+    return ended
+
+
+RECEIPT_HANDLERS: dict[str, Callable[..., None]] = {
+    "OwnShareDeposited": BatchFold._own_share_deposited,
+    "SubsidyToppedUp": BatchFold._subsidy_topped_up,
+    "PayoutExecuted": BatchFold._payout_executed,
+    "RecoveryRepaid": BatchFold._recovery_repaid,
+    "RefundExecuted": BatchFold._refund_executed,
+}
+HANDLERS: dict[str, Callable[[BatchFold, dict, dict], None]] = {
+    "ApplicationConfirmed": BatchFold._confirmed,
+    "RecoveryIssued": BatchFold._recovery_issued,
+    "ServiceCompleted": BatchFold._service_completed,
+    "EventReversed": BatchFold._event_reversed,
+    **RECEIPT_HANDLERS,
+    **{type_name: _ending(final_state) for type_name, final_state in ENDINGS.items()},
+}

@@ -1,0 +1,249 @@
+"""Reads of the views, one method per read, each returning a JSON-ready dict
+(money as two-decimal euro strings, dates in ISO form).
+
+A :class:`Views` keeps one connection per thread, so the API's worker threads
+can read at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, timedelta
+from typing import Any
+
+import orjson
+
+from ledger.errors import NotFound, ValidationFailed
+from ledger.identifiers import canonical_enterprise_number, provider_number
+from ledger.money import format_euro
+from ledger.views import rate_percent
+from projections import schema as s
+from projections.store import Target, connect
+
+
+def _euro_fields(row: dict[str, int]) -> dict[str, Any]:
+    """The balance columns in the read shape."""
+    kinds = {kind: 0 for kind in s.ACCOUNT_KINDS}
+    for account in s.ACCOUNTS:
+        kind = "held" if account.startswith("held_") else "due" if account.startswith("due_") else account
+        kinds[kind] += row[account]
+    return {
+        "held": {"own_share": format_euro(row["held_own_share"]), "subsidy": format_euro(row["held_subsidy"])},
+        "paid_out": {
+            "own_share": format_euro(row["paid_out_own_share"]),
+            "subsidy": format_euro(row["paid_out_subsidy"]),
+            "total": format_euro(row["paid_out_own_share"] + row["paid_out_subsidy"]),
+        },
+        "refunded": {
+            "own_share_to_enterprise": format_euro(row["refunded_own_share"]),
+            "subsidy_to_government": format_euro(row["returned_subsidy"]),
+        },
+        "recovered": {"repaid": format_euro(row["recovered_repaid"]), "held": format_euro(row["recovered"])},
+        "due": {"enterprise": format_euro(row["due_enterprise"]), "government": format_euro(row["due_government"])},
+        "accounts": {account: format_euro(row[account]) for account in s.ACCOUNTS},
+        "account_kinds": {kind: format_euro(amount) for kind, amount in kinds.items()},
+    }
+
+
+def _iso(day: date | str) -> str:
+    return day if isinstance(day, str) else day.isoformat()
+
+
+class Views:
+    """The read side of the projections."""
+
+    def __init__(self, database_url: str):
+        self.database_url = database_url
+        self._local = threading.local()
+        self._targets: list[Target] = []
+        self._targets_lock = threading.Lock()
+
+    @property
+    def target(self) -> Target:
+        target = getattr(self._local, "target", None)
+        if target is None:
+            target = connect(self.database_url)
+            self._local.target = target
+            with self._targets_lock:
+                self._targets.append(target)
+        return target
+
+    def close(self) -> None:
+        with self._targets_lock:
+            for target in self._targets:
+                target.close()
+            self._targets.clear()
+        self._local = threading.local()
+
+    def _rows(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+        target = self.target
+        if target.dialect == "postgresql":
+            with target.connection.cursor() as cursor:
+                cursor.execute(sql.replace("?", "%s"), params)
+                names = [d.name for d in cursor.description]
+                return [dict(zip(names, row)) for row in cursor.fetchall()]
+        cursor = target.connection.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    # ------------------------------------------------------------------ reads
+
+    def position(self) -> int:
+        """The last notification folded into the views."""
+        rows = self._rows(f"SELECT position FROM {s.TRACKING.name} WHERE name = ?", (s.TRACKING_NAME,))
+        return rows[0]["position"] if rows else 0
+
+    def balances(self, enterprise_number: str) -> dict[str, Any]:
+        """A wallet's balances, in total and per application."""
+        number = canonical_enterprise_number(enterprise_number)
+        wallets = self._rows(f"SELECT * FROM {s.WALLET_BALANCES.name} WHERE enterprise_number = ?", (number,))
+        if not wallets:
+            raise NotFound(f"no wallet for enterprise {number}")
+        applications = self._rows(
+            f"SELECT b.*, a.project_number FROM {s.APPLICATION_BALANCES.name} b "
+            f"JOIN {s.APPLICATIONS.name} a ON a.application_id = b.application_id "
+            f"WHERE b.enterprise_number = ? ORDER BY a.project_number{self.target.collate}",
+            (number,),
+        )
+        return {
+            "enterprise_number": number,
+            **_euro_fields(wallets[0]),
+            "applications": [
+                {"application_id": row["application_id"], "project_number": row["project_number"], **_euro_fields(row)}
+                for row in applications
+            ],
+        }
+
+    def ceilings(self, enterprise_number: str) -> dict[str, Any]:
+        """A wallet's yearly ceilings (steunplafonds): reserved + used = claimed; remaining = ceiling - claimed."""
+        number = canonical_enterprise_number(enterprise_number)
+        rows = self._rows(
+            f"SELECT * FROM {s.CEILINGS.name} WHERE enterprise_number = ? "
+            f"ORDER BY year, ceiling_key{self.target.collate}",
+            (number,),
+        )
+        return {
+            "enterprise_number": number,
+            "ceilings": [
+                {
+                    "year": row["year"],
+                    "key": row["ceiling_key"],
+                    "size": row["size"],
+                    "rate": rate_percent(row["rate"]),
+                    "ceiling": format_euro(row["ceiling"]),
+                    "reserved": format_euro(row["claimed"] - row["used"]),
+                    "used": format_euro(row["used"]),
+                    "freed": format_euro(row["freed"]),
+                    "remaining": format_euro(row["ceiling"] - row["claimed"]),
+                }
+                for row in rows
+            ],
+        }
+
+    def audit_trail(self, enterprise_number: str) -> dict[str, Any]:
+        """One row per wallet event, in order, each with its ``retain_until``."""
+        number = canonical_enterprise_number(enterprise_number)
+        rows = self._rows(
+            f"SELECT * FROM {s.AUDIT_TRAIL.name} WHERE enterprise_number = ? ORDER BY sequence", (number,)
+        )
+        return {
+            "enterprise_number": number,
+            "rows": [
+                {
+                    "sequence": row["sequence"],
+                    "type": row["type"],
+                    "business_date": row["business_date"],
+                    "recorded_at": row["recorded_at"],
+                    "actor": {"key_id": row["actor_key_id"], "role": row["actor_role"]},
+                    "application_id": row["application_id"],
+                    "legs": orjson.loads(row["legs"]),
+                    "hash": row["hash"],
+                    "retain_until": row["retain_until"],
+                }
+                for row in rows
+            ],
+        }
+
+    def deadlines_within(self, days: int, today: date) -> dict[str, Any]:
+        """Open applications whose next deadline falls on or before ``today + days``
+        (deadlines already passed but not yet applied by the deadline run included)."""
+        if days < 0:
+            raise ValidationFailed("within_days cannot be negative")
+        until = (today + timedelta(days=days)).isoformat()
+        c = self.target.collate
+        rows = self._rows(
+            f"SELECT * FROM {s.DEADLINES_DUE.name} WHERE deadline <= ? "
+            f"ORDER BY deadline{c}, project_number{c}, application_id{c}",
+            (until,),
+        )
+        return {
+            "today": today.isoformat(),
+            "within_days": days,
+            "deadlines": [
+                {
+                    "enterprise_number": row["enterprise_number"],
+                    "application_id": row["application_id"],
+                    "project_number": row["project_number"],
+                    "provider": row["provider"],
+                    "state": row["state"],
+                    "rule": row["rule"],
+                    "deadline": row["deadline"],
+                    "days_left": (date.fromisoformat(row["deadline"]) - today).days,
+                }
+                for row in rows
+            ],
+        }
+
+    def provider_inbox(self, provider: str, today: date | None = None) -> dict[str, Any]:
+        """Applications awaiting this provider's answer (submitted, not yet confirmed,
+        refused or lapsed); with ``today``, only those it may still answer."""
+        number = provider_number(provider)
+        c = self.target.collate
+        sql = f"SELECT * FROM {s.PROVIDER_INBOX.name} WHERE provider = ?"
+        params: tuple = (number,)
+        if today is not None:
+            sql += " AND answer_by >= ?"
+            params += (today.isoformat(),)
+        rows = self._rows(sql + f" ORDER BY answer_by{c}, project_number{c}, application_id{c}", params)
+        return {
+            "provider": number,
+            "applications": [
+                {
+                    "enterprise_number": row["enterprise_number"],
+                    "application_id": row["application_id"],
+                    "project_number": row["project_number"],
+                    "service": row["service"],
+                    "themes": orjson.loads(row["themes"]),
+                    "starts_on": row["starts_on"],
+                    "submitted_on": row["submitted_on"],
+                    "answer_by": row["answer_by"],
+                    "project_amount": format_euro(row["project_amount"]),
+                }
+                for row in rows
+            ],
+        }
+
+    def daily_totals(self, from_date: date | str, to_date: date | str) -> dict[str, Any]:
+        """Money in and out per account kind per business day, both days included."""
+        first, last = _iso(from_date), _iso(to_date)
+        if first > last:
+            raise ValidationFailed(f"from {first} lies after to {last}")
+        rows = self._rows(
+            f"SELECT * FROM {s.DAILY_TOTALS.name} WHERE business_date >= ? AND business_date <= ? "
+            f"ORDER BY business_date{self.target.collate}, account_kind{self.target.collate}",
+            (first, last),
+        )
+        return {
+            "from": first,
+            "to": last,
+            "totals": [
+                {
+                    "business_date": row["business_date"],
+                    "account_kind": row["account_kind"],
+                    "money_in": format_euro(row["money_in"]),
+                    "money_out": format_euro(row["money_out"]),
+                    "net": format_euro(row["money_in"] - row["money_out"]),
+                }
+                for row in rows
+            ],
+        }

@@ -1,0 +1,237 @@
+"""The read models' tables, as data: created, dropped and compared from here.
+
+Dates are ISO text and money is integer cents (BIGINT) on every dialect, so a
+view on PostgreSQL and a fresh fold into SQLite compare row for row.
+
+Each table's key is a unique index rather than a PRIMARY KEY constraint, so a
+rebuild can load the rows first and index them once, sorted, at the end
+(inserting a million rows into random-keyed b-trees costs several times more).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from projections.store import Target
+
+SCHEMA_VERSION = 2
+TRACKING_NAME = "kmo_ledger_views"
+
+MONEY_COLUMNS = (
+    # net of the legs posted to each account (positive: money arrived there)
+    "enterprise",
+    "government",
+    "provider",
+    "held_own_share",
+    "held_subsidy",
+    "due_enterprise",
+    "due_government",
+    "recovered",
+    # counters of what happened to the money
+    "paid_out_own_share",
+    "paid_out_subsidy",
+    "refunded_own_share",
+    "returned_subsidy",
+    "recovered_repaid",
+)
+ACCOUNTS = MONEY_COLUMNS[:8]
+ACCOUNT_KINDS = ("enterprise", "government", "provider", "held", "due", "recovered")
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...] = ()
+    key_during_rebuild: bool = False
+    """Keep the key index while a rebuild loads (a small table written by upserts)."""
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _type in self.columns)
+
+    def create_table(self) -> str:
+        columns = ", ".join(f"{name} {kind}" for name, kind in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} ({columns})"
+
+    def create_indexes(self, with_key: bool = True, with_others: bool = True) -> list[str]:
+        statements = []
+        if with_key:
+            statements.append(
+                f"CREATE UNIQUE INDEX IF NOT EXISTS {self.name}_key ON {self.name} ({', '.join(self.key)})"
+            )
+        if with_others:
+            statements += [
+                f"CREATE INDEX IF NOT EXISTS {self.name}_{'_'.join(index)} ON {self.name} ({', '.join(index)})"
+                for index in self.indexes
+            ]
+        return statements
+
+
+def _money() -> tuple[tuple[str, str], ...]:
+    return tuple((name, "BIGINT NOT NULL") for name in MONEY_COLUMNS)
+
+
+TEXT, TEXT_NULL, INT = "TEXT NOT NULL", "TEXT", "BIGINT NOT NULL"
+
+WALLETS = Table(
+    "projection_wallets",
+    (("wallet_id", TEXT), ("enterprise_number", TEXT), ("name", TEXT), ("opened_on", TEXT),
+     ("longest_retain_until", TEXT_NULL)),
+    ("wallet_id",),
+    (("enterprise_number",),),
+)
+APPLICATIONS = Table(
+    "projection_applications",
+    (
+        ("application_id", TEXT), ("wallet_id", TEXT), ("enterprise_number", TEXT), ("project_number", TEXT),
+        ("provider", TEXT), ("service", TEXT), ("themes", TEXT), ("starts_on", TEXT), ("year", INT),
+        ("ceiling_keys", TEXT), ("submitted_on", TEXT), ("retain_until", TEXT), ("own_share", INT),
+        ("subsidy", INT), ("answer_by", TEXT), ("deposit_by", TEXT_NULL), ("complete_by", TEXT),
+        ("confirmed_on", TEXT_NULL), ("completed_on", TEXT_NULL), ("own_share_received", INT),
+        ("subsidy_received", INT), ("paid_out", INT), ("recovery_issued", INT), ("final_state", TEXT_NULL),
+        ("final_on", TEXT_NULL),
+    ),
+    ("application_id",),
+)
+WALLET_BALANCES = Table("wallet_balances", (("enterprise_number", TEXT),) + _money(), ("enterprise_number",))
+APPLICATION_BALANCES = Table(
+    "application_balances",
+    (("application_id", TEXT), ("enterprise_number", TEXT)) + _money(),
+    ("application_id",),
+    (("enterprise_number",),),
+)
+CEILINGS = Table(
+    "ceilings",
+    (("enterprise_number", TEXT), ("year", INT), ("ceiling_key", TEXT), ("size", TEXT), ("rate", INT),
+     ("ceiling", INT), ("claimed", INT), ("used", INT), ("freed", INT)),
+    ("enterprise_number", "year", "ceiling_key"),
+)
+AUDIT_TRAIL = Table(
+    "audit_trail",
+    (
+        ("enterprise_number", TEXT), ("sequence", INT), ("notification_id", INT), ("type", TEXT),
+        ("business_date", TEXT), ("recorded_at", TEXT), ("actor_key_id", TEXT), ("actor_role", TEXT),
+        ("application_id", TEXT_NULL), ("legs", TEXT), ("hash", TEXT), ("retain_until", TEXT),
+    ),
+    ("enterprise_number", "sequence"),
+    (("business_date",),),
+)
+DEADLINES_DUE = Table(
+    "deadlines_due",
+    (("application_id", TEXT), ("enterprise_number", TEXT), ("project_number", TEXT), ("provider", TEXT),
+     ("state", TEXT), ("rule", TEXT), ("deadline", TEXT)),
+    ("application_id",),
+    (("deadline",),),
+)
+PROVIDER_INBOX = Table(
+    "provider_inbox",
+    (("application_id", TEXT), ("provider", TEXT), ("enterprise_number", TEXT), ("project_number", TEXT),
+     ("service", TEXT), ("themes", TEXT), ("starts_on", TEXT), ("submitted_on", TEXT), ("answer_by", TEXT),
+     ("project_amount", INT)),
+    ("application_id",),
+    (("provider",),),
+)
+DAILY_TOTALS = Table(
+    "daily_totals",
+    (("business_date", TEXT), ("account_kind", TEXT), ("money_in", INT), ("money_out", INT)),
+    ("business_date", "account_kind"),
+    key_during_rebuild=True,
+)
+
+FOLDED_TABLES = (
+    WALLETS, APPLICATIONS, WALLET_BALANCES, APPLICATION_BALANCES, CEILINGS, AUDIT_TRAIL, DEADLINES_DUE,
+    PROVIDER_INBOX, DAILY_TOTALS,
+)
+"""Every table a fold of the events writes; a rebuild drops and refills exactly these."""
+
+TRACKING = Table(
+    "projection_tracking",
+    (("name", TEXT), ("position", INT), ("schema_version", INT), ("rebuild_until", "BIGINT"),
+     ("rebuild_cursor", TEXT_NULL)),
+    ("name",),
+)
+"""Where the views stand: ``position`` (the last notification folded), and while
+a rebuild runs, the notification it rebuilds up to and the last wallet it finished."""
+AUDIT_EXPORTS = Table(
+    "audit_exports",
+    (("from_date", TEXT), ("to_date", TEXT), ("through_position", INT), ("exported_at", TEXT),
+     ("location", TEXT)),
+    ("from_date", "to_date", "through_position", "exported_at"),
+)
+"""Exports of the audit trail (written by the export tool); kept across rebuilds."""
+AUDIT_PURGES = Table(
+    "audit_purges",
+    (("before_date", TEXT), ("through_position", INT), ("purged_at", TEXT), ("rows_purged", INT)),
+    ("before_date", "through_position"),
+)
+"""Purges of the audit trail; a rebuild leaves the purged rows out again."""
+KEPT_TABLES = (TRACKING, AUDIT_EXPORTS, AUDIT_PURGES)
+
+
+class SchemaOutdated(RuntimeError):
+    """The read models were built by another version of this code: rebuild them."""
+
+
+def _create(target: Target, tables: tuple[Table, ...], indexed: bool) -> None:
+    for table in tables:
+        target.execute(table.create_table())
+        for statement in table.create_indexes(with_key=indexed or table.key_during_rebuild, with_others=indexed):
+            target.execute(statement)
+
+
+def create_indexes(target: Target) -> None:
+    """Index every folded table (after a rebuild loaded them)."""
+    for table in FOLDED_TABLES:
+        for statement in table.create_indexes():
+            target.execute(statement)
+
+
+def tracking(target: Target, lock: bool = False) -> tuple[int, int | None, str | None] | None:
+    """(position, rebuild_until, rebuild_cursor), locked for the transaction when asked."""
+    rows = target.query(
+        f"SELECT position, rebuild_until, rebuild_cursor FROM {TRACKING.name} WHERE name = ?"
+        + (target.for_update if lock else ""),
+        (TRACKING_NAME,),
+    )
+    return tuple(rows[0]) if rows else None
+
+
+def ensure_schema(target: Target, check_version: bool = True) -> None:
+    """Create what is missing; refuse views built by another schema version."""
+    if target.table_exists(TRACKING.name):
+        if not check_version:
+            return
+        rows = target.query(f"SELECT schema_version FROM {TRACKING.name} WHERE name = ?", (TRACKING_NAME,))
+        if rows and rows[0][0] != SCHEMA_VERSION:
+            raise SchemaOutdated(
+                f"the read models have schema version {rows[0][0]}, this code writes {SCHEMA_VERSION}: "
+                "run kmo-ledger rebuild-projections"
+            )
+        if rows:
+            return
+    with target.transaction():
+        _create(target, KEPT_TABLES, indexed=True)
+        _create(target, FOLDED_TABLES, indexed=True)
+        target.execute(
+            f"INSERT INTO {TRACKING.name} (name, position, schema_version) VALUES (?, 0, ?) "
+            "ON CONFLICT (name) DO NOTHING",
+            (TRACKING_NAME, SCHEMA_VERSION),
+        )
+
+
+def start_rebuild(target: Target, until: int) -> None:
+    """Drop every folded table and recreate it without indexes; the tracking row
+    records that a rebuild up to notification ``until`` is under way (exports and
+    purges are kept)."""
+    with target.transaction():
+        for table in (TRACKING,) + FOLDED_TABLES:  # the tracking row is written anew
+            target.execute(f"DROP TABLE IF EXISTS {table.name}")
+        _create(target, KEPT_TABLES, indexed=True)
+        _create(target, FOLDED_TABLES, indexed=False)
+        target.execute(
+            f"INSERT INTO {TRACKING.name} (name, position, schema_version, rebuild_until, rebuild_cursor) "
+            "VALUES (?, 0, ?, ?, '')",
+            (TRACKING_NAME, SCHEMA_VERSION, until),
+        )

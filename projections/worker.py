@@ -1,0 +1,32 @@
+"""The standalone catch-up worker: ``python -m projections.worker``.
+
+Reads ``KMO_LEDGER_DATABASE_URL`` and keeps the views beside the events up to
+date until interrupted (SIGINT or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+from ledger.storage import DEFAULT_DATABASE_URL
+from projections.runner import run_worker
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m projections.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls (default 0.5)")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    database_url = os.environ.get("KMO_LEDGER_DATABASE_URL", DEFAULT_DATABASE_URL)
+    run_worker(database_url, stop=stop, poll_seconds=args.poll)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""Narrated scenarios for the projections, and the ledger's own fold as the oracle.
+
+Each scenario takes a ``step`` callable, called after every command, so a test
+can catch the views up event by event (incrementally) or not at all (a
+rebuild at the end).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Callable
+
+from freezegun import freeze_time
+
+from ledger import commands as c
+from ledger.application import KmoLedger
+from ledger.money import format_euro, parse_euro
+from ledger.rules import retain_until
+from ledger.state import account_kind
+from projections.queries import Views
+from tests.conftest import BACK_OFFICE, OTHER_ENTERPRISE
+from tests.scenarios.helpers import Story
+
+Step = Callable[[], None]
+
+
+def _nothing() -> None:
+    pass
+
+
+def refund(story: Story, application_id: str, kind: str, amount: str, value_date: date) -> None:
+    story.ledger.execute_refund(
+        story.en,
+        application_id,
+        c.ExecuteRefund(kind=kind, amount=parse_euro(amount), value_date=value_date),
+        BACK_OFFICE,
+    )
+
+
+def full_life(ledger: KmoLedger, step: Step = _nothing) -> Story:
+    """A training submitted, funded, paid out in two parts and completed."""
+    with freeze_time("2026-03-02 09:00:00"):
+        story = Story(ledger)
+        step()
+        application_id = story.submit(date(2026, 3, 16))
+        step()
+    with freeze_time("2026-03-05 10:00:00"):
+        story.confirm(application_id)
+        step()
+        story.deposit(application_id, date(2026, 3, 5))
+        step()
+        story.top_up(application_id, date(2026, 3, 5))
+        step()
+    with freeze_time("2026-04-01 10:00:00"):
+        story.pay(application_id, "4000.00", date(2026, 4, 1))
+        step()
+        story.pay(application_id, "6000.00", date(2026, 4, 1))
+        step()
+    with freeze_time("2026-05-01 10:00:00"):
+        ledger.complete(story.en, application_id, c.CompleteService(completed_on=date(2026, 4, 30)), BACK_OFFICE)
+        step()
+    return story
+
+
+def stop(ledger: KmoLedger, step: Step = _nothing) -> Story:
+    """A partial payout, a stop for another reason: a recovery, repaid in two parts;
+    then the refunds are executed, one of them reversed and posted again."""
+    with freeze_time("2026-03-02 09:00:00"):
+        story = Story(ledger)
+        application_id = story.submit(date(2026, 3, 20))
+        step()
+        story.fund(application_id, date(2026, 3, 2))
+        step()
+    with freeze_time("2026-04-01 09:00:00"):
+        story.pay(application_id, "4000.00", date(2026, 4, 1))
+        step()
+        story.stop(application_id, "other")
+        step()
+    with freeze_time("2026-04-10 09:00:00"):
+        for amount in ("700.00", "500.00"):
+            ledger.repay_recovery(
+                story.en, application_id, c.RepayRecovery(amount=parse_euro(amount), value_date=date(2026, 4, 9)),
+                BACK_OFFICE,
+            )
+            step()
+    with freeze_time("2026-04-12 09:00:00"):
+        refund(story, application_id, "own_share_to_enterprise", "4200.00", date(2026, 4, 12))
+        step()
+        sequence = ledger.wallet_events(story.en)[-1].originator_version
+        ledger.reverse(story.en, application_id, c.ReverseEvent(sequence=sequence, reason="wrong account"), BACK_OFFICE)
+        step()
+        refund(story, application_id, "own_share_to_enterprise", "4200.00", date(2026, 4, 12))
+        step()
+        refund(story, application_id, "subsidy_to_government", "1000.00", date(2026, 4, 12))
+        step()
+    return story
+
+
+def lapse(ledger: KmoLedger, step: Step = _nothing) -> Story:
+    """Three applications: one never answered, one confirmed but never paid, one
+    refused after its deposit; and a second wallet that opens a year later."""
+    with freeze_time("2026-03-02 09:00:00"):
+        story = Story(ledger)
+        unanswered = story.submit(date(2026, 3, 20), fee="2000.00")
+        step()
+        unpaid = story.submit(date(2026, 3, 20), fee="3000.00")
+        step()
+        story.confirm(unpaid)
+        step()
+        refused = story.submit(date(2026, 3, 20), fee="1000.00")
+        step()
+        story.deposit(refused, date(2026, 3, 2))
+        step()
+        ledger.refuse(story.en, refused, c.RefuseApplication(reason="related parties"), BACK_OFFICE)
+        step()
+    with freeze_time("2026-03-20 09:00:00"):
+        assert [r.application_id for r in ledger.run_deadlines()] == [unanswered]
+        step()
+    with freeze_time("2026-04-02 09:00:00"):
+        assert [r.application_id for r in ledger.run_deadlines()] == [unpaid]
+        step()
+        refund(story, refused, "own_share_to_enterprise", "700.00", date(2026, 4, 2))
+        step()
+    with freeze_time("2027-02-01 09:00:00"):
+        other = Story(ledger, OTHER_ENTERPRISE)
+        step()
+        other.submit(date(2027, 2, 20))
+        step()
+    return story
+
+
+SCENARIOS = {"full_life": full_life, "stop": stop, "lapse": lapse}
+
+
+# --------------------------------------------------------------------------- the oracle
+
+
+def differences_from_ledger(ledger: KmoLedger, views: Views, enterprises: list[str]) -> list[str]:
+    """Every view against what the ledger's own fold (:mod:`ledger.views`) says."""
+    problems: list[str] = []
+
+    def same(what: str, expected, actual) -> None:
+        if expected != actual:
+            problems.append(f"{what}: ledger {expected!r}, views {actual!r}")
+
+    everything = views.deadlines_within(100_000, date(2000, 1, 1))["deadlines"]
+    deadlines = {row["application_id"]: row for row in everything}
+    daily: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for en in enterprises:
+        wallet = ledger.wallet_view(en)
+        events = ledger.wallet_events(en)
+        state = ledger.get_wallet(en).state
+        balances = views.balances(en)
+        same(f"{en} held", wallet["held"], balances["held"])
+        same(f"{en} due", wallet["due"], balances["due"])
+        by_id = {row["application_id"]: row for row in balances["applications"]}
+        for summary in wallet["applications"]:
+            application_id = summary["application_id"]
+            application = ledger.application_view(en, application_id)
+            row = by_id.get(application_id)
+            if row is None:
+                problems.append(f"{en} {application_id}: no balance row")
+                continue
+            for field in ("held", "paid_out", "due", "refunded"):
+                same(f"{application_id} {field}", application[field], row[field])
+            recovery = application["recovery"]
+            same(f"{application_id} recovered", recovery["repaid"] if recovery else "0.00", row["recovered"]["repaid"])
+            upcoming = application["next_deadline"]
+            listed = deadlines.get(application_id)
+            same(
+                f"{application_id} next deadline",
+                upcoming and (application["state"], upcoming["rule"], upcoming["date"]),
+                listed and (listed["state"], listed["rule"], listed["deadline"]),
+            )
+            inbox = views.provider_inbox(application["provider"])["applications"]
+            same(
+                f"{application_id} in the provider's inbox",
+                application["state"] == "submitted",
+                application_id in {row["application_id"] for row in inbox},
+            )
+        ceilings = {(c["year"], c["key"]): c for c in views.ceilings(en)["ceilings"]}
+        for ceiling in state.ceilings.values():
+            row = ceilings.get((ceiling.year, ceiling.key), {})
+            expected = {
+                "ceiling": format_euro(ceiling.ceiling),
+                "reserved": format_euro(ceiling.reserved),
+                "used": format_euro(ceiling.used),
+                "freed": format_euro(ceiling.freed),
+                "remaining": format_euro(ceiling.remaining),
+            }
+            same(f"{en} ceiling {ceiling.year}/{ceiling.key}", expected, {k: row.get(k) for k in expected})
+        kept = {a.application_id: retain_until(a.retention_years, a.submitted_on) for a in state.applications.values()}
+        longest = max(kept.values(), default=None)
+        expected_rows = []
+        for event in events:
+            application_id = getattr(event, "application_id", None)
+            if application_id is not None:
+                until = kept[application_id]
+            else:
+                until = retain_until(5, event.business_date)
+                until = max(until, longest) if longest else until
+            expected_rows.append(
+                (event.originator_version, type(event).__name__, event.business_date.isoformat(), application_id,
+                 [leg.model_dump(mode="json") for leg in getattr(event, "legs", ())], event.hash, until.isoformat())
+            )
+            for leg in getattr(event, "legs", ()):
+                slot = daily[(event.business_date.isoformat(), account_kind(leg.account))]
+                slot[0 if leg.amount >= 0 else 1] += abs(leg.amount)
+        actual_rows = [
+            (r["sequence"], r["type"], r["business_date"], r["application_id"], r["legs"], r["hash"], r["retain_until"])
+            for r in views.audit_trail(en)["rows"]
+        ]
+        same(f"{en} audit trail", expected_rows, actual_rows)
+    totals = views.daily_totals("2000-01-01", "2100-12-31")["totals"]
+    same(
+        "daily totals",
+        sorted((day, kind, format_euro(a), format_euro(b)) for (day, kind), (a, b) in daily.items()),
+        sorted((t["business_date"], t["account_kind"], t["money_in"], t["money_out"]) for t in totals),
+    )
+    return problems
