@@ -252,8 +252,76 @@ def measure(engine: str, postgres_url: str, scale: float, progress: Callable[[st
                               raw_read, replay / raw_read, "<= 3", replay / raw_read <= 3, "seconds"))
         cold.close()
         ledger.close()
+
+        progress("a large ledger: rebuild and verification")
+        figures += scale_figures(store, max(20_000, int(1_000_000 * scale)), progress)
     finally:
         store.close()
+    return figures
+
+
+def raw_notification_rate(url: str) -> tuple[int, float]:
+    """Read every stored row of the notification log, in batches, decoding nothing."""
+    ledger = KmoLedger(url)
+    try:
+        count, start, started = 0, 1, time.perf_counter()
+        while True:
+            batch = ledger.recorder.select_notifications(start, 5000)
+            if not batch:
+                break
+            count += len(batch)
+            start = batch[-1].id + 1
+        return count, count / (time.perf_counter() - started)
+    finally:
+        ledger.close()
+
+
+def in_child(code: str, url: str) -> tuple[dict, int]:
+    """Run ``code`` in a fresh interpreter; its JSON answer and peak memory (bytes)."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, KMO_LEDGER_DATABASE_URL=url, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    wrapped = (
+        "import json, resource, sys\n" + code +
+        "\nresult['peak'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024"
+        "\nchildren = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024"
+        "\nresult['peak'] = max(result['peak'], children)\nprint(json.dumps(result))"
+    )
+    done = subprocess.run([sys.executable, "-c", wrapped], env=env, capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result, result["peak"]
+
+
+def scale_figures(store: Store, events: int, progress: Callable[[str], None]) -> list[Figure]:
+    """Rebuild and verification of a ledger of ``events`` events against its raw read rate."""
+    from scripts.seed import seed
+
+    url = store.url()
+    ledger = KmoLedger(url)
+    seed(ledger, events)
+    ledger.close()
+    count, raw_rate = raw_notification_rate(url)
+    figures = []
+    rebuild, peak = in_child(
+        "import os\nfrom projections import rebuild\n"
+        "applied, seconds = rebuild(os.environ['KMO_LEDGER_DATABASE_URL'])\n"
+        "result = {'applied': applied, 'seconds': seconds}", url)
+    rate = rebuild["applied"] / rebuild["seconds"]
+    figures.append(Figure(f"projection rebuild rate / raw notification read rate ({count} events)", rate, raw_rate,
+                          rate / raw_rate, ">= 0.5", rate / raw_rate >= 0.5, "events per second"))
+    megabytes = peak / 1e6
+    figures.append(Figure(f"peak memory of the rebuild ({count} events), MB", megabytes, 250, megabytes / 250,
+                          "< 250 MB", megabytes < 250, "MB"))
+    progress("verification")
+    verify, _peak = in_child(
+        "import time\nfrom scripts.verify import main\nimport contextlib, io\n"
+        "started = time.perf_counter()\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n    code = main(['--json'])\n"
+        "result = {'code': code, 'seconds': time.perf_counter() - started}", url)
+    rate = count / verify["seconds"]
+    figures.append(Figure(f"verification rate / raw notification read rate ({count} events)", rate, raw_rate,
+                          rate / raw_rate, "informative", verify["code"] == 0, "events per second"))
     return figures
 
 
