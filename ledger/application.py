@@ -421,12 +421,27 @@ class KmoLedger(Application[UUID]):
         return events
 
     def replay(self, enterprise_number: str, as_of: date) -> dict[str, Any]:
-        """The wallet as it stood at the end of ``as_of``, under the rules recorded then."""
-        events = self.wallet_events(enterprise_number, as_of)
-        if not events:
+        """The wallet as it stood at the end of ``as_of``, under the rules recorded then.
+
+        Starts from the latest snapshot whose events all lie on or before ``as_of``
+        (every event it holds would pass the date filter), then folds the later
+        events dated on or before ``as_of``."""
+        aggregate_id = wallet_id(canonical_enterprise_number(enterprise_number))
+        start = None
+        for snapshot in self.snapshots.get(aggregate_id, desc=True) if self.snapshots else ():
+            latest = snapshot.state.get("latest_business_date")
+            if latest is not None and date.fromisoformat(latest) <= as_of:
+                start = snapshot.mutate(None)
+                break
+        later = self.events.get(aggregate_id, gt=start.version if start else None)
+        wallet, version = start, start.version if start else 0
+        for event, wallet in replay_steps((e for e in later if e.business_date <= as_of), start):
+            version = event.originator_version
+        if wallet is None:
+            if not list(self.events.get(aggregate_id, lte=1)):
+                raise NotFound(f"no wallet for enterprise {enterprise_number}")
             raise NotFound(f"the wallet of enterprise {enterprise_number} did not exist on {as_of}")
-        wallet = replay_events(events)
-        return wallet_view(wallet.state, events[-1].originator_version, as_of) | {"as_of": as_of.isoformat()}
+        return wallet_view(wallet.state, version, as_of) | {"as_of": as_of.isoformat()}
 
     def payment_reference_owner(self, reference: str) -> PaymentReferenceClaimed | None:
         compact = compact_payment_reference(reference)
@@ -455,18 +470,18 @@ class KmoLedger(Application[UUID]):
         return verify_rows(aggregate_id, rows)
 
 
-def replay_steps(events: Iterable[ev.WalletEvent]) -> Iterator[tuple[ev.WalletEvent, Wallet]]:
-    """Fold events into a wallet without the version check, for replays as of a date
-    (a lapse dated before later events of other applications is then still applied);
-    yields the wallet after each event."""
-    wallet = None
+def replay_steps(
+    events: Iterable[ev.WalletEvent], wallet: Wallet | None = None
+) -> Iterator[tuple[ev.WalletEvent, Wallet]]:
+    """Fold events into a wallet (or onto ``wallet``, e.g. from a snapshot) without
+    the version check, for replays as of a date (a lapse dated before later events
+    of other applications is then still applied); yields the wallet after each event."""
     for event in events:
         if wallet is None:
             wallet = event.mutate(None)
         else:
             event.apply(wallet.state)
-            wallet.version = event.originator_version
-            wallet.state.last_hash = event.hash
+            event.advance(wallet)
         yield event, wallet
 
 

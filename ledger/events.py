@@ -88,9 +88,16 @@ class WalletEvent(BaseModel):
                 f"event version {self.originator_version} does not follow wallet version {wallet.version}"
             )
         self.apply(wallet.state)
-        wallet.version = self.originator_version
-        wallet.state.last_hash = self.hash
+        self.advance(wallet)
         return wallet
+
+    def advance(self, wallet: Wallet) -> None:
+        """Move the wallet's version, chain head and latest business date past this event."""
+        wallet.version = self.originator_version
+        state = wallet.state
+        state.last_hash = self.hash
+        if state.latest_business_date is None or self.business_date > state.latest_business_date:
+            state.latest_business_date = self.business_date
 
     def apply(self, state: WalletState) -> None:
         """Change the state; never read a clock or a rule table here."""
@@ -164,6 +171,7 @@ class WalletOpened(WalletEvent):
             figures_year=self.figures_year,
             figures_size=self.size,
             last_hash=self.hash,
+            latest_business_date=self.business_date,
         )
         return Wallet(self.originator_id, self.originator_version, state)
 

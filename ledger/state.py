@@ -208,6 +208,9 @@ class WalletState(BaseModel):
     ceilings: dict[str, YearCeiling] = Field(default_factory=dict)
     """Keyed ``"{year}/{ceiling key}"``."""
     last_hash: str = ""
+    latest_business_date: date | None = None
+    """The latest business date among the events applied (a snapshot with it on or
+    before a date can start a replay as of that date)."""
     next_sequence: int = 1
     reversed_money_events: dict[int, str] = Field(default_factory=dict)
     money_events: dict[int, str] = Field(default_factory=dict)
