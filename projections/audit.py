@@ -70,7 +70,7 @@ def purge_audit_trail(database_url: str | Target, before: date, today: date | No
         cutoff = before.isoformat()
         trail = s.AUDIT_TRAIL.name
         with target.transaction():
-            position, rebuild_until, _cursor = s.tracking(target, lock=True)
+            position, rebuild_until = s.tracking(target, lock=True)
             if rebuild_until is not None:
                 raise PurgeRefused("a rebuild of the read models is under way; nothing purged")
             retained = target.query(

@@ -88,7 +88,7 @@ def find_differences(ledger: KmoLedger, database_url: str | None = None) -> list
     the views have reached; empty when equal."""
     with Projector(ledger, database_url) as projector:
         actual = projector.target
-        position, rebuild_until, _cursor = s.tracking(actual)
+        position, rebuild_until = s.tracking(actual)
         if rebuild_until is not None:
             return [f"a rebuild of the read models up to notification {rebuild_until} is under way"]
         purges = actual.query(

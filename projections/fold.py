@@ -30,8 +30,10 @@ from projections.store import Target, chunks
 WALLET_RECORD_YEARS = 5
 """A record that belongs to no application is kept at least this long after it was recorded (RULES §7)."""
 
-ACCOUNT_INDEX = {account: i for i, account in enumerate(s.ACCOUNTS)}
-KIND_OF = {account: account_kind(account) for account in s.ACCOUNTS}
+LEG_SLOTS = {
+    account: (i, 2 * s.ACCOUNT_KINDS.index(account_kind(account))) for i, account in enumerate(s.ACCOUNTS)
+}
+"""Account -> (its money column, its kind's money-in slot in a day's totals)."""
 PAID_OWN, PAID_SUBSIDY, REFUNDED, RETURNED, REPAID = (s.MONEY_COLUMNS.index(c) for c in s.MONEY_COLUMNS[8:])
 N_MONEY = len(s.MONEY_COLUMNS)
 APPLICATION_COLUMNS = s.APPLICATIONS.column_names
@@ -110,7 +112,9 @@ class BatchFold:
         self.fresh = fresh
         """Whole wallets from their first event: nothing to load, only inserts to write."""
         self.wallets: dict[str, list[Any]] = {}
-        """wallet id -> [wallet id, enterprise number, name, opened_on, longest retain_until, changed]"""
+        """wallet id -> [wallet id, enterprise number, name, opened_on, longest retain_until, changed,
+        the batch's money deltas]"""
+        self.wallets_by_number: dict[str, list[Any]] = {}
         self.applications: dict[str, dict[str, Any]] = {}
         self.derived_before: dict[str, tuple[Any, bool]] = {}
         self.changed_applications: set[str] = set()
@@ -125,7 +129,8 @@ class BatchFold:
         self.wallet_money: dict[str, list[int]] = {}
         self.new_ceilings: dict[tuple[str, int, str], tuple[str, int, int]] = {}
         self.ceiling_deltas: dict[tuple[str, int, str], list[int]] = {}
-        self.daily: dict[tuple[str, str], list[int]] = {}
+        self.daily: dict[str, list[int]] = {}
+        """business date -> money in and out per account kind (in ``s.ACCOUNT_KINDS`` order)."""
         self.applied = 0
 
     # ------------------------------------------------------------------ loading
@@ -149,7 +154,8 @@ class BatchFold:
                 chunk,
             )
             for row in rows:
-                self.wallets[row[0]] = [*row, False]
+                wallet = self.wallets[row[0]] = [*row, False, None]
+                self.wallets_by_number[row[1]] = wallet
         application_ids = set()
         for n in notifications:
             state = n[4]
@@ -181,42 +187,46 @@ class BatchFold:
             wallet = self.wallets.get(wallet_id)
             if wallet is None:
                 raise LookupError(f"notification {notification_id}: {type_name} of a wallet never opened")
-        enterprise_number = wallet[1]
+        day = e["business_date"]
         application_id = e.get("application_id")
         if application_id is None:
-            retain = wallet_record_retain_until(e["business_date"], wallet[4])
+            app = None
+            retain = wallet_record_retain_until(day, wallet[4])
         else:
             if type_name == "ApplicationSubmitted":
                 app = self._submit(wallet, e)
             else:
-                app = self.applications.get(application_id)
-                if app is None and not self.fresh:
-                    self._load_applications([application_id])  # not found by the batch's scan
-                    app = self.applications.get(application_id)
-                if app is None:
-                    raise LookupError(
-                        f"notification {notification_id}: {type_name} of an unknown application {application_id}"
-                    )
+                app = self.applications.get(application_id) or self._load_missing(application_id, notification_id)
                 handler = HANDLERS.get(type_name)
                 if handler is not None:
                     handler(self, app, e)
             retain = app["retain_until"]
         legs = e.get("legs")
         if legs:
-            self._post_legs(enterprise_number, application_id, e["business_date"], legs)
+            self._post_legs(wallet, app, day, legs)
             legs_json = orjson.dumps(legs).decode()
         else:
             legs_json = "[]"
-        if not (self.purges and self._purged(e["business_date"], notification_id)):
-            actor = e["actor"]
-            row = [
-                enterprise_number, version, notification_id, type_name, e["business_date"], e["timestamp"],
-                actor["key_id"], actor["role"], application_id, legs_json, e["hash"], retain,
-            ]
-            self.audit_rows.append(row)
-            if application_id is None:
-                self.wallet_rows.append(row)
+        if self.purges and self._purged(day, notification_id):
+            self.applied += 1
+            return
+        actor = e["actor"]
+        row = [
+            wallet[1], version, notification_id, type_name, day, e["timestamp"], actor["key_id"], actor["role"],
+            application_id, legs_json, e["hash"], retain,
+        ]
+        self.audit_rows.append(row)
+        if app is None:
+            self.wallet_rows.append(row)
         self.applied += 1
+
+    def _load_missing(self, application_id: str, notification_id: int) -> dict[str, Any]:
+        if not self.fresh:
+            self._load_applications([application_id])  # not found by the batch's scan
+        app = self.applications.get(application_id)
+        if app is None:
+            raise LookupError(f"notification {notification_id}: an event of an unknown application {application_id}")
+        return app
 
     def _purged(self, business_date: str, notification_id: int) -> bool:
         for before, through in self.purges:
@@ -225,10 +235,11 @@ class BatchFold:
         return False
 
     def _open_wallet(self, wallet_id: str, e: dict) -> list[Any]:
-        wallet = [wallet_id, e["enterprise_number"], e["name"], e["business_date"], None, True]
+        wallet = [wallet_id, e["enterprise_number"], e["name"], e["business_date"], None, True, None]
         self.wallets[wallet_id] = wallet
+        self.wallets_by_number[wallet[1]] = wallet
         self.new_wallets.add(wallet[1])
-        self.wallet_money.setdefault(wallet[1], [0] * N_MONEY)
+        self._vectors(wallet, None)
         return wallet
 
     def _submit(self, wallet: list[Any], e: dict) -> dict[str, Any]:
@@ -269,7 +280,7 @@ class BatchFold:
         self.derived_before.setdefault(application_id, (None, False))
         self.changed_applications.add(application_id)
         self.new_applications.add(application_id)
-        self.application_money.setdefault(application_id, [0] * N_MONEY)
+        self._vectors(wallet, app)
         for figure in e["ceilings"]:
             slot = (enterprise_number, year, figure["key"])
             self.new_ceilings.setdefault(slot, (e["size"], e["rate"], cents(figure["ceiling"])))
@@ -294,37 +305,38 @@ class BatchFold:
             if key:
                 self._ceiling((app["enterprise_number"], app["year"], key), claimed, used, freed)
 
-    def _money(self, application_id: str | None, enterprise_number: str) -> tuple[list[int], list[int]]:
-        app_vector = self.application_money.get(application_id)
-        if app_vector is None:
-            app_vector = self.application_money[application_id] = [0] * N_MONEY
-        wallet_vector = self.wallet_money.get(enterprise_number)
+    def _vectors(self, wallet: list[Any], app: dict[str, Any] | None) -> tuple[list[int], list[int]]:
+        """The batch's money deltas of an application and of its wallet."""
+        wallet_vector = wallet[6]
         if wallet_vector is None:
-            wallet_vector = self.wallet_money[enterprise_number] = [0] * N_MONEY
+            wallet_vector = wallet[6] = self.wallet_money.setdefault(wallet[1], [0] * N_MONEY)
+        if app is None:
+            return [0] * N_MONEY, wallet_vector  # money posted outside an application: the wallet only
+        app_vector = app.get("_money")
+        if app_vector is None:
+            app_vector = app["_money"] = self.application_money.setdefault(app["application_id"], [0] * N_MONEY)
         return app_vector, wallet_vector
 
     def _count(self, app: dict[str, Any], column: int, amount: int) -> None:
-        app_vector, wallet_vector = self._money(app["application_id"], app["enterprise_number"])
+        app_vector, wallet_vector = self._vectors(self.wallets_by_number[app["enterprise_number"]], app)
         app_vector[column] += amount
         wallet_vector[column] += amount
 
-    def _post_legs(self, enterprise_number: str, application_id: str | None, day: str, legs: list[dict]) -> None:
-        app_vector, wallet_vector = self._money(application_id, enterprise_number)
-        daily = self.daily
+    def _post_legs(self, wallet: list[Any], app: dict[str, Any] | None, day: str, legs: list[dict]) -> None:
+        app_vector, wallet_vector = self._vectors(wallet, app)
+        totals = self.daily.get(day)
+        if totals is None:
+            totals = self.daily[day] = [0] * (2 * len(s.ACCOUNT_KINDS))
         for leg in legs:
-            account = leg["account"]
-            amount = cents(leg["amount"])
-            index = ACCOUNT_INDEX[account]
+            index, kind = LEG_SLOTS[leg["account"]]
+            amount = leg["amount"]
+            amount = int(amount.replace(".", "", 1)) if amount[-3:-2] == "." else cents(amount)
             app_vector[index] += amount
             wallet_vector[index] += amount
-            key = (day, KIND_OF[account])
-            totals = daily.get(key)
-            if totals is None:
-                totals = daily[key] = [0, 0]
             if amount >= 0:
-                totals[0] += amount
+                totals[kind] += amount
             else:
-                totals[1] -= amount
+                totals[kind + 1] -= amount
 
     # handlers: one per event type that changes an application (legs are posted by apply)
 
@@ -406,7 +418,12 @@ class BatchFold:
             "VALUES (?, ?, ?, ?) ON CONFLICT (business_date, account_kind) DO UPDATE SET "
             f"money_in = {s.DAILY_TOTALS.name}.money_in + excluded.money_in, "
             f"money_out = {s.DAILY_TOTALS.name}.money_out + excluded.money_out",
-            [(day, kind, money_in, money_out) for (day, kind), (money_in, money_out) in self.daily.items()],
+            [
+                (day, kind, totals[2 * k], totals[2 * k + 1])
+                for day, totals in self.daily.items()
+                for k, kind in enumerate(s.ACCOUNT_KINDS)
+                if totals[2 * k] or totals[2 * k + 1]
+            ],
         )
 
     def _write_applications(self) -> None:

@@ -11,10 +11,11 @@ way if the other runner got there first.
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import time
-from contextlib import closing
-from typing import Any, Callable
+from contextlib import closing, contextmanager
+from typing import Any, Callable, Iterator
 
 from ledger.application import KmoLedger
 from projections import schema
@@ -27,6 +28,9 @@ Progress = Callable[[int, int, int], None]
 
 BATCH_SIZE = 1000
 REBUILD_BATCH_SIZE = 5000
+PARALLEL_FROM = 50_000
+"""Notifications from which a rebuild folds wallet ranges in several processes."""
+MAX_WORKERS = 4
 
 
 class Projector:
@@ -55,6 +59,7 @@ class Projector:
         self.rebuild_batch_size = rebuild_batch_size
         self.target: Target = connect(self.views_url)
         self.log = NotificationLog(ledger.recorder)
+        self.rebuild_workers = 1
         self._lock = threading.RLock()
         self._caught_up = threading.Condition(self._lock)
         schema.ensure_schema(self.target, check_version=check_schema)
@@ -82,9 +87,9 @@ class Projector:
         with self._lock:
             applied = 0
             while True:
-                position, rebuild_until, cursor = schema.tracking(self.target)
+                position, rebuild_until = schema.tracking(self.target)
                 if rebuild_until is not None:
-                    applied = self._rebuild_wallets(rebuild_until, cursor or "", applied, progress)
+                    applied = self._finish_rebuild(rebuild_until, applied, progress)
                     continue
                 high = self.log.max_id()
                 if until is not None:
@@ -94,7 +99,7 @@ class Projector:
                     self._caught_up.notify_all()
                     return position
                 batch, end = self.log.read(position, high, self.batch_size)
-                done = self._apply(batch, end, expected=(position, None, None))
+                done = self._apply(batch, end, expected=position)
                 if done is None:
                     continue  # another runner committed this batch first: read again
                 applied += done
@@ -102,62 +107,112 @@ class Projector:
                 if progress is not None:
                     progress(applied, end, high)
 
-    def _apply(
-        self, batch: list[Notification], end: int, expected: tuple, fresh: bool = False, cursor: str | None = None
-    ) -> int | None:
-        """Fold a batch and write it with the new tracking state in one transaction;
-        None (nothing written) if the tracking row is no longer as ``expected``."""
+    def _apply(self, batch: list[Notification], end: int, expected: int) -> int | None:
+        """Fold a batch and write it with the new position in one transaction;
+        None (nothing written) if the position is no longer ``expected``."""
         target = self.target
-        with target.transaction():
-            if schema.tracking(target, lock=True) != expected:
+        with target.transaction(), _no_cycle_collection():
+            if schema.tracking(target, lock=True) != (expected, None):
                 return None
-            fold = BatchFold(target, self._purges(), fresh=fresh)
-            collecting = gc.isenabled()
-            gc.disable()  # a batch makes many short-lived dicts and no cycles
-            try:
-                fold.fold(batch)
-            finally:
-                if collecting:
-                    gc.enable()
+            fold = BatchFold(target, self._purges())
+            fold.fold(batch)
             fold.write()
-            if fresh:
-                target.execute(
-                    f"UPDATE {schema.TRACKING.name} SET rebuild_cursor = ? WHERE name = ?",
-                    (cursor, schema.TRACKING_NAME),
-                )
-            else:
-                target.execute(
-                    f"UPDATE {schema.TRACKING.name} SET position = ? WHERE name = ?", (end, schema.TRACKING_NAME)
-                )
+            target.execute(
+                f"UPDATE {schema.TRACKING.name} SET position = ? WHERE name = ?", (end, schema.TRACKING_NAME)
+            )
             if self.before_commit is not None:
                 self.before_commit(end)
         return fold.applied
 
-    def _rebuild_wallets(self, until: int, cursor: str, applied: int, progress: Progress | None) -> int:
-        """Fold whole wallets (events up to ``until``) after wallet ``cursor``, then index
-        the tables and hand over to the catch-up from ``until``."""
-        rows_done = 0
-        with closing(self.log.by_wallet(until, cursor, self.rebuild_batch_size)) as wallets:
-            for batch, last_wallet, rows_read in wallets:
-                done = self._apply(batch, until, (0, until, cursor), fresh=True, cursor=last_wallet)
-                if done is None:
-                    return applied  # another runner moved the rebuild on: read where it stands
-                applied += done
-                cursor = last_wallet
-                rows_done += rows_read
+    # ------------------------------------------------------------------ rebuilding
+
+    def rebuild(self, progress: Progress | None = None, workers: int | None = None) -> int:
+        """Drop the views and fold them again from event 1; returns the events applied.
+
+        Whole wallets are folded in ranges of wallet ids; ``workers`` processes
+        fold ranges side by side (by default one per CPU, up to four, for a large
+        SQLite ledger; one otherwise)."""
+        with self._lock:
+            until = self.log.max_id()
+            workers = self._workers(until) if workers is None else max(1, workers)
+            schema.start_rebuild(self.target, until, ranges=workers)
+            self.position = 0
+            self.rebuild_workers = workers
+            applied = 0
+
+            def count(done: int, rows: int, total: int) -> None:
+                nonlocal applied
+                applied = done
                 if progress is not None:
-                    progress(applied, min(rows_done, until), until)
+                    progress(done, rows, total)
+
+            try:
+                self.catch_up(progress=count)
+            finally:
+                self.rebuild_workers = 1
+        return applied
+
+    def _workers(self, until: int) -> int:
+        if until < PARALLEL_FROM or not _spawnable(self.ledger, self.views_url):
+            return 1
+        return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
+    def _finish_rebuild(self, until: int, applied: int, progress: Progress | None) -> int:
+        """Fold the wallet ranges still to do, then index the tables and hand over
+        to the catch-up from ``until``."""
+        ranges = schema.wallet_ranges(self.target)
+        rows_done = 0
+
+        def report(events: int, rows: int) -> None:
+            nonlocal applied, rows_done
+            applied += events
+            rows_done += rows
+            if progress is not None:
+                progress(applied, min(rows_done, until), until)
+
+        if len(ranges) > 1 and self.rebuild_workers > 1:
+            _fold_in_processes(self, until, ranges, report)
+        else:
+            for name, cursor, before in ranges:
+                self.fold_wallet_range(name, cursor, before, until, report)
         with self.target.transaction():
-            if schema.tracking(self.target, lock=True) == (0, until, cursor):
+            if schema.tracking(self.target, lock=True) == (0, until) and not schema.wallet_ranges(self.target):
                 schema.create_indexes(self.target)
                 self.target.execute(
-                    f"UPDATE {schema.TRACKING.name} SET position = ?, rebuild_until = NULL, rebuild_cursor = NULL "
-                    "WHERE name = ?",
+                    f"UPDATE {schema.TRACKING.name} SET position = ?, rebuild_until = NULL WHERE name = ?",
                     (until, schema.TRACKING_NAME),
                 )
         if progress is not None:
             progress(applied, until, until)
         return applied
+
+    def fold_wallet_range(
+        self, name: str, cursor: str, before: str, until: int, report: Callable[[int, int], None]
+    ) -> None:
+        """Fold the wallets after ``cursor`` and before ``before``, a batch of whole
+        wallets per transaction with the range's new cursor; drop the range's row at
+        its end. Stops quietly if another runner moved the range on."""
+        target = self.target
+        purges = self._purges()
+        with closing(self.log.by_wallet(until, cursor, self.rebuild_batch_size, before)) as wallets:
+            for batch, last_wallet, rows_read in wallets:
+                with _no_cycle_collection():
+                    fold = BatchFold(target, purges, fresh=True)
+                    fold.fold(batch)  # a fresh fold reads nothing: outside the transaction
+                    with target.transaction():
+                        if schema.range_cursor(target, name) != cursor:
+                            return
+                        fold.write()
+                        target.execute(
+                            f"UPDATE {schema.TRACKING.name} SET rebuild_cursor = ? WHERE name = ?", (last_wallet, name)
+                        )
+                        if self.before_commit is not None:
+                            self.before_commit(until)
+                cursor = last_wallet
+                report(fold.applied, rows_read)
+        with target.transaction():
+            if schema.range_cursor(target, name) == cursor:
+                target.execute(f"DELETE FROM {schema.TRACKING.name} WHERE name = ?", (name,))
 
     def _purges(self) -> list[tuple[str, int]]:
         return self.target.query(f"SELECT before_date, through_position FROM {schema.AUDIT_PURGES.name}")
@@ -178,22 +233,6 @@ class Projector:
     def read_your_writes(self, timeout: float = 10.0) -> bool:
         """Catch up with everything recorded before this call."""
         return self.wait_until(self.ledger.recorder.max_notification_id() or 0, timeout)
-
-    def rebuild(self, progress: Progress | None = None) -> int:
-        """Drop the views and fold them again from event 1; returns the events applied."""
-        applied = 0
-
-        def count(done: int, position: int, high: int) -> None:
-            nonlocal applied
-            applied = done
-            if progress is not None:
-                progress(done, position, high)
-
-        with self._lock:
-            schema.start_rebuild(self.target, self.log.max_id())
-            self.position = 0
-            self.catch_up(progress=count)
-        return applied
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
         """The worker loop: catch up, then wait for ``poll_seconds`` or ``stop``."""
@@ -231,14 +270,14 @@ def catch_up(
 
 def rebuild(
     database_url: str, progress: Progress | None = None, *, views_url: str | None = None,
-    batch_size: int = REBUILD_BATCH_SIZE,
+    batch_size: int = REBUILD_BATCH_SIZE, workers: int | None = None,
 ) -> tuple[int, float]:
     """Drop and rebuild every view from event 1: (events applied, seconds)."""
     ledger = KmoLedger(database_url)
     try:
         with Projector(ledger, views_url, rebuild_batch_size=batch_size, check_schema=False) as projector:
             started = time.perf_counter()
-            applied = projector.rebuild(progress)
+            applied = projector.rebuild(progress, workers)
             return applied, time.perf_counter() - started
     finally:
         ledger.close()
@@ -259,3 +298,96 @@ def run_worker(
     finally:
         if owned:
             ledger.close()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """A batch makes many short-lived dicts and no reference cycles: collecting
+    cycles while it runs only costs time."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _spawnable(ledger: KmoLedger, views_url: str) -> bool:
+    """Whether another process can open the same events and views."""
+    events_url = ledger_url(ledger)
+    return ":memory:" not in events_url and ":memory:" not in views_url and "mode=memory" not in events_url
+
+
+def _fold_in_processes(
+    projector: Projector, until: int, ranges: list[tuple[str, str, str]], report: Callable[[int, int], None]
+) -> None:
+    """Fold the wallet ranges side by side, each in a worker process of its own
+    (``python -m projections.worker --fold-range``), relaying their progress.
+    Database URLs go through the environment, never the command line."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    env[EVENTS_URL_VARIABLE] = ledger_url(projector.ledger)
+    env[VIEWS_URL_VARIABLE] = projector.views_url
+    lock = threading.Lock()
+    failures: list[str] = []
+
+    def relay(process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            events, rows = map(int, line.split())
+            with lock:
+                report(events, rows)
+
+    pending = list(ranges)
+    while pending:
+        running = []
+        for name, cursor, before in pending[: projector.rebuild_workers]:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "projections.worker", "--fold-range", name, "--after", cursor,
+                 "--before", before, "--until", str(until), "--batch-size", str(projector.rebuild_batch_size)],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            reader = threading.Thread(target=relay, args=(process,), daemon=True)
+            reader.start()
+            running.append((name, process, reader))
+        pending = pending[projector.rebuild_workers:]
+        for name, process, reader in running:
+            errors = process.stderr.read()  # stdout is the reader thread's
+            reader.join()
+            process.wait()
+            if process.returncode != 0:
+                lines = errors.strip().splitlines()
+                failures.append(f"{name}: {lines[-1] if lines else f'exit {process.returncode}'}")
+    if failures:
+        raise RuntimeError("a rebuild worker failed: " + "; ".join(failures))
+
+
+EVENTS_URL_VARIABLE = "KMO_LEDGER_DATABASE_URL"
+VIEWS_URL_VARIABLE = "KMO_LEDGER_REBUILD_VIEWS_URL"
+
+
+def fold_range_in_this_process(name: str, cursor: str, before: str, until: int, batch_size: int) -> None:
+    """The worker process's side: fold one wallet range, a line of progress per batch."""
+    import sys
+
+    ledger = KmoLedger(os.environ[EVENTS_URL_VARIABLE])
+    try:
+        with Projector(
+            ledger, os.environ[VIEWS_URL_VARIABLE], rebuild_batch_size=batch_size, check_schema=False
+        ) as projector:
+
+            def report(events: int, rows: int) -> None:
+                sys.stdout.write(f"{events} {rows}\n")
+                sys.stdout.flush()
+
+            projector.fold_wallet_range(name, cursor, before, until, report)
+    finally:
+        ledger.close()

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from projections.log import MAX_WALLET
 from projections.store import Target
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TRACKING_NAME = "kmo_ledger_views"
 
 MONEY_COLUMNS = (
@@ -149,11 +150,13 @@ FOLDED_TABLES = (
 TRACKING = Table(
     "projection_tracking",
     (("name", TEXT), ("position", INT), ("schema_version", INT), ("rebuild_until", "BIGINT"),
-     ("rebuild_cursor", TEXT_NULL)),
+     ("rebuild_cursor", TEXT_NULL), ("rebuild_before", TEXT_NULL)),
     ("name",),
 )
-"""Where the views stand: ``position`` (the last notification folded), and while
-a rebuild runs, the notification it rebuilds up to and the last wallet it finished."""
+"""Where the views stand: ``position`` (the last notification folded) and, while
+a rebuild runs, the notification it rebuilds up to. A rebuild folds whole
+wallets in ranges of wallet ids (one row each, named ``<name>/<n>``: the last
+wallet finished and the end of the range); a range's row goes when it is done."""
 AUDIT_EXPORTS = Table(
     "audit_exports",
     (("from_date", TEXT), ("to_date", TEXT), ("through_position", INT), ("exported_at", TEXT),
@@ -188,14 +191,33 @@ def create_indexes(target: Target) -> None:
             target.execute(statement)
 
 
-def tracking(target: Target, lock: bool = False) -> tuple[int, int | None, str | None] | None:
-    """(position, rebuild_until, rebuild_cursor), locked for the transaction when asked."""
+def tracking(target: Target, lock: bool = False) -> tuple[int, int | None] | None:
+    """(position, rebuild_until), locked for the transaction when asked."""
     rows = target.query(
-        f"SELECT position, rebuild_until, rebuild_cursor FROM {TRACKING.name} WHERE name = ?"
-        + (target.for_update if lock else ""),
+        f"SELECT position, rebuild_until FROM {TRACKING.name} WHERE name = ?" + (target.for_update if lock else ""),
         (TRACKING_NAME,),
     )
     return tuple(rows[0]) if rows else None
+
+
+def wallet_ranges(target: Target) -> list[tuple[str, str, str]]:
+    """The wallet ranges a rebuild has still to fold: (row name, last wallet done, end)."""
+    return [
+        tuple(row)
+        for row in target.query(
+            f"SELECT name, rebuild_cursor, rebuild_before FROM {TRACKING.name} WHERE name LIKE ? "
+            f"ORDER BY name{target.collate}",
+            (TRACKING_NAME + "/%",),
+        )
+    ]
+
+
+def range_cursor(target: Target, name: str) -> str | None:
+    """The last wallet a range finished, locked for the transaction (None: the range is done)."""
+    rows = target.query(
+        f"SELECT rebuild_cursor FROM {TRACKING.name} WHERE name = ?{target.for_update}", (name,)
+    )
+    return rows[0][0] if rows else None
 
 
 def ensure_schema(target: Target, check_version: bool = True) -> None:
@@ -221,17 +243,25 @@ def ensure_schema(target: Target, check_version: bool = True) -> None:
         )
 
 
-def start_rebuild(target: Target, until: int) -> None:
-    """Drop every folded table and recreate it without indexes; the tracking row
-    records that a rebuild up to notification ``until`` is under way (exports and
-    purges are kept)."""
+def start_rebuild(target: Target, until: int, ranges: int = 1) -> None:
+    """Drop every folded table and recreate it without indexes; the tracking rows
+    record that a rebuild up to notification ``until`` is under way, in ``ranges``
+    ranges of wallet ids (exports and purges are kept)."""
     with target.transaction():
         for table in (TRACKING,) + FOLDED_TABLES:  # the tracking row is written anew
             target.execute(f"DROP TABLE IF EXISTS {table.name}")
         _create(target, KEPT_TABLES, indexed=True)
         _create(target, FOLDED_TABLES, indexed=False)
         target.execute(
-            f"INSERT INTO {TRACKING.name} (name, position, schema_version, rebuild_until, rebuild_cursor) "
-            "VALUES (?, 0, ?, ?, '')",
+            f"INSERT INTO {TRACKING.name} (name, position, schema_version, rebuild_until) VALUES (?, 0, ?, ?)",
             (TRACKING_NAME, SCHEMA_VERSION, until),
+        )
+        bounds = [""] + [format(16**32 * k // ranges, "032x") for k in range(1, ranges)] + [MAX_WALLET]
+        target.executemany(
+            f"INSERT INTO {TRACKING.name} (name, position, schema_version, rebuild_until, rebuild_cursor, "
+            "rebuild_before) VALUES (?, 0, ?, ?, ?, ?)",
+            [
+                (f"{TRACKING_NAME}/{k:03d}", SCHEMA_VERSION, until, bounds[k], bounds[k + 1])
+                for k in range(ranges)
+            ],
         )

@@ -11,7 +11,7 @@ from freezegun import freeze_time
 from projections import Projector, Views, find_differences, mark_exported, rebuild
 from projections.consistency import compare_targets
 from scripts import purge_audit_trail, rebuild_projections
-from tests.conftest import ENTERPRISE
+from tests.conftest import ENTERPRISE, OTHER_ENTERPRISE
 from tests.projections.helpers import SCENARIOS
 
 
@@ -114,3 +114,18 @@ def test_an_exported_trail_past_retention_is_purged_and_stays_purged_after_a_reb
 def test_purge_audit_trail_needs_a_date(configured, capsys):
     assert purge_audit_trail.main(["--before", "soon"]) == 2
     assert "not a date" in capsys.readouterr().err
+
+
+def test_a_rebuild_by_worker_processes_equals_one_in_this_process(configured, database_url, tmp_path):
+    SCENARIOS["lapse"](configured)
+    in_process = Projector(configured, f"sqlite:///{tmp_path / 'in_process.db'}")
+    in_process.rebuild(workers=1)
+    applied, _seconds = rebuild(database_url, workers=3)
+    rebuilt = Projector(configured)
+    try:
+        assert applied == sum(len(configured.wallet_events(en)) for en in (ENTERPRISE, OTHER_ENTERPRISE))
+        assert compare_targets(in_process.target, rebuilt.target) == []
+        assert rebuilt.target.query("SELECT COUNT(*) FROM projection_tracking") == [(1,)]  # the ranges are done
+    finally:
+        rebuilt.close()
+        in_process.close()
