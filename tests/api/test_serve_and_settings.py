@@ -46,12 +46,12 @@ def test_serve_creates_a_keys_file_with_one_key_per_role_and_says_where(fresh_fo
     assert all(len(secret) >= 32 for secret in keys)
     assert keys_file.stat().st_mode & 0o077 == 0
     assert f"created {keys_file}" in capsys.readouterr().out
-    assert fake_uvicorn.calls == [(("api:create_app",), {"factory": True, "host": "0.0.0.0", "port": 8123})]
+    assert fake_uvicorn.calls == [((create_app,), {"factory": True, "host": "0.0.0.0", "port": 8123})]
 
     assert serve.main([]) == 0
     assert json.loads(keys_file.read_text()) == keys
     assert f"using {keys_file}" in capsys.readouterr().out
-    assert fake_uvicorn.calls[-1] == (("api:create_app",), {"factory": True, "host": "127.0.0.1", "port": 8000})
+    assert fake_uvicorn.calls[-1] == ((create_app,), {"factory": True, "host": "127.0.0.1", "port": 8000})
 
 
 @pytest.mark.parametrize("argv", [["--port", "http"], ["--port", "70000"], ["--bogus"], ["extra"]])
