@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from contextlib import closing
-from itertools import zip_longest
+from itertools import chain, islice, zip_longest
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -73,12 +73,23 @@ def _before(left: tuple[Any, ...], right: tuple[Any, ...]) -> bool:
     return False
 
 
+def compare_streams(table: s.Table, actual: Iterator[tuple], fresh: Iterator[tuple], chunk: int = 5000) -> list[str]:
+    """As :func:`compare_table`, comparing equal chunks whole first (the usual case)."""
+    while True:
+        left, right = list(islice(actual, chunk)), list(islice(fresh, chunk))
+        if left == right:
+            if not left:
+                return []
+            continue
+        return compare_table(table, chain(left, actual), chain(right, fresh))
+
+
 def compare_targets(actual: Target, fresh: Target) -> list[str]:
     """Every folded table of ``actual`` against ``fresh``, row for row."""
     problems: list[str] = []
     for table in s.FOLDED_TABLES:
         with closing(_ordered(actual, table)) as left, closing(_ordered(fresh, table)) as right:
-            problems += compare_table(table, left, right)
+            problems += compare_streams(table, left, right)
     return problems
 
 
@@ -103,7 +114,6 @@ def find_differences(ledger: KmoLedger, database_url: str | None = None) -> list
                         "rows_purged) VALUES (?, ?, ?, ?)",
                         purges,
                     )
-                s.start_rebuild(fresh.target, position)
-                fresh.catch_up(until=position)
+                fresh.rebuild(until=position)
                 problems = compare_targets(actual, fresh.target)
     return problems

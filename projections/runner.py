@@ -6,6 +6,14 @@ position together or leaves neither. Two runners (an API process and a worker)
 may run at once: each batch re-reads the position under the tracking row's
 lock (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE`` on PostgreSQL) and gives
 way if the other runner got there first.
+
+A rebuild drops the views and folds whole wallets at a time instead (every
+view is per wallet, or a sum): the log is read in wallet order, each batch of
+wallets needs no stored state and writes only inserts, the tables are indexed
+once at the end. Its wallet ranges, each with its own cursor committed with
+its rows, may be folded by several worker processes side by side; one
+interrupted is finished by the next catch-up. Then the catch-up goes on from
+the notification the rebuild stopped at.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import gc
 import os
 import threading
 import time
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from typing import Any, Callable, Iterator
 
 from ledger.application import KmoLedger
@@ -60,6 +68,10 @@ class Projector:
         self.target: Target = connect(self.views_url)
         self.log = NotificationLog(ledger.recorder)
         self.rebuild_workers = 1
+        # The ledger queues its own SQLite writers in-process; views in the same
+        # file queue with them rather than meet them in SQLite's busy back-off.
+        same_file = self.target.dialect == "sqlite" and self.views_url == ledger_url(ledger)
+        self._writers = getattr(ledger, "_write_lock", None) if same_file else None
         self._lock = threading.RLock()
         self._caught_up = threading.Condition(self._lock)
         schema.ensure_schema(self.target, check_version=check_schema)
@@ -111,7 +123,7 @@ class Projector:
         """Fold a batch and write it with the new position in one transaction;
         None (nothing written) if the position is no longer ``expected``."""
         target = self.target
-        with target.transaction(), _no_cycle_collection():
+        with self._writing(), target.transaction(), _no_cycle_collection():
             if schema.tracking(target, lock=True) != (expected, None):
                 return None
             fold = BatchFold(target, self._purges())
@@ -126,14 +138,15 @@ class Projector:
 
     # ------------------------------------------------------------------ rebuilding
 
-    def rebuild(self, progress: Progress | None = None, workers: int | None = None) -> int:
-        """Drop the views and fold them again from event 1; returns the events applied.
+    def rebuild(self, progress: Progress | None = None, workers: int | None = None, until: int | None = None) -> int:
+        """Drop the views and fold them again from event 1 (up to notification
+        ``until``, by default all); returns the events applied.
 
         Whole wallets are folded in ranges of wallet ids; ``workers`` processes
         fold ranges side by side (by default one per CPU, up to four, for a large
         SQLite ledger; one otherwise)."""
         with self._lock:
-            until = self.log.max_id()
+            until = self.log.max_id() if until is None else until
             workers = self._workers(until) if workers is None else max(1, workers)
             schema.start_rebuild(self.target, until, ranges=workers)
             self.position = 0
@@ -182,6 +195,8 @@ class Projector:
                     f"UPDATE {schema.TRACKING.name} SET position = ?, rebuild_until = NULL WHERE name = ?",
                     (until, schema.TRACKING_NAME),
                 )
+        if self.target.dialect == "sqlite":
+            self.target.execute("PRAGMA wal_checkpoint(PASSIVE)")  # once, for all the rebuild wrote
         if progress is not None:
             progress(applied, until, until)
         return applied
@@ -194,12 +209,13 @@ class Projector:
         its end. Stops quietly if another runner moved the range on."""
         target = self.target
         purges = self._purges()
-        with closing(self.log.by_wallet(until, cursor, self.rebuild_batch_size, before)) as wallets:
+        with closing(self.log.by_wallet(until, cursor, self.rebuild_batch_size, before)) as wallets, \
+                _checkpoints_deferred(target):
             for batch, last_wallet, rows_read in wallets:
                 with _no_cycle_collection():
                     fold = BatchFold(target, purges, fresh=True)
                     fold.fold(batch)  # a fresh fold reads nothing: outside the transaction
-                    with target.transaction():
+                    with self._writing(), target.transaction():
                         if schema.range_cursor(target, name) != cursor:
                             return
                         fold.write()
@@ -213,6 +229,9 @@ class Projector:
         with target.transaction():
             if schema.range_cursor(target, name) == cursor:
                 target.execute(f"DELETE FROM {schema.TRACKING.name} WHERE name = ?", (name,))
+
+    def _writing(self):  # -> ContextManager
+        return self._writers if self._writers is not None else nullcontext()
 
     def _purges(self) -> list[tuple[str, int]]:
         return self.target.query(f"SELECT before_date, through_position FROM {schema.AUDIT_PURGES.name}")
@@ -314,6 +333,21 @@ def _no_cycle_collection() -> Iterator[None]:
     finally:
         if collecting:
             gc.enable()
+
+
+@contextmanager
+def _checkpoints_deferred(target: Target) -> Iterator[None]:
+    """SQLite copies the write-ahead log into the database every 1000 pages by
+    default, the same pages again and again during a rebuild: once at the end
+    does it."""
+    if target.dialect != "sqlite":
+        yield
+        return
+    target.execute("PRAGMA wal_autocheckpoint=0")
+    try:
+        yield
+    finally:
+        target.execute("PRAGMA wal_autocheckpoint=1000")
 
 
 def _spawnable(ledger: KmoLedger, views_url: str) -> bool:

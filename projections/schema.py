@@ -245,10 +245,10 @@ def ensure_schema(target: Target, check_version: bool = True) -> None:
 
 def start_rebuild(target: Target, until: int, ranges: int = 1) -> None:
     """Drop every folded table and recreate it without indexes; the tracking rows
-    record that a rebuild up to notification ``until`` is under way, in ``ranges``
-    ranges of wallet ids (exports and purges are kept)."""
+    record that a rebuild up to notification ``until`` is under way, in
+    ``ranges`` ranges of wallet ids (exports and purges are kept)."""
     with target.transaction():
-        for table in (TRACKING,) + FOLDED_TABLES:  # the tracking row is written anew
+        for table in (TRACKING,) + FOLDED_TABLES:  # the tracking rows are written anew
             target.execute(f"DROP TABLE IF EXISTS {table.name}")
         _create(target, KEPT_TABLES, indexed=True)
         _create(target, FOLDED_TABLES, indexed=False)
