@@ -19,7 +19,7 @@ from ledger.money import format_euro, parse_euro
 from ledger.rules import retain_until
 from ledger.state import account_kind
 from projections.queries import Views
-from tests.conftest import BACK_OFFICE, OTHER_ENTERPRISE
+from tests.conftest import BACK_OFFICE, OTHER_ENTERPRISE, sme
 from tests.scenarios.helpers import Story
 
 Step = Callable[[], None]
@@ -87,8 +87,7 @@ def stop(ledger: KmoLedger, step: Step = _nothing) -> Story:
     with freeze_time("2026-04-12 09:00:00"):
         refund(story, application_id, "own_share_to_enterprise", "4200.00", date(2026, 4, 12))
         step()
-        sequence = ledger.wallet_events(story.en)[-1].originator_version
-        ledger.reverse(story.en, application_id, c.ReverseEvent(sequence=sequence, reason="wrong account"), BACK_OFFICE)
+        reverse_last(story, application_id, "wrong account")
         step()
         refund(story, application_id, "own_share_to_enterprise", "4200.00", date(2026, 4, 12))
         step()
@@ -130,7 +129,40 @@ def lapse(ledger: KmoLedger, step: Step = _nothing) -> Story:
     return story
 
 
-SCENARIOS = {"full_life": full_life, "stop": stop, "lapse": lapse}
+def reversals(ledger: KmoLedger, step: Step = _nothing) -> Story:
+    """New SME figures filed; a deposit and a payout each reversed and posted again."""
+    with freeze_time("2026-03-02 09:00:00"):
+        story = Story(ledger)
+        ledger.file_sme_figures(story.en, c.FileSmeFigures(year=2025, sme=sme(fte=12)), BACK_OFFICE)
+        step()
+        application_id = story.submit(date(2026, 3, 20))
+        step()
+        story.confirm(application_id)
+        step()
+        story.deposit(application_id, date(2026, 3, 2))
+        step()
+        reverse_last(story, application_id, "wrong wallet")
+        step()
+        story.deposit(application_id, date(2026, 3, 2))
+        step()
+        story.top_up(application_id, date(2026, 3, 2))
+        step()
+    with freeze_time("2026-04-01 09:00:00"):
+        story.pay(application_id, "4000.00", date(2026, 4, 1))
+        step()
+        reverse_last(story, application_id, "paid the wrong provider")
+        step()
+        story.pay(application_id, "2500.00", date(2026, 4, 1))
+        step()
+    return story
+
+
+def reverse_last(story: Story, application_id: str, reason: str) -> None:
+    sequence = story.ledger.wallet_events(story.en)[-1].originator_version
+    story.ledger.reverse(story.en, application_id, c.ReverseEvent(sequence=sequence, reason=reason), BACK_OFFICE)
+
+
+SCENARIOS = {"full_life": full_life, "stop": stop, "lapse": lapse, "reversals": reversals}
 
 
 # --------------------------------------------------------------------------- the oracle
