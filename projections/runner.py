@@ -146,7 +146,7 @@ class Projector:
         fold ranges side by side (by default one per CPU, up to four, for a large
         SQLite ledger; one otherwise)."""
         with self._lock:
-            until = self.log.max_id() if until is None else until
+            bounded, until = until is not None, self.log.max_id() if until is None else until
             workers = self._workers(until) if workers is None else max(1, workers)
             schema.start_rebuild(self.target, until, ranges=workers)
             self.position = 0
@@ -160,7 +160,7 @@ class Projector:
                     progress(done, rows, total)
 
             try:
-                self.catch_up(progress=count)
+                self.catch_up(until if bounded else None, progress=count)
             finally:
                 self.rebuild_workers = 1
         return applied
