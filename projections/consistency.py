@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from ledger.application import KmoLedger
 from projections import schema as s
 from projections.runner import Projector
-from projections.store import Target, connect
+from projections.store import Target
 
 MAX_PER_TABLE = 20
 

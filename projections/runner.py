@@ -143,8 +143,8 @@ class Projector:
         ``until``, by default all); returns the events applied.
 
         Whole wallets are folded in ranges of wallet ids; ``workers`` processes
-        fold ranges side by side (by default one per CPU, up to four, for a large
-        SQLite ledger; one otherwise)."""
+        fold ranges side by side (by default, from ``PARALLEL_FROM`` notifications
+        on, one per CPU up to ``MAX_WORKERS``; a ledger in memory: this process)."""
         with self._lock:
             bounded, until = until is not None, self.log.max_id() if until is None else until
             workers = self._workers(until) if workers is None else max(1, workers)

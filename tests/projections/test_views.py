@@ -129,8 +129,8 @@ def test_deadlines_due_within_days_and_the_provider_inbox(ledger):
     projector.catch_up()
     views = Views(projector.views_url)
     try:
-        soon = views.deadlines_within(14, date(2026, 3, 2))
-        assert [(d["application_id"], d["rule"], d["deadline"], d["days_left"], d["state"]) for d in soon["deadlines"]] == [
+        soon = views.deadlines_within(14, date(2026, 3, 2))["deadlines"]
+        assert [(d["application_id"], d["rule"], d["deadline"], d["days_left"], d["state"]) for d in soon] == [
             (waiting, "provider_answer", "2026-03-16", 14, "submitted"),
         ]
         later = views.deadlines_within(31, date(2026, 3, 2))["deadlines"]
