@@ -36,6 +36,11 @@ PILLAR_SERVICES = (
     "coaching",
 )
 SIZES = ("small", "medium")
+RECORD_RETENTION_YEARS = 5
+"""RULES.md §7: a record that belongs to no application (a wallet opening, filed
+SME figures) is kept at least this many years after it was recorded (and as long
+as the wallet's longest-kept application); an application's own records follow
+its regime's ``retention_years``."""
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -16,19 +16,17 @@ The semantics mirror :mod:`ledger.events`, :mod:`ledger.state` and
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Callable, Iterable, Sequence
 
 import orjson
 
+from ledger.regimes import RECORD_RETENTION_YEARS
 from ledger.rules import retain_until
 from ledger.state import account_kind
 from projections import schema as s
 from projections.log import Notification
 from projections.store import Target, chunks
-
-WALLET_RECORD_YEARS = 5
-"""A record that belongs to no application is kept at least this long after it was recorded (RULES §7)."""
 
 LEG_SLOTS = {
     account: (i, 2 * s.ACCOUNT_KINDS.index(account_kind(account))) for i, account in enumerate(s.ACCOUNTS)
@@ -60,7 +58,7 @@ def cents(value: Any) -> int:
 def wallet_record_retain_until(recorded_on: str, longest: str | None) -> str:
     """Retention of a record that belongs to no application (wallet opening, SME
     figures): as long as the wallet's longest-kept application, at least 5 years."""
-    own = retain_until(WALLET_RECORD_YEARS, date.fromisoformat(recorded_on)).isoformat()
+    own = retain_until(RECORD_RETENTION_YEARS, date.fromisoformat(recorded_on)).isoformat()
     return own if longest is None or own >= longest else longest
 
 
@@ -129,8 +127,12 @@ class BatchFold:
         self.wallet_money: dict[str, list[int]] = {}
         self.new_ceilings: dict[tuple[str, int, str], tuple[str, int, int]] = {}
         self.ceiling_deltas: dict[tuple[str, int, str], list[int]] = {}
+        self.new_orders: dict[str, list[Any]] = {}
+        """order id -> the payout-order row of an order placed in this batch."""
+        self.order_states: dict[str, str] = {}
+        """order id -> the new state of an order placed before this batch."""
         self.daily: dict[str, list[int]] = {}
-        """business date -> money in and out per account kind (in ``s.ACCOUNT_KINDS`` order)."""
+        """day -> money in and out per account kind (in ``s.ACCOUNT_KINDS`` order)."""
         self.applied = 0
 
     # ------------------------------------------------------------------ loading
@@ -203,7 +205,7 @@ class BatchFold:
             retain = app["retain_until"]
         legs = e.get("legs")
         if legs:
-            self._post_legs(wallet, app, day, legs)
+            self._post_legs(wallet, app, e.get("value_date") or day, legs)
             legs_json = orjson.dumps(legs).decode()
         else:
             legs_json = "[]"
@@ -266,6 +268,7 @@ class BatchFold:
             "answer_by": deadlines["answer_by"],
             "deposit_by": deadlines["deposit_by"],
             "complete_by": deadlines["complete_by"],
+            "payout_service_days": e["payout_service_days"],
             "confirmed_on": None,
             "completed_on": None,
             "own_share_received": 0,
@@ -323,6 +326,8 @@ class BatchFold:
         wallet_vector[column] += amount
 
     def _post_legs(self, wallet: list[Any], app: dict[str, Any] | None, day: str, legs: list[dict]) -> None:
+        """Post the legs to the balances, and to the day's totals (``day``: a
+        receipt's value date, any other event's business date)."""
         app_vector, wallet_vector = self._vectors(wallet, app)
         totals = self.daily.get(day)
         if totals is None:
@@ -357,7 +362,27 @@ class BatchFold:
         app["subsidy_received"] += sign * cents(e["amount"])
         self._changed(app)
 
+    def _order_state(self, order_id: str, state: str) -> None:
+        row = self.new_orders.get(order_id)
+        if row is None:
+            self.order_states[order_id] = state
+        else:
+            row[-1] = state
+
+    def _cancel_orders(self, e: dict) -> None:
+        for order_id in e.get("cancelled_orders", ()):
+            self._order_state(order_id, "cancelled")
+
+    def _payout_ordered(self, app: dict[str, Any], e: dict) -> None:
+        ordered_on = e["business_date"]
+        due_by = (date.fromisoformat(ordered_on) + timedelta(days=app["payout_service_days"])).isoformat()
+        self.new_orders[e["order_id"]] = [
+            e["order_id"], app["application_id"], app["enterprise_number"], app["project_number"], app["provider"],
+            cents(e["amount"]), ordered_on, due_by, "ordered",
+        ]
+
     def _payout_executed(self, app: dict[str, Any], e: dict, sign: int = 1) -> None:
+        self._order_state(e["order_id"], "executed" if sign > 0 else "ordered")
         own_share_part = sign * cents(e["own_share_part"])
         subsidy_part = sign * cents(e["subsidy_part"])
         self._count(app, PAID_OWN, own_share_part)
@@ -367,6 +392,7 @@ class BatchFold:
         self._changed(app)
 
     def _recovery_issued(self, app: dict[str, Any], e: dict) -> None:
+        self._cancel_orders(e)
         app["recovery_issued"] = 1
         self._changed(app)
 
@@ -413,9 +439,14 @@ class BatchFold:
                 "WHERE enterprise_number = ? AND application_id IS NULL AND retain_until < ?",
                 [(keep, number, keep) for number, keep in self.longer_kept.items()],
             )
+        t.insert_rows(s.PAYOUT_ORDERS.name, s.PAYOUT_ORDERS.column_names, list(self.new_orders.values()))
         t.executemany(
-            f"INSERT INTO {s.DAILY_TOTALS.name} (business_date, account_kind, money_in, money_out) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (business_date, account_kind) DO UPDATE SET "
+            f"UPDATE {s.PAYOUT_ORDERS.name} SET state = ? WHERE order_id = ?",
+            [(state, order_id) for order_id, state in self.order_states.items()],
+        )
+        t.executemany(
+            f"INSERT INTO {s.DAILY_TOTALS.name} (day, account_kind, money_in, money_out) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (day, account_kind) DO UPDATE SET "
             f"money_in = {s.DAILY_TOTALS.name}.money_in + excluded.money_in, "
             f"money_out = {s.DAILY_TOTALS.name}.money_out + excluded.money_out",
             [
@@ -550,6 +581,7 @@ def _ending(final_state: str) -> Callable[[BatchFold, dict, dict], None]:
             fold._ceilings_of(app, -freed, 0, freed)
         app["final_state"] = final_state
         app["final_on"] = e["business_date"]
+        fold._cancel_orders(e)
         fold._changed(app)
 
     return ended
@@ -564,6 +596,7 @@ RECEIPT_HANDLERS: dict[str, Callable[..., None]] = {
 }
 HANDLERS: dict[str, Callable[[BatchFold, dict, dict], None]] = {
     "ApplicationConfirmed": BatchFold._confirmed,
+    "PayoutOrdered": BatchFold._payout_ordered,
     "RecoveryIssued": BatchFold._recovery_issued,
     "ServiceCompleted": BatchFold._service_completed,
     "EventReversed": BatchFold._event_reversed,

@@ -223,14 +223,41 @@ class Views:
             ],
         }
 
+    def open_payout_orders(self, due_before: date | None = None) -> dict[str, Any]:
+        """Payout orders not executed (nor cancelled), oldest first; with
+        ``due_before``, only those whose service level ended before that day."""
+        sql = f"SELECT * FROM {s.PAYOUT_ORDERS.name} WHERE state = 'ordered'"
+        params: tuple = ()
+        if due_before is not None:
+            sql += " AND due_by < ?"
+            params = (due_before.isoformat(),)
+        c = self.target.collate
+        rows = self._rows(sql + f" ORDER BY ordered_on{c}, order_id{c}", params)
+        return {
+            "orders": [
+                {
+                    "enterprise_number": row["enterprise_number"],
+                    "application_id": row["application_id"],
+                    "project_number": row["project_number"],
+                    "provider": row["provider"],
+                    "order_id": row["order_id"],
+                    "amount": format_euro(row["amount"]),
+                    "ordered_on": row["ordered_on"],
+                    "due_by": row["due_by"],
+                }
+                for row in rows
+            ]
+        }
+
     def daily_totals(self, from_date: date | str, to_date: date | str) -> dict[str, Any]:
-        """Money in and out per account kind per business day, both days included."""
+        """Money in and out per account kind per day, both days included: a receipt
+        counts on the bank's value date, any other money event on its business date."""
         first, last = _iso(from_date), _iso(to_date)
         if first > last:
             raise ValidationFailed(f"from {first} lies after to {last}")
         rows = self._rows(
-            f"SELECT * FROM {s.DAILY_TOTALS.name} WHERE business_date >= ? AND business_date <= ? "
-            f"ORDER BY business_date{self.target.collate}, account_kind{self.target.collate}",
+            f"SELECT * FROM {s.DAILY_TOTALS.name} WHERE day >= ? AND day <= ? "
+            f"ORDER BY day{self.target.collate}, account_kind{self.target.collate}",
             (first, last),
         )
         return {
@@ -238,7 +265,7 @@ class Views:
             "to": last,
             "totals": [
                 {
-                    "business_date": row["business_date"],
+                    "day": row["day"],
                     "account_kind": row["account_kind"],
                     "money_in": format_euro(row["money_in"]),
                     "money_out": format_euro(row["money_out"]),

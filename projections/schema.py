@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from projections.log import MAX_WALLET
 from projections.store import Target
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 TRACKING_NAME = "kmo_ledger_views"
 
 MONEY_COLUMNS = (
@@ -90,6 +90,7 @@ APPLICATIONS = Table(
         ("provider", TEXT), ("service", TEXT), ("themes", TEXT), ("starts_on", TEXT), ("year", INT),
         ("ceiling_keys", TEXT), ("submitted_on", TEXT), ("retain_until", TEXT), ("own_share", INT),
         ("subsidy", INT), ("answer_by", TEXT), ("deposit_by", TEXT_NULL), ("complete_by", TEXT),
+        ("payout_service_days", INT),
         ("confirmed_on", TEXT_NULL), ("completed_on", TEXT_NULL), ("own_share_received", INT),
         ("subsidy_received", INT), ("paid_out", INT), ("recovery_issued", INT), ("final_state", TEXT_NULL),
         ("final_on", TEXT_NULL),
@@ -134,16 +135,28 @@ PROVIDER_INBOX = Table(
     ("application_id",),
     (("provider",),),
 )
+PAYOUT_ORDERS = Table(
+    "payout_orders",
+    (("order_id", TEXT), ("application_id", TEXT), ("enterprise_number", TEXT), ("project_number", TEXT),
+     ("provider", TEXT), ("amount", INT), ("ordered_on", TEXT), ("due_by", TEXT), ("state", TEXT)),
+    ("order_id",),
+    (("state", "ordered_on"),),
+)
+"""Every payout order, ``state`` as in the API: ``ordered`` (not executed yet),
+``executed`` or ``cancelled``; ``due_by`` is the order date plus the payout
+service days its application recorded."""
 DAILY_TOTALS = Table(
     "daily_totals",
-    (("business_date", TEXT), ("account_kind", TEXT), ("money_in", INT), ("money_out", INT)),
-    ("business_date", "account_kind"),
+    (("day", TEXT), ("account_kind", TEXT), ("money_in", INT), ("money_out", INT)),
+    ("day", "account_kind"),
     key_during_rebuild=True,
 )
+"""Money in and out per account kind and day: a receipt's bank value date, any
+other money event's business date."""
 
 FOLDED_TABLES = (
     WALLETS, APPLICATIONS, WALLET_BALANCES, APPLICATION_BALANCES, CEILINGS, AUDIT_TRAIL, DEADLINES_DUE,
-    PROVIDER_INBOX, DAILY_TOTALS,
+    PROVIDER_INBOX, PAYOUT_ORDERS, DAILY_TOTALS,
 )
 """Every table a fold of the events writes; a rebuild drops and refills exactly these."""
 

@@ -8,7 +8,7 @@ rebuild at the end).
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from typing import Callable
 
 from freezegun import freeze_time
@@ -16,6 +16,7 @@ from freezegun import freeze_time
 from ledger import commands as c
 from ledger.application import KmoLedger
 from ledger.money import format_euro, parse_euro
+from ledger.regimes import RECORD_RETENTION_YEARS
 from ledger.rules import retain_until
 from ledger.state import account_kind
 from projections.queries import Views
@@ -157,12 +158,44 @@ def reversals(ledger: KmoLedger, step: Step = _nothing) -> Story:
     return story
 
 
+def payout_orders(ledger: KmoLedger, step: Step = _nothing) -> Story:
+    """Payout orders: one executed, one left waiting, one executed then reversed
+    (waiting again), and the waiting orders of a stopped project cancelled."""
+    with freeze_time("2026-03-02 09:00:00"):
+        story = Story(ledger)
+        paying = story.submit(date(2026, 3, 20))
+        step()
+        stopping = story.submit(date(2026, 3, 20), fee="5000.00")
+        step()
+        story.fund(paying, date(2026, 3, 2))
+        step()
+        story.fund(stopping, date(2026, 3, 2))
+        step()
+    with freeze_time("2026-03-05 09:00:00"):
+        story.pay(paying, "2000.00", date(2026, 3, 5))
+        step()
+        story.order(paying, "1000.00")
+        step()
+        story.order(stopping, "500.00")
+        step()
+    with freeze_time("2026-03-09 09:00:00"):
+        story.pay(paying, "1500.00", date(2026, 3, 9))
+        step()
+        reverse_last(story, paying, "paid twice")
+        step()
+        story.stop(stopping, "on_request")
+        step()
+    return story
+
+
 def reverse_last(story: Story, application_id: str, reason: str) -> None:
     sequence = story.ledger.wallet_events(story.en)[-1].originator_version
     story.ledger.reverse(story.en, application_id, c.ReverseEvent(sequence=sequence, reason=reason), BACK_OFFICE)
 
 
-SCENARIOS = {"full_life": full_life, "stop": stop, "lapse": lapse, "reversals": reversals}
+SCENARIOS = {
+    "full_life": full_life, "stop": stop, "lapse": lapse, "reversals": reversals, "payout_orders": payout_orders,
+}
 
 
 # --------------------------------------------------------------------------- the oracle
@@ -178,6 +211,7 @@ def differences_from_ledger(ledger: KmoLedger, views: Views, enterprises: list[s
 
     everything = views.deadlines_within(100_000, date(2000, 1, 1))["deadlines"]
     deadlines = {row["application_id"]: row for row in everything}
+    open_orders = views.open_payout_orders()["orders"]
     daily: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for en in enterprises:
         wallet = ledger.wallet_view(en)
@@ -222,6 +256,21 @@ def differences_from_ledger(ledger: KmoLedger, views: Views, enterprises: list[s
                 "remaining": format_euro(ceiling.remaining),
             }
             same(f"{en} ceiling {ceiling.year}/{ceiling.key}", expected, {k: row.get(k) for k in expected})
+        waiting = [
+            (en, a.application_id, o.order_id, format_euro(o.amount), o.ordered_on.isoformat(),
+             (o.ordered_on + timedelta(days=a.payout_service_days)).isoformat())
+            for a in state.applications.values()
+            for o in a.pending_orders
+        ]
+        same(
+            f"{en} open payout orders",
+            sorted(waiting, key=lambda row: (row[4], row[2])),
+            [
+                (o["enterprise_number"], o["application_id"], o["order_id"], o["amount"], o["ordered_on"], o["due_by"])
+                for o in open_orders
+                if o["enterprise_number"] == en
+            ],
+        )
         kept = {a.application_id: retain_until(a.retention_years, a.submitted_on) for a in state.applications.values()}
         longest = max(kept.values(), default=None)
         expected_rows = []
@@ -230,14 +279,15 @@ def differences_from_ledger(ledger: KmoLedger, views: Views, enterprises: list[s
             if application_id is not None:
                 until = kept[application_id]
             else:
-                until = retain_until(5, event.business_date)
+                until = retain_until(RECORD_RETENTION_YEARS, event.business_date)
                 until = max(until, longest) if longest else until
             expected_rows.append(
                 (event.originator_version, type(event).__name__, event.business_date.isoformat(), application_id,
                  [leg.model_dump(mode="json") for leg in getattr(event, "legs", ())], event.hash, until.isoformat())
             )
+            day = getattr(event, "value_date", None) or event.business_date  # a receipt: the bank's date
             for leg in getattr(event, "legs", ()):
-                slot = daily[(event.business_date.isoformat(), account_kind(leg.account))]
+                slot = daily[(day.isoformat(), account_kind(leg.account))]
                 slot[0 if leg.amount >= 0 else 1] += abs(leg.amount)
         actual_rows = [
             (r["sequence"], r["type"], r["business_date"], r["application_id"], r["legs"], r["hash"], r["retain_until"])
@@ -248,6 +298,6 @@ def differences_from_ledger(ledger: KmoLedger, views: Views, enterprises: list[s
     same(
         "daily totals",
         sorted((day, kind, format_euro(a), format_euro(b)) for (day, kind), (a, b) in daily.items()),
-        sorted((t["business_date"], t["account_kind"], t["money_in"], t["money_out"]) for t in totals),
+        sorted((t["day"], t["account_kind"], t["money_in"], t["money_out"]) for t in totals),
     )
     return problems

@@ -147,6 +147,53 @@ def test_deadlines_due_within_days_and_the_provider_inbox(ledger):
         projector.close()
 
 
+def test_open_payout_orders_leave_out_executed_and_cancelled_ones_and_return_when_a_payout_is_reversed(ledger):
+    projector = Projector(ledger)
+    story = SCENARIOS["payout_orders"](ledger, step=projector.catch_up)
+    views = Views(projector.views_url)
+    try:
+        waiting = views.open_payout_orders()["orders"]
+        assert [(o["amount"], o["ordered_on"], o["due_by"], o["enterprise_number"]) for o in waiting] == [
+            ("1000.00", "2026-03-05", "2026-03-19", story.en),  # never executed
+            ("1500.00", "2026-03-09", "2026-03-23", story.en),  # executed, then the payout reversed
+        ]
+        assert set(waiting[0]) == {
+            "enterprise_number", "application_id", "project_number", "provider", "order_id", "amount", "ordered_on",
+            "due_by",
+        }
+        states = dict(projector.target.query("SELECT amount, state FROM payout_orders"))
+        assert states == {200000: "executed", 100000: "ordered", 150000: "ordered", 50000: "cancelled"}
+        overdue = views.open_payout_orders(due_before=date(2026, 3, 20))["orders"]
+        assert [o["amount"] for o in overdue] == ["1000.00"]
+    finally:
+        views.close()
+        projector.close()
+
+
+def test_a_receipt_counts_in_the_daily_totals_on_its_value_date(ledger):
+    from freezegun import freeze_time
+
+    from tests.scenarios.helpers import Story
+
+    with freeze_time("2026-03-02 09:00:00"):
+        story = Story(ledger)
+        application_id = story.submit(date(2026, 3, 20))
+        story.confirm(application_id)
+    with freeze_time("2026-03-05 09:00:00"):
+        story.deposit(application_id, date(2026, 3, 3))
+    projector = Projector(ledger)
+    projector.catch_up()
+    views = Views(projector.views_url)
+    try:
+        totals = views.daily_totals(date(2026, 3, 1), date(2026, 3, 31))["totals"]
+        assert {(t["day"], t["account_kind"], t["money_in"], t["money_out"]) for t in totals} == {
+            ("2026-03-03", "enterprise", "0.00", "7000.00"), ("2026-03-03", "held", "7000.00", "0.00"),
+        }
+    finally:
+        views.close()
+        projector.close()
+
+
 def test_views_in_a_database_of_their_own(ledger, tmp_path):
     views_url = f"sqlite:///{tmp_path / 'views.db'}"
     projector = Projector(ledger, views_url)
