@@ -81,7 +81,6 @@ WALLETS = Table(
     (("wallet_id", TEXT), ("enterprise_number", TEXT), ("name", TEXT), ("opened_on", TEXT),
      ("longest_retain_until", TEXT_NULL)),
     ("wallet_id",),
-    (("enterprise_number",),),
 )
 APPLICATIONS = Table(
     "projection_applications",
@@ -118,7 +117,6 @@ AUDIT_TRAIL = Table(
         ("application_id", TEXT_NULL), ("legs", TEXT), ("hash", TEXT), ("retain_until", TEXT),
     ),
     ("enterprise_number", "sequence"),
-    (("business_date",),),
 )
 DEADLINES_DUE = Table(
     "deadlines_due",
