@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api.gate import Gate
 from api.problems import MEDIA_TYPE, install_handlers
+from api.reads import ReadModels
 from api.routers import applications, operations, wallets
 from api.settings import Settings
 from ledger.application import KmoLedger
@@ -33,20 +34,23 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
 
     A ``ledger`` given here is used as is and left open; otherwise the app opens
     one on ``settings.database_url`` at start-up and closes it on shut-down.
+    Either way the app keeps the read models beside its events up to date
+    itself (:class:`api.reads.ReadModels`), from start-up to shut-down.
     """
     settings = settings or Settings()
     keys = settings.load_keys()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if ledger is not None:
-            yield
-            return
-        app.state.ledger = KmoLedger(settings.database_url)
+        if ledger is None:
+            app.state.ledger = KmoLedger(settings.database_url)
+        app.state.read_models = ReadModels(app.state.ledger)
         try:
             yield
         finally:
-            app.state.ledger.close()
+            app.state.read_models.close()
+            if ledger is None:
+                app.state.ledger.close()
 
     app = FastAPI(
         title="kmo-ledger",

@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.params import ApplicationId, EnterpriseNumber, ProviderNumber
 from api.problems import Forbidden, Unauthorized
+from api.reads import ReadModels
 from api.settings import ApiKey, Role, key_id
 from ledger.application import KmoLedger
 from ledger.errors import NotFound
@@ -71,6 +72,14 @@ async def get_ledger(request: Request) -> KmoLedger:
 
 
 LedgerDep = Annotated[KmoLedger, Depends(get_ledger)]
+
+
+async def get_read_models(request: Request) -> ReadModels:
+    return request.app.state.read_models
+
+
+ReadModelsDep = Annotated[ReadModels, Depends(get_read_models)]
+"""The views the cross-wallet reads answer from (caught up by each read)."""
 
 
 def allow(*roles: Role) -> Callable[[Caller], Caller]:

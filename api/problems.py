@@ -86,6 +86,13 @@ class Forbidden(ApiError):
     title = TITLES[403]
 
 
+class ReadModelsUnavailable(ApiError):
+    """The read models could not be opened or caught up (the cause is logged, not shown)."""
+
+    code = "internal_error"
+    title = TITLES[500]
+
+
 def status_of(code: str) -> int:
     return STATUS_BY_CODE.get(code, 422)
 

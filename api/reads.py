@@ -1,190 +1,172 @@
-"""Reads across wallets, folded straight from the wallets' events for now.
+"""Reads across wallets, answered from the read models in ``projections/``.
 
-One function per read, each returning JSON-ready rows, so each can later be
-answered from the read models in ``projections/`` without touching a router.
-Each folds its own copy of a wallet (from the stored events), so a read never
-shares state with a command running at the same time.
+The app keeps the views up to date with a :class:`~projections.Projector` of its
+own (:class:`ReadModels`). Before each of these reads it folds in every event
+recorded so far, so a client always reads its own writes; each read then costs
+a query of the views, not a fold of every wallet.
+
+One function per read turns the views' rows into the response shape.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import date, timedelta
-from typing import Any, Iterator
+import logging
+import threading
+from contextlib import nullcontext
+from datetime import date, datetime
+from typing import Any, Callable, TypeVar
 
-from ledger import events as ev
-from ledger.application import KmoLedger, replay_events
+from api.problems import ReadModelsUnavailable
+from ledger.application import KmoLedger
 from ledger.clock import brussels_date
-from ledger.money import format_euro
-from ledger.rules import retain_until
-from ledger.state import ApplicationState, WalletState, account_kind
-from ledger.views import next_deadline
+from ledger.errors import ValidationFailed
+from projections import Projector, Views
+from projections.schema import SchemaOutdated
+from projections.store import Target
 
-RECORD_RETENTION_YEARS = 5
-"""RULES.md §7: a record of no application is kept at least 5 years after it was recorded."""
+log = logging.getLogger("kmo_ledger.api")
+T = TypeVar("T")
 
 
 def today(ledger: KmoLedger) -> date:
     return brussels_date(ledger.clock.now())
 
 
-def _wallets(ledger: KmoLedger) -> Iterator[tuple[WalletState, list[ev.WalletEvent]]]:
-    """Every wallet that ever had an application, folded from its events."""
-    for aggregate_id in ledger.wallet_ids_with_applications():
-        events = list(ledger.events.get(aggregate_id))
-        if events:
-            yield replay_events(events).state, events
+class ReadModels:
+    """The read models of one ledger, kept by an in-process projector.
+
+    The projector opens on the first read (views built by another schema version
+    are rebuilt then); a read that finds it failing tries again on the next one.
+    Catching up is serialised by the projector; the reads run side by side, each
+    worker thread on a connection of its own (views in memory: one at a time).
+    """
+
+    def __init__(self, ledger: KmoLedger, views_url: str | None = None):
+        self.ledger = ledger
+        self.views_url = views_url
+        self._projector: Projector | None = None
+        self._views: Views | None = None
+        self._opening = threading.Lock()
+        self._one_reader: Any = nullcontext()
+
+    @property
+    def projector(self) -> Projector:
+        """The projector keeping the views (opened if need be)."""
+        return self._open()[0]
+
+    def read(self, query: Callable[[Views], T]) -> T:
+        """``query`` answered from views that hold every event recorded before this call."""
+        projector, views = self._open()
+        with self._one_reader:
+            high = self.ledger.recorder.max_notification_id() or 0
+            if projector.position < high:  # another runner may be ahead: catch_up then only reads its position
+                try:
+                    projector.catch_up()
+                except Exception as error:
+                    log.exception("catching up the read models failed")
+                    raise ReadModelsUnavailable("the read models could not catch up with the ledger") from error
+            return query(views)
+
+    def _open(self) -> tuple[Projector, Views]:
+        with self._opening:
+            if self._projector is None or self._views is None:
+                try:
+                    projector = _projector(self.ledger, self.views_url)
+                except Exception as error:
+                    log.exception("opening the read models failed")
+                    raise ReadModelsUnavailable("the read models cannot be opened") from error
+                if ":memory:" in projector.views_url:
+                    self._views, self._one_reader = _SharedViews(projector.target), threading.Lock()
+                else:
+                    self._views = Views(projector.views_url)
+                self._projector = projector
+            return self._projector, self._views
+
+    def close(self) -> None:
+        with self._opening:
+            if self._views is not None:
+                self._views.close()
+            if self._projector is not None:
+                self._projector.close()
+            self._projector = self._views = None
 
 
-def _applications(ledger: KmoLedger) -> Iterator[tuple[str, ApplicationState]]:
-    for state, _events in _wallets(ledger):
-        for application in state.applications.values():
-            yield state.enterprise_number, application
+def _projector(ledger: KmoLedger, views_url: str | None) -> Projector:
+    try:
+        return Projector(ledger, views_url)
+    except SchemaOutdated as outdated:
+        log.warning("%s; rebuilding them now", outdated)
+    with Projector(ledger, views_url, check_schema=False) as rebuilding:
+        rebuilding.rebuild()
+    return Projector(ledger, views_url)
 
 
-def upcoming_deadlines(ledger: KmoLedger, within_days: int) -> list[dict[str, Any]]:
+class _SharedViews(Views):
+    """Views in the projector's own in-memory database, read on its connection."""
+
+    def __init__(self, target: Target):
+        super().__init__("sqlite:///:memory:")
+        self._shared = target
+
+    @property
+    def target(self) -> Target:
+        return self._shared
+
+    def close(self) -> None:
+        """The projector closes its connection."""
+
+
+# ---------------------------------------------------------------------- the reads
+
+
+def upcoming_deadlines(models: ReadModels, within_days: int) -> dict[str, Any]:
     """Open applications whose next deadline falls within ``within_days`` (or has
     passed and awaits the deadline run), soonest first."""
-    now = today(ledger)
-    horizon = now + timedelta(days=within_days)
-    rows = []
-    for enterprise_number, application in _applications(ledger):
-        deadline = next_deadline(application)
-        if deadline is None:
-            continue
-        on = date.fromisoformat(deadline["date"])
-        if on <= horizon:
-            rows.append(
-                {
-                    "enterprise_number": enterprise_number,
-                    "application_id": application.application_id,
-                    "project_number": application.project_number,
-                    "provider": application.provider,
-                    "state": application.state,
-                    "rule": deadline["rule"],
-                    "deadline": on,
-                    "days_left": (on - now).days,
-                }
-            )
-    return sorted(rows, key=lambda row: (row["deadline"], row["project_number"]))
+    now = today(models.ledger)
+    found = models.read(lambda views: views.deadlines_within(within_days, now))
+    return {"today": now, "within_days": within_days, "applications": found["deadlines"]}
 
 
-def provider_inbox(ledger: KmoLedger, provider: str) -> list[dict[str, Any]]:
+def provider_inbox(models: ReadModels, provider: str) -> dict[str, Any]:
     """Applications naming ``provider`` that await its answer and may still get it."""
-    now = today(ledger)
-    rows = []
-    for enterprise_number, application in _applications(ledger):
-        if (
-            application.provider == provider
-            and application.is_open
-            and application.confirmed_on is None
-            and now <= application.deadlines.answer_by
-        ):
-            rows.append(
-                {
-                    "enterprise_number": enterprise_number,
-                    "application_id": application.application_id,
-                    "project_number": application.project_number,
-                    "service": application.service,
-                    "themes": list(application.themes),
-                    "starts_on": application.starts_on,
-                    "submitted_on": application.submitted_on,
-                    "answer_by": application.deadlines.answer_by,
-                    "project_amount": format_euro(application.project_amount),
-                }
-            )
-    return sorted(rows, key=lambda row: (row["answer_by"], row["project_number"]))
+    now = today(models.ledger)
+    return models.read(lambda views: views.provider_inbox(provider, now))
 
 
-def open_payout_orders(ledger: KmoLedger, overdue_only: bool) -> list[dict[str, Any]]:
+def open_payout_orders(models: ReadModels, overdue_only: bool) -> dict[str, Any]:
     """Payout orders not executed (nor cancelled); overdue once older than the
     promised service level (14 days after the order)."""
-    now = today(ledger)
-    rows = []
-    for enterprise_number, application in _applications(ledger):
-        for order in application.pending_orders:
-            due_by = order.ordered_on + timedelta(days=application.payout_service_days)
-            overdue = now > due_by
-            if overdue or not overdue_only:
-                rows.append(
-                    {
-                        "enterprise_number": enterprise_number,
-                        "application_id": application.application_id,
-                        "project_number": application.project_number,
-                        "provider": application.provider,
-                        "order_id": order.order_id,
-                        "amount": format_euro(order.amount),
-                        "ordered_on": order.ordered_on,
-                        "due_by": due_by,
-                        "age_days": (now - order.ordered_on).days,
-                        "overdue": overdue,
-                    }
-                )
-    return sorted(rows, key=lambda row: (row["ordered_on"], row["order_id"]))
+    now = today(models.ledger)
+    found = models.read(lambda views: views.open_payout_orders(due_before=now if overdue_only else None))
+    orders = []
+    for order in found["orders"]:
+        ordered_on, due_by = date.fromisoformat(order["ordered_on"]), date.fromisoformat(order["due_by"])
+        orders.append(order | {"age_days": (now - ordered_on).days, "overdue": now > due_by})
+    return {"today": now, "overdue_only": overdue_only, "orders": orders}
 
 
-def audit_trail(ledger: KmoLedger, enterprise_number: str) -> list[dict[str, Any]]:
-    """Every event of the wallet with its money legs and how long it is kept: an
-    application's records ``retention_years`` after its application date; a
-    record of no application as long as the longest-kept application, and at
-    least five years after it was recorded."""
-    events = ledger.wallet_events(enterprise_number)
-    state = replay_events(events).state
-    kept = {
-        application.application_id: retain_until(application.retention_years, application.submitted_on)
-        for application in state.applications.values()
-    }
-    longest = max(kept.values(), default=None)
-    rows = []
-    for event in events:
-        application_id = getattr(event, "application_id", None)
-        if application_id is not None:
-            until = kept[application_id]
-        else:
-            until = retain_until(RECORD_RETENTION_YEARS, event.business_date)
-            if longest is not None:
-                until = max(until, longest)
-        rows.append(
-            {
-                "sequence": event.originator_version,
-                "type": type(event).__name__,
-                "business_date": event.business_date,
-                "recorded_at": event.timestamp.isoformat(),
-                "actor": event.actor.model_dump(),
-                "application_id": application_id,
-                "legs": [leg.model_dump(mode="json") for leg in getattr(event, "legs", ())],
-                "hash": event.hash,
-                "retain_until": until,
-            }
-        )
-    return rows
+def audit_trail(models: ReadModels, enterprise_number: str) -> dict[str, Any]:
+    """Every event of the wallet (but those purged after export) with its money
+    legs and how long it is kept (RULES.md §7)."""
+    found = models.read(lambda views: views.audit_trail(enterprise_number))
+    if not found["rows"]:
+        models.ledger.get_wallet(enterprise_number)  # no wallet: NotFound (a wallet purged whole: no rows)
+    rows = [row | {"recorded_at": datetime.fromisoformat(row["recorded_at"]).isoformat()} for row in found["rows"]]
+    return {"rows": rows}
 
 
-def money_totals(ledger: KmoLedger, start: date | None, end: date | None) -> list[dict[str, Any]]:
+def money_totals(models: ReadModels, start: date | None, end: date | None) -> dict[str, Any]:
     """Money in and out per account kind and day: a receipt counts on the bank's
     value date, any other money event on its business date."""
-    totals: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
-    for _state, events in _wallets(ledger):
-        for event in events:
-            legs = getattr(event, "legs", ())
-            if not legs:
-                continue
-            day = getattr(event, "value_date", None) or event.business_date
-            if (start and day < start) or (end and day > end):
-                continue
-            for leg in legs:
-                slot = totals[(day, account_kind(leg.account))]
-                if leg.amount >= 0:
-                    slot[0] += leg.amount
-                else:
-                    slot[1] -= leg.amount
-    return [
-        {
-            "date": day,
-            "account_kind": kind,
-            "in": format_euro(money_in),
-            "out": format_euro(money_out),
-            "net": format_euro(money_in - money_out),
-        }
-        for (day, kind), (money_in, money_out) in sorted(totals.items())
-    ]
+    if start and end and start > end:
+        raise ValidationFailed(f"from {start} lies after to {end}")
+    found = models.read(lambda views: views.daily_totals(start or date.min, end or date.max))
+    return {
+        "from": start,
+        "to": end,
+        "rows": [
+            {"date": row["day"], "account_kind": row["account_kind"], "in": row["money_in"],
+             "out": row["money_out"], "net": row["net"]}
+            for row in found["totals"]
+        ],
+    }

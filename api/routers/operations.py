@@ -9,10 +9,9 @@ from fastapi import APIRouter, Query
 
 from api import reads
 from api.answers import Post
-from api.auth import Auditing, BackOffice, InboxOf, LedgerDep, Reader
+from api.auth import Auditing, BackOffice, InboxOf, LedgerDep, ReadModelsDep, Reader
 from api.problems import problem_responses
 from api.schemas import DeadlineRunOut, InboxOut, IsoDate, OpenPayoutOrdersOut, TotalsOut, UpcomingDeadlinesOut
-from ledger.errors import ValidationFailed
 
 router = APIRouter(tags=["operations"])
 
@@ -45,16 +44,12 @@ def run_deadlines(caller: BackOffice, ledger: LedgerDep, post: Post):
 )
 def list_deadlines(
     _caller: Auditing,
-    ledger: LedgerDep,
+    models: ReadModelsDep,
     within_days: Annotated[int, Query(ge=0, le=3660, description="Days from today (Brussels)")] = 14,
 ):
     """Open applications whose next deadline falls within `within_days` days,
     passed ones (awaiting the deadline run) included."""
-    return {
-        "today": reads.today(ledger),
-        "within_days": within_days,
-        "applications": reads.upcoming_deadlines(ledger, within_days),
-    }
+    return reads.upcoming_deadlines(models, within_days)
 
 
 @router.get(
@@ -64,9 +59,9 @@ def list_deadlines(
     summary="Applications awaiting a provider's answer",
     responses=problem_responses(401, 403, 404, 422),
 )
-def provider_inbox(provider: InboxOf, ledger: LedgerDep):
+def provider_inbox(provider: InboxOf, models: ReadModelsDep):
     """A provider key reads only its own inbox."""
-    return {"provider": provider, "applications": reads.provider_inbox(ledger, provider)}
+    return reads.provider_inbox(models, provider)
 
 
 @router.get(
@@ -78,14 +73,10 @@ def provider_inbox(provider: InboxOf, ledger: LedgerDep):
 )
 def list_payout_orders(
     _caller: Reader,
-    ledger: LedgerDep,
+    models: ReadModelsDep,
     overdue: Annotated[bool, Query(description="Only orders older than the 14-day service level")] = False,
 ):
-    return {
-        "today": reads.today(ledger),
-        "overdue_only": overdue,
-        "orders": reads.open_payout_orders(ledger, overdue),
-    }
+    return reads.open_payout_orders(models, overdue)
 
 
 @router.get(
@@ -97,14 +88,10 @@ def list_payout_orders(
 )
 def reconciliation_totals(
     _caller: Reader,
-    ledger: LedgerDep,
+    models: ReadModelsDep,
     start: Annotated[IsoDate | None, Query(alias="from", description="First day, YYYY-MM-DD")] = None,
     end: Annotated[IsoDate | None, Query(alias="to", description="Last day, YYYY-MM-DD")] = None,
 ):
     """Per day and account kind (enterprise, government, provider, held, due,
     recovered): money in, out and net. A receipt counts on its bank value date."""
-    if start and end and start > end:
-        raise ValidationFailed(f"from {start} lies after to {end}")
-    return TotalsOut.model_validate(
-        {"from": start, "to": end, "rows": reads.money_totals(ledger, start, end)}
-    ).model_dump(mode="json", by_alias=True)
+    return TotalsOut.model_validate(reads.money_totals(models, start, end)).model_dump(mode="json", by_alias=True)

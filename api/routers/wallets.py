@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from api import reads
 from api.answers import IfMatch, Post, Views
-from api.auth import Auditing, BackOffice, LedgerDep, Reader
+from api.auth import Auditing, BackOffice, LedgerDep, ReadModelsDep, Reader
 from api.params import ETAG_HEADER, EnterpriseNumber
 from api.problems import problem_responses
 from api.schemas import (
@@ -142,9 +142,10 @@ def replay_wallet(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDep, as
     summary="The wallet's audit trail with retention",
     responses=problem_responses(401, 403, 404, 422),
 )
-def get_audit_trail(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDep):
-    """Each event with its money legs and the date until which it is kept."""
-    return {"rows": reads.audit_trail(ledger, en)}
+def get_audit_trail(en: EnterpriseNumber, _caller: Auditing, models: ReadModelsDep):
+    """Each event with its money legs and the date until which it is kept (rows
+    purged after export, `kmo-ledger purge-audit-trail`, are no longer listed)."""
+    return reads.audit_trail(models, en)
 
 
 @router.get(
