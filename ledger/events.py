@@ -273,6 +273,8 @@ class Ending(MoneyEvent):
 
     final_state: ClassVar[str]
     ceiling_freed: Cents = 0
+    ceiling_used_returned: Cents = 0
+    """Subsidy paid out and recovered: freed, it no longer counts as used either."""
     cancelled_orders: tuple[str, ...] = ()
 
     def end(self, state: WalletState, reason: str | None) -> None:
@@ -280,6 +282,7 @@ class Ending(MoneyEvent):
         self.apply_legs(application)
         _cancel_orders(application, self.cancelled_orders)
         _free_ceiling(state, application, self.ceiling_freed)
+        _use_ceiling(state, application, -self.ceiling_used_returned)
         application.final_state = self.final_state
         application.final_on = self.business_date
         application.final_reason = reason

@@ -430,10 +430,12 @@ class Wallet:
         actor: ev.Actor,
         business_date: date,
         ceiling_freed: int | None = None,
+        ceiling_used_returned: int = 0,
         **fields: Any,
     ) -> None:
         if ceiling_freed is None:
             ceiling_freed = application.ceiling_claim - application.paid_subsidy
+        same_year = business_date.year == application.year
         self._trigger(
             event_class,
             now,
@@ -441,7 +443,8 @@ class Wallet:
             business_date,
             application_id=application.application_id,
             legs=self._release_legs(application),
-            ceiling_freed=ceiling_freed if business_date.year == application.year else 0,
+            ceiling_freed=ceiling_freed if same_year else 0,
+            ceiling_used_returned=ceiling_used_returned if same_year else 0,
             cancelled_orders=tuple(o.order_id for o in application.pending_orders),
             **fields,
         )
@@ -521,14 +524,15 @@ class Wallet:
             legs=_moves((recovery.debtor, "recovered", command.amount)),
         )
         if command.amount == outstanding:
-            freed = application.ceiling_claim - (0 if recovery.frees_paid_subsidy else application.paid_subsidy)
+            returned = application.paid_subsidy if recovery.frees_paid_subsidy else 0
             self._end(
                 ev.ProjectStopped,
                 application,
                 now,
                 actor,
                 today,
-                ceiling_freed=freed,
+                ceiling_freed=application.ceiling_claim - application.paid_subsidy + returned,
+                ceiling_used_returned=returned,
                 reason=recovery.reason,
                 proof=recovery.proof,
             )

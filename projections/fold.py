@@ -577,8 +577,9 @@ def _ending(final_state: str) -> Callable[[BatchFold, dict, dict], None]:
 
     def ended(fold: BatchFold, app: dict[str, Any], e: dict) -> None:
         freed = cents(e.get("ceiling_freed", 0))
-        if freed > 0:
-            fold._ceilings_of(app, -freed, 0, freed)
+        returned = cents(e.get("ceiling_used_returned", 0))
+        if freed > 0 or returned > 0:
+            fold._ceilings_of(app, -freed, -returned, freed)
         app["final_state"] = final_state
         app["final_on"] = e["business_date"]
         fold._cancel_orders(e)

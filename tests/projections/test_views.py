@@ -99,10 +99,10 @@ def test_the_reads_answer_in_the_api_shapes_with_money_as_strings(ledger):
         assert balances["due"] == {"enterprise": "0.00", "government": "2000.00"}
         assert balances["account_kinds"]["held"] == "0.00" and balances["account_kinds"]["due"] == "2000.00"
         ceiling = views.ceilings(story.en)["ceilings"][0]
-        # as ledger.state.YearCeiling: the recovered subsidy is freed, yet stays counted as used
+        # the recovered subsidy is freed and no longer counts as used (ledger.state.YearCeiling)
         assert ceiling == {
             "year": 2026, "key": "wallet", "size": "small", "rate": "30.00", "ceiling": "7500.00",
-            "reserved": "-1200.00", "used": "1200.00", "freed": "3000.00", "remaining": "7500.00",
+            "reserved": "0.00", "used": "0.00", "freed": "3000.00", "remaining": "7500.00",
         }
         totals = views.daily_totals(date(2026, 4, 12), date(2026, 4, 12))["totals"]
         assert {t["account_kind"]: (t["money_in"], t["money_out"]) for t in totals} == {

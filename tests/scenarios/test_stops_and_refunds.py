@@ -85,7 +85,8 @@ def test_another_reason_after_a_partial_payout_issues_a_recovery_first(funded):
     view = story.application(application_id)
     assert view["state"] == "stopped"
     assert view["due"] == {"enterprise": "4200.00", "government": "3000.00"}
-    assert remaining(story) == "7500.00"
+    ceiling = story.wallet()["ceilings"][0]
+    assert (ceiling["remaining"], ceiling["reserved"], ceiling["used"]) == ("7500.00", "0.00", "0.00")
     assert story.ledger.verify_wallet(story.en) == []
 
 
