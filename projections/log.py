@@ -11,7 +11,7 @@ recorder (the in-memory one) is read through ``select_notifications``.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -87,10 +87,10 @@ class NotificationLog:
     def max_id(self) -> int:
         return self.recorder.max_notification_id() or 0
 
-    def read(self, after: int, stop: int, limit: int) -> tuple[list[Notification], int]:  # replaced per store
-        """Wallet events with ``after < id <= stop``, reading at most ``limit`` rows;
-        returns them and the last id read (``stop`` when fewer rows were there)."""
-        raise NotImplementedError
+    read: Callable[[int, int, int], tuple[list[Notification], int]]
+    """``read(after, stop, limit)``: wallet events with ``after < id <= stop``, at
+    most ``limit`` rows read; returns them and the last id read (``stop`` when
+    fewer rows were there). Chosen per store in ``__init__``."""
 
     @staticmethod
     def _keep(rows: list[tuple], stop: int, limit: int) -> tuple[list[Notification], int]:

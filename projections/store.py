@@ -9,6 +9,8 @@ so two targets compare row for row.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import re
 import sqlite3
 from contextlib import contextmanager
@@ -23,7 +25,7 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class Target:
+class Target(ABC):
     """A connection to the database holding the read models."""
 
     dialect: str
@@ -34,18 +36,21 @@ class Target:
     table_options: str = ""
     """Appended to CREATE TABLE."""
 
+    @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        raise NotImplementedError
+        """Run one statement (``?`` placeholders)."""
 
+    @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        raise NotImplementedError
+        """Every row of a (small) query."""
 
+    @abstractmethod
     def stream(self, sql: str, params: Sequence[Any] = (), size: int = 2000) -> Iterator[tuple]:
         """Rows of a query in chunks, never all at once."""
-        raise NotImplementedError
 
+    @abstractmethod
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        raise NotImplementedError
+        """Run one statement for each row of parameters."""
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Bulk insert (``COPY`` on PostgreSQL)."""
@@ -53,14 +58,17 @@ class Target:
             marks = ", ".join("?" * len(columns))
             self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
+    @abstractmethod
     def transaction(self):  # -> ContextManager[None]
-        raise NotImplementedError
+        """Everything inside commits together, or not at all."""
 
+    @abstractmethod
     def table_exists(self, table: str) -> bool:
-        raise NotImplementedError
+        """Whether the views' table is there."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release the connection(s)."""
 
 
 class SqliteTarget(Target):
