@@ -22,7 +22,7 @@ from eventsourcing.utils import get_topic
 from ledger import commands as c
 from ledger import events as ev
 from ledger.clock import Clock, SystemClock, brussels_date
-from ledger.errors import AlreadyExists, Conflict, IdempotencyKeyReused, NotFound, VersionMismatch
+from ledger.errors import AlreadyExists, Conflict, IdempotencyKeyReused, LedgerError, NotFound, VersionMismatch
 from ledger.identifiers import canonical_enterprise_number, compact_payment_reference, payment_reference, wallet_id
 from ledger.mapper import OrjsonTranscoder, PydanticMapper
 from ledger.records import (
@@ -150,7 +150,14 @@ class KmoLedger(Application[UUID]):
             except KeyError:
                 pass
 
-    def _wallet(self, aggregate_id: UUID) -> Wallet:
+    def _wallet(self, aggregate_id: UUID, fresh: bool = True) -> Wallet:
+        """The wallet; ``fresh=False`` takes this process's cached copy as it is
+        (a command's save still fails if another process wrote in between)."""
+        if not fresh and self.repository.cache is not None:
+            try:
+                return self.repository.cache.get(aggregate_id)
+            except KeyError:
+                pass
         try:
             return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
@@ -196,12 +203,20 @@ class KmoLedger(Application[UUID]):
         idempotency: Idempotency | None = None,
         extra: Callable[[Wallet, T, datetime], list[Record]] | None = None,
     ) -> T:
-        """Get the wallet, decide, save its events (with any receipt) in one transaction."""
+        """Get the wallet, decide, save its events (with any receipt) in one transaction.
+
+        The first attempt decides on this process's cached wallet and looks up no
+        receipt: the store's (id, version) key refuses a save on stale state or
+        under an answered Idempotency-Key. Any refusal or conflict is then decided
+        again carefully: first answer looked up, wallet read fresh, so no command
+        acts, or is refused, on stale state."""
         aggregate_id = wallet_id(canonical_enterprise_number(enterprise_number))
-        for _attempt in range(MAX_ATTEMPTS):
-            self._answered(idempotency)
+        for attempt in range(MAX_ATTEMPTS):
+            careful = attempt > 0
+            if careful:
+                self._answered(idempotency)
             with self._lock(aggregate_id):
-                wallet = self._wallet(aggregate_id)
+                wallet = self._wallet(aggregate_id, fresh=careful)
                 try:
                     if if_match is not None and if_match != wallet.version:
                         raise VersionMismatch(
@@ -217,6 +232,11 @@ class KmoLedger(Application[UUID]):
                     return result
                 except IntegrityError:
                     self._forget(aggregate_id)
+                    continue
+                except LedgerError:
+                    self._forget(aggregate_id)
+                    if careful:
+                        raise
                     continue
                 except BaseException:
                     self._forget(aggregate_id)
