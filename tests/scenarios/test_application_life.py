@@ -51,3 +51,21 @@ def test_an_enterprise_that_pays_its_own_share_on_day_31_loses_the_subsidy(ledge
         assert view["state"] == "lapsed" and view["ended_on"] == "2026-04-02"
         ceiling = story.wallet()["ceilings"][0]
         assert ceiling["remaining"] == "7500.00"
+
+
+def test_a_small_enterprise_with_6000_granted_gets_the_ceilings_remainder_of_1500(ledger):
+    with freeze_time("2026-03-02 09:00:00"):
+        story = Story(ledger)
+        story.submit(date(2026, 3, 16), fee="20000.00")  # 30% = 6,000
+        application_id = story.submit(date(2026, 3, 16), fee="10000.00")
+    view = story.application(application_id)
+    assert (view["subsidy"], view["own_share"]) == ("1500.00", "8500.00")
+    assert story.wallet()["ceilings"][0]["remaining"] == "0.00"
+
+
+def test_a_pillars_training_of_10000_is_capped_by_the_training_pillar_at_2500(ledger):
+    with freeze_time("2012-06-01 09:00:00"):
+        story = Story(ledger)
+        application_id = story.submit(date(2012, 6, 10), themes=[])
+    view = story.application(application_id)
+    assert (view["regime"], view["rate"], view["subsidy"], view["own_share"]) == ("pillars", "50.00", "2500.00", "7500.00")
