@@ -12,30 +12,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ledger.state import ACCOUNTS
 from projections.log import MAX_WALLET
 from projections.store import Target
 
 SCHEMA_VERSION = 4
 TRACKING_NAME = "kmo_ledger_views"
 
-MONEY_COLUMNS = (
-    # net of the legs posted to each account (positive: money arrived there)
-    "enterprise",
-    "government",
-    "provider",
-    "held_own_share",
-    "held_subsidy",
-    "due_enterprise",
-    "due_government",
-    "recovered",
-    # counters of what happened to the money
+MONEY_COLUMNS = ACCOUNTS + (
+    # after the net of the legs posted to each account (positive: money arrived
+    # there), counters of what happened to the money
     "paid_out_own_share",
     "paid_out_subsidy",
     "refunded_own_share",
     "returned_subsidy",
     "recovered_repaid",
 )
-ACCOUNTS = MONEY_COLUMNS[:8]
 ACCOUNT_KINDS = ("enterprise", "government", "provider", "held", "due", "recovered")
 
 
