@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from functools import lru_cache
 
 from stdnum import exceptions as stdnum_errors
 from stdnum.be import ogm_vcs, vat
@@ -17,6 +18,7 @@ _PROVIDER = re.compile(r"^DV\.([OA])(\d{6})$")
 _PROVIDER_ZERO_TYPO = re.compile(r"^DV\.0(\d{6})$")
 
 
+@lru_cache(maxsize=65536)
 def canonical_enterprise_number(raw: str) -> str:
     """Enterprise number (ondernemingsnummer, KBO) in its canonical 10-digit form.
 
@@ -33,6 +35,7 @@ def canonical_enterprise_number(raw: str) -> str:
         ) from None
 
 
+@lru_cache(maxsize=65536)
 def wallet_id(enterprise_number: str) -> uuid.UUID:
     """The wallet aggregate's id, derived from the canonical enterprise number."""
     return uuid.uuid5(WALLET_NAMESPACE, enterprise_number)
