@@ -412,7 +412,8 @@ def fold_range_in_this_process(name: str, cursor: str, before: str, until: int, 
     """The worker process's side: fold one wallet range, a line of progress per batch."""
     import sys
 
-    ledger = KmoLedger(os.environ[EVENTS_URL_VARIABLE])
+    # the parent made the tables; workers creating them at once race in PostgreSQL's catalog
+    ledger = KmoLedger(os.environ[EVENTS_URL_VARIABLE], env={"CREATE_TABLE": "n"})
     try:
         with Projector(
             ledger, os.environ[VIEWS_URL_VARIABLE], rebuild_batch_size=batch_size, check_schema=False
