@@ -79,8 +79,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         document = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        for operations in document.get("paths", {}).values():
-            for operation in operations.values():
+        for path_item in document.get("paths", {}).values():
+            for operation in path_item.values():
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if status.isdigit() and int(status) >= 400 and "application/json" in content:

@@ -8,7 +8,6 @@ fresh state, so no command ever acts on stale state.
 from __future__ import annotations
 
 import threading
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Callable, Iterable, Iterator, TypeVar

@@ -10,7 +10,7 @@ from calendar import isleap
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Iterable, Literal
+from typing import Iterable, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -280,6 +280,26 @@ def decide_subsidy(
 def days_after(day: date, days: int) -> date:
     """"Within N days of day D" means up to and including D + N."""
     return day + timedelta(days=days)
+
+
+D = TypeVar("D", date, str)
+
+
+def next_deadline_of(
+    confirmed: bool, own_share_short: bool, answer_by: D, deposit_by: D | None, complete_by: D
+) -> tuple[str, D]:
+    """An open application's next deadline and the rule behind it: the provider's
+    answer (or an earlier own-share deadline) until it is confirmed, then the own
+    share while it is short, then completion. Dates as dates or ISO strings."""
+    if not confirmed:
+        candidates = [("provider_answer", answer_by)]
+        if deposit_by and own_share_short:
+            candidates.append(("own_share_deposit", deposit_by))
+    elif own_share_short and deposit_by:
+        candidates = [("own_share_deposit", deposit_by)]
+    else:
+        candidates = [("completion", complete_by)]
+    return min(candidates, key=lambda item: item[1])
 
 
 def completion_deadline(regime: Regime, application_date: date) -> date:

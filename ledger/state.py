@@ -155,21 +155,42 @@ class ApplicationState(BaseModel):
 
     @property
     def state(self) -> str:
-        """``submitted``, ``confirmed``, ``funded``, ``paying``, ``paid_out``,
-        ``completed``, or a final ``refused``, ``lapsed``, ``stopped``, ``closed``."""
-        if self.final_state:
-            return self.final_state
-        if self.completed_on is not None:
-            return "completed"
-        if self.project_amount and self.paid_out == self.project_amount:
-            return "paid_out"
-        if self.paid_out > 0 or self.recovery is not None:
-            return "paying"
-        if self.confirmed_on is None:
-            return "submitted"
-        if self.own_share_received == self.own_share and self.subsidy_received == self.subsidy:
-            return "funded"
-        return "confirmed"
+        """See :func:`application_state_of`."""
+        return application_state_of(
+            final_state=self.final_state,
+            completed=self.completed_on is not None,
+            project_amount=self.project_amount,
+            paid_out=self.paid_out,
+            recovery_issued=self.recovery is not None,
+            confirmed=self.confirmed_on is not None,
+            funded=self.own_share_received == self.own_share and self.subsidy_received == self.subsidy,
+        )
+
+
+def application_state_of(
+    *,
+    final_state: str | None,
+    completed: bool,
+    project_amount: int,
+    paid_out: int,
+    recovery_issued: bool,
+    confirmed: bool,
+    funded: bool,
+) -> str:
+    """``submitted``, ``confirmed``, ``funded`` (own share and subsidy in), ``paying``
+    (partly paid out or a recovery pending), ``paid_out``, ``completed``, or a final
+    ``refused``, ``lapsed``, ``stopped``, ``closed``."""
+    if final_state:
+        return final_state
+    if completed:
+        return "completed"
+    if project_amount and paid_out == project_amount:
+        return "paid_out"
+    if paid_out > 0 or recovery_issued:
+        return "paying"
+    if not confirmed:
+        return "submitted"
+    return "funded" if funded else "confirmed"
 
 
 class YearCeiling(BaseModel):

@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping
 
 from ledger.money import format_euro
 from ledger.regimes import rules_in_force
+from ledger.rules import next_deadline_of
 from ledger.errors import LedgerError
 from ledger.state import ApplicationState, WalletState
 
@@ -21,15 +22,13 @@ def next_deadline(application: ApplicationState) -> dict[str, Any] | None:
     if not application.is_open:
         return None
     d = application.deadlines
-    if application.confirmed_on is None:
-        candidates = [("provider_answer", d.answer_by)]
-        if d.deposit_by and application.own_share_received < application.own_share:
-            candidates.append(("own_share_deposit", d.deposit_by))
-    elif application.own_share_received < application.own_share and d.deposit_by:
-        candidates = [("own_share_deposit", d.deposit_by)]
-    else:
-        candidates = [("completion", d.complete_by)]
-    rule, deadline = min(candidates, key=lambda item: item[1])
+    rule, deadline = next_deadline_of(
+        confirmed=application.confirmed_on is not None,
+        own_share_short=application.own_share_received < application.own_share,
+        answer_by=d.answer_by,
+        deposit_by=d.deposit_by,
+        complete_by=d.complete_by,
+    )
     return {"rule": rule, "date": deadline.isoformat()}
 
 

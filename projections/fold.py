@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterable, Sequence
 import orjson
 
 from ledger.regimes import RECORD_RETENTION_YEARS
-from ledger.rules import retain_until
-from ledger.state import account_kind
+from ledger.rules import next_deadline_of, retain_until
+from ledger.state import account_kind, application_state_of
 from projections import schema as s
 from projections.log import Notification
 from projections.store import Target, chunks
@@ -63,37 +63,30 @@ def wallet_record_retain_until(recorded_on: str, longest: str | None) -> str:
 
 
 def application_state(app: dict[str, Any]) -> str:
-    """As :attr:`ledger.state.ApplicationState.state`."""
-    if app["final_state"] is not None:
-        return app["final_state"]
-    if app["completed_on"] is not None:
-        return "completed"
-    project_amount = app["own_share"] + app["subsidy"]
-    if project_amount and app["paid_out"] == project_amount:
-        return "paid_out"
-    if app["paid_out"] > 0 or app["recovery_issued"]:
-        return "paying"
-    if app["confirmed_on"] is None:
-        return "submitted"
-    if app["own_share_received"] == app["own_share"] and app["subsidy_received"] == app["subsidy"]:
-        return "funded"
-    return "confirmed"
+    """:func:`ledger.state.application_state_of` of a folded application."""
+    return application_state_of(
+        final_state=app["final_state"],
+        completed=app["completed_on"] is not None,
+        project_amount=app["own_share"] + app["subsidy"],
+        paid_out=app["paid_out"],
+        recovery_issued=bool(app["recovery_issued"]),
+        confirmed=app["confirmed_on"] is not None,
+        funded=app["own_share_received"] == app["own_share"] and app["subsidy_received"] == app["subsidy"],
+    )
 
 
 def next_deadline(app: dict[str, Any]) -> tuple[str, str, str] | None:
-    """(state, rule, date) of an open application's next deadline, as :func:`ledger.views.next_deadline`."""
+    """(state, rule, date) of an open application's next deadline (:func:`ledger.rules.next_deadline_of`)."""
     if app["final_state"] is not None:
         return None
-    short = app["own_share_received"] < app["own_share"]
-    if app["confirmed_on"] is None:
-        candidates = [("provider_answer", app["answer_by"])]
-        if app["deposit_by"] and short:
-            candidates.append(("own_share_deposit", app["deposit_by"]))
-    elif short and app["deposit_by"]:
-        candidates = [("own_share_deposit", app["deposit_by"])]
-    else:
-        candidates = [("completion", app["complete_by"])]
-    return (application_state(app), *min(candidates, key=lambda item: item[1]))
+    rule, deadline = next_deadline_of(
+        confirmed=app["confirmed_on"] is not None,
+        own_share_short=app["own_share_received"] < app["own_share"],
+        answer_by=app["answer_by"],
+        deposit_by=app["deposit_by"],
+        complete_by=app["complete_by"],
+    )
+    return application_state(app), rule, deadline
 
 
 def awaits_provider(app: dict[str, Any]) -> bool:
