@@ -114,27 +114,43 @@ class KmoLedger(Application[UUID]):
         # busy-wait back-off (sleeps of milliseconds) when threads collide.
         self._write_lock = threading.Lock() if settings["PERSISTENCE_MODULE"].endswith("sqlite") else None
 
-    def save(self, *objs: Any, **kwargs: Any):
+    def save(self, *objs: Wallet | Record) -> None:
+        """Write the new events of wallets and records in ONE transaction,
+        through the library's mapper and recorder.
+
+        This is the library's own save without its generic collection (runtime
+        Protocol checks on every object and event) and without the recordings
+        and follower notifications nobody here reads: on a command that was a
+        third of the Python time. The saved wallet goes into the cache at its
+        new version, and a snapshot is taken from it every 100 events."""
+        events = [event for obj in objs for event in obj.collect_events()]
+        if not events:
+            return
+        stored = [self.mapper.to_stored_event(event) for event in events]
         if self._write_lock is None:
-            return super().save(*objs, **kwargs)
-        with self._write_lock:
-            return super().save(*objs, **kwargs)
+            self.recorder.insert_events(stored)
+        else:
+            with self._write_lock:
+                self.recorder.insert_events(stored)
+        cache = self.repository.cache
+        for obj in objs:
+            if isinstance(obj, Wallet):
+                if cache is not None:
+                    cache.put(obj.id, obj)
+                self._snapshot_if_due(obj, events)
 
     def construct_transcoder(self) -> OrjsonTranscoder:
         return OrjsonTranscoder()
 
-    def _take_snapshots(self, processing_event) -> None:
+    def _snapshot_if_due(self, wallet: Wallet, events: list[Any]) -> None:
         """Snapshot from the wallet just saved (it is at that version already),
         instead of the library's reload from the store."""
+        interval = self.snapshotting_intervals[Wallet]
         if self.snapshots is None:
             return
-        for aggregate in processing_event.aggregates.values():
-            interval = self.snapshotting_intervals.get(type(aggregate))
-            if interval is None:
-                continue
-            first = aggregate.version - len([e for e in processing_event.events if e.originator_id == aggregate.id])
-            if aggregate.version // interval > first // interval:
-                self.snapshots.put([WalletSnapshot.take(aggregate)])
+        first = wallet.version - sum(1 for e in events if e.originator_id == wallet.id)
+        if wallet.version // interval > first // interval:
+            self.snapshots.put([WalletSnapshot.take(wallet)])
 
     # ------------------------------------------------------------------ machinery
 
