@@ -31,7 +31,7 @@ from ledger.records import (
     idempotency_id,
     reference_id,
 )
-from ledger.storage import DEFAULT_DATABASE_URL, persistence_env
+from ledger.storage import DEFAULT_DATABASE_URL, SQLITE_MODULE, persistence_env
 from ledger.verification import verify_rows
 from ledger.views import application_view, wallet_view
 from ledger.wallet import Lapse, Wallet
@@ -112,7 +112,7 @@ class KmoLedger(Application[UUID]):
         self._locks = [threading.RLock() for _ in range(256)]
         # SQLite has one writer at a time; queueing writers here avoids its
         # busy-wait back-off (sleeps of milliseconds) when threads collide.
-        self._write_lock = threading.Lock() if settings["PERSISTENCE_MODULE"].endswith("sqlite") else None
+        self._write_lock = threading.Lock() if settings["PERSISTENCE_MODULE"] == SQLITE_MODULE else None
 
     def save(self, *objs: Wallet | Record) -> None:
         """Write the new events of wallets and records in ONE transaction,

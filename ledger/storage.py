@@ -10,6 +10,8 @@ from urllib.parse import unquote, urlsplit
 from ledger.errors import ValidationFailed
 
 DEFAULT_DATABASE_URL = "sqlite:///" + str(Path("var") / "ledger.db")
+SQLITE_MODULE = "eventsourcing.sqlite"
+POSTGRES_MODULE = "ledger.postgres_store:LedgerPostgresFactory"
 
 
 def persistence_env(database_url: str) -> dict[str, str]:
@@ -21,14 +23,16 @@ def persistence_env(database_url: str) -> dict[str, str]:
         if path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": SQLITE_MODULE,
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "30",
         }
     parts = urlsplit(database_url)
     if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": POSTGRES_MODULE,
+            # the insert is one call of a stored function (ledger.postgres_store)
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
             "POSTGRES_DBNAME": parts.path.lstrip("/") or "postgres",
             "POSTGRES_HOST": parts.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(parts.port or 5432),

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import quote, unquote, urlsplit
 
 from ledger.errors import ValidationFailed
+from ledger.storage import POSTGRES_MODULE, SQLITE_MODULE
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 """COPY's text format: a backslash, tab, newline or carriage return in a value is escaped."""
@@ -217,9 +218,9 @@ def ledger_url(ledger: Any) -> str:
     so the views can live beside them; ``sqlite:///:memory:`` for the in-memory store."""
     env = ledger.env
     module = env.get("PERSISTENCE_MODULE", "")
-    if module == "eventsourcing.sqlite":
+    if module == SQLITE_MODULE:
         return "sqlite:///" + env.get("SQLITE_DBNAME")
-    if module == "eventsourcing.postgres":
+    if module == POSTGRES_MODULE:
         user = env.get("POSTGRES_USER", "postgres")
         password = env.get("POSTGRES_PASSWORD", "")
         credentials = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
