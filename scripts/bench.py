@@ -136,10 +136,9 @@ def http_command_rate(store: Store, today: date, lives_per_client: int, clients:
     """Commands per second through ``kmo-ledger serve`` with concurrent clients
     (each POST with an Idempotency-Key, as back-office clients send), and the
     same application lives in one process on a fresh store of the same engine."""
+    import http.client
     import os
     import threading
-
-    import httpx
 
     from scripts.local_server import Server
 
@@ -154,14 +153,20 @@ def http_command_rate(store: Store, today: date, lives_per_client: int, clients:
     sent = [0] * clients
 
     def client(number: int) -> None:
-        http = httpx.Client(base_url=server.url + "/v1", headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        # a lean load generator (one kept-alive connection per client, the
+        # standard library's client) so the figure measures the server
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
         def post(path: str, body: dict) -> dict:
             sent[number] += 1
-            response = http.post(path, json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
-            if response.status_code >= 400:
-                raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
-            return response.json()
+            connection.request("POST", "/v1" + path, json.dumps(body),
+                               {**headers, "Idempotency-Key": uuid.uuid4().hex})
+            response = connection.getresponse()
+            answer = response.read()
+            if response.status >= 400:
+                raise RuntimeError(f"{path}: {response.status} {answer[:200]!r}")
+            return json.loads(answer)
 
         for life in range(lives_per_client):
             en = enterprise(500_000 + number * 10_000 + life)
