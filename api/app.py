@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api.gate import Gate
@@ -29,6 +29,9 @@ Every POST accepts an `Idempotency-Key`; commands accept `If-Match` with the
 """
 
 
+BEARER = {"type": "http", "scheme": "bearer", "description": "An API key: Authorization: Bearer <key>"}
+
+
 def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None) -> FastAPI:
     """Build the API from ``settings`` (default: the environment, read now).
 
@@ -42,6 +45,9 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import os, sys, anyio.to_thread
+        if os.environ.get("XTHREADS"):
+            anyio.to_thread.current_default_thread_limiter().total_tokens = int(os.environ["XTHREADS"])
         if ledger is None:
             app.state.ledger = KmoLedger(settings.database_url)
         app.state.read_models = ReadModels(app.state.ledger)
@@ -64,11 +70,10 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
     app.state.settings = settings
     install_handlers(app)
     app.add_middleware(Gate, keys=keys, max_body_bytes=settings.max_body_bytes)
-    v1 = APIRouter(prefix="/v1")
-    v1.include_router(wallets.router)
-    v1.include_router(applications.router)
-    v1.include_router(operations.router)
-    app.include_router(v1)
+    # each router straight under /v1: every level of inclusion is another
+    # scan of its routes on every request
+    for router in (applications.router, wallets.router, operations.router):
+        app.include_router(router, prefix="/v1")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -79,8 +84,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         document = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        for path_item in document.get("paths", {}).values():
+        document.setdefault("components", {}).setdefault("securitySchemes", {})["HTTPBearer"] = BEARER
+        for path, path_item in document.get("paths", {}).items():
             for operation in path_item.values():
+                if path.startswith("/v1/"):  # the gate authenticates every one of them
+                    operation["security"] = [{"HTTPBearer": []}]
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if status.isdigit() and int(status) >= 400 and "application/json" in content:

@@ -132,50 +132,77 @@ def application_life(ledger: KmoLedger, en: str, today: date) -> int:
     return 7
 
 
-def http_command_rate(store: Store, today: date, lives_per_client: int, clients: int = 8) -> tuple[float, float]:
-    """Commands per second through ``kmo-ledger serve`` with concurrent clients
-    (each POST with an Idempotency-Key, as back-office clients send), and the
-    same application lives in one process on a fresh store of the same engine."""
+def _load(port: int, clients: int, life: Callable[[Callable[[str, dict], dict], int], None],
+          headers: dict[str, str]) -> float:
+    """Requests per second from ``clients`` threads, each with one kept-alive
+    connection of the standard library's client (a lean load generator, so
+    the figure measures the server); ``life(post, client_number)`` sends them."""
     import http.client
-    import os
     import threading
 
-    from scripts.local_server import Server
-
-    url = store.url()
-    key = "bench-" + uuid.uuid4().hex
-    keys_file = Path(store.folder) / "keys.json"
-    keys_file.write_text(json.dumps({key: {"role": "back-office"}}))
-    env = dict(os.environ, KMO_LEDGER_DATABASE_URL=url, KMO_LEDGER_API_KEYS_FILE=str(keys_file),
-               PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    server = Server(env, store.folder)
-    server.start()
     sent = [0] * clients
+    failures: list[str] = []
 
     def client(number: int) -> None:
-        # a lean load generator (one kept-alive connection per client, the
-        # standard library's client) so the figure measures the server
-        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
         def post(path: str, body: dict) -> dict:
             sent[number] += 1
-            connection.request("POST", "/v1" + path, json.dumps(body),
-                               {**headers, "Idempotency-Key": uuid.uuid4().hex})
+            connection.request("POST", path, json.dumps(body), {**headers, "Idempotency-Key": uuid.uuid4().hex})
             response = connection.getresponse()
             answer = response.read()
             if response.status >= 400:
                 raise RuntimeError(f"{path}: {response.status} {answer[:200]!r}")
             return json.loads(answer)
 
+        try:
+            life(post, number)
+        except Exception as error:  # reported once all clients are done
+            failures.append(str(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"an HTTP client failed: {failures[0]}")
+    return sum(sent) / elapsed
+
+
+def http_command_rate(store: Store, today: date, lives_per_client: int,
+                      clients: int = 8) -> tuple[float, float, float]:
+    """Commands per second through ``kmo-ledger serve`` with concurrent clients
+    (each POST with an Idempotency-Key, as back-office clients send); the same
+    application lives in one process on a fresh store of the same engine; and
+    the HTTP stack's floor (:mod:`scripts.bench_floor`) burning that in-process
+    time per request, under the same clients."""
+    import os
+    import subprocess
+
+    from scripts.local_server import Server, free_port, wait_until_up
+
+    url = store.url()
+    key = "bench-" + uuid.uuid4().hex
+    keys_file = Path(store.folder) / "keys.json"
+    keys_file.write_text(json.dumps({key: {"role": "back-office"}}))
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, KMO_LEDGER_DATABASE_URL=url, KMO_LEDGER_API_KEYS_FILE=str(keys_file), PYTHONPATH=root)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def application_lives(post: Callable[[str, dict], dict], number: int) -> None:
         for life in range(lives_per_client):
             en = enterprise(500_000 + number * 10_000 + life)
-            post("/wallets", {"enterprise_number": en, "name": "Bench", "sme": SME})
-            application = post(f"/wallets/{en}/applications", {
+            post("/v1/wallets", {"enterprise_number": en, "name": "Bench", "sme": SME})
+            application = post(f"/v1/wallets/{en}/applications", {
                 "service": "training", "provider": "DV.O207084", "themes": ["digitalisation"],
                 "enrolled_on": today.isoformat(), "starts_on": (today + timedelta(days=7)).isoformat(),
                 "cost_lines": [{"kind": "fee", "amount": "1000.00"}]})
-            base = f"/wallets/{en}/applications/{application['application_id']}"
+            base = f"/v1/wallets/{en}/applications/{application['application_id']}"
             post(base + "/confirmation", {})
             post(base + "/deposits", {"amount": application["own_share"], "value_date": today.isoformat(),
                                       "payment_reference": application["payment_reference"]})
@@ -183,24 +210,37 @@ def http_command_rate(store: Store, today: date, lives_per_client: int, clients:
             order = post(base + "/payout-orders", {"amount": "1000.00"})
             post(base + "/payouts", {"order_id": order["order_id"], "value_date": today.isoformat()})
 
+    server = Server(env, store.folder)
+    server.start()
     try:
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        http_rate = sum(sent) / (time.perf_counter() - started)
+        http_rate = _load(server.port, clients, application_lives, headers)
     finally:
         server.stop()
-    if sum(sent) != clients * lives_per_client * 7:
-        raise RuntimeError("an HTTP client failed; see the server's answers")
+
     ledger = KmoLedger(store.url())
     started = time.perf_counter()
     commands = sum(application_life(ledger, enterprise(700_000 + i), today) for i in range(clients * lives_per_client))
     in_process = commands / (time.perf_counter() - started)
     ledger.close()
-    return http_rate, in_process
+
+    port = free_port()
+    floor_env = dict(env, KMO_LEDGER_BENCH_BURN=str(1 / in_process))
+    floor_server = subprocess.Popen(
+        [sys.executable, "-c", "import uvicorn; from scripts.bench_floor import app; "
+         f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning')"],
+        env=floor_env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/openapi.json")
+
+        def floor_requests(post: Callable[[str, dict], dict], _number: int) -> None:
+            for _ in range(lives_per_client * 7):
+                post("/floor", {"amount": "1000.00", "value_date": today.isoformat()})
+
+        floor_rate = _load(port, clients, floor_requests, headers)
+    finally:
+        floor_server.terminate()
+        floor_server.wait(timeout=10)
+    return http_rate, in_process, floor_rate
 
 
 def grow(ledger: KmoLedger, en: str, events: int) -> None:
@@ -228,9 +268,11 @@ def measure(engine: str, postgres_url: str, scale: float, progress: Callable[[st
                               f">= {target}", command_rate / raw >= target, "per second"))
 
         progress("HTTP with 8 clients")
-        http_rate, in_process = http_command_rate(store, today, max(2, int(20 * scale)))
+        http_rate, in_process, floor_rate = http_command_rate(store, today, max(2, int(20 * scale)))
         figures.append(Figure("HTTP command rate (8 clients) / in-process command rate", http_rate, in_process,
                               http_rate / in_process, ">= 0.5", http_rate / in_process >= 0.5, "per second"))
+        figures.append(Figure("HTTP stack floor (8 clients, a route burning one in-process command) / in-process",
+                              floor_rate, in_process, floor_rate / in_process, "informative", True, "per second"))
 
         progress("long wallet")
         long_events = max(500, int(10_000 * scale))

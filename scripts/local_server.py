@@ -19,6 +19,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until_up(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the server did not start within {seconds:.0f} s")
+
+
 class Server:
     """``kmo-ledger serve`` in a child process that can be killed and started again."""
 
@@ -37,14 +48,7 @@ class Server:
                    "serve", "--port", str(self.port)]
         self.process = subprocess.Popen(command, env=self.env, cwd=self.workdir,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/openapi.json", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("the server did not start within 60 s")
+        wait_until_up(self.url + "/openapi.json")
 
     def kill(self) -> None:
         with self.lock:

@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from api.answers import IfMatch, Post, Views
-from api.auth import ApplicationReader, BackOffice, LedgerDep, ProviderOrBackOffice
+from api.answers import BackOfficeCommand, ProviderCommand, Views
+from api.auth import ApplicationReader, LedgerDep
 from api.params import ETAG_HEADER, ApplicationId, EnterpriseNumber
 from api.problems import problem_responses
 from api.schemas import (
@@ -49,8 +49,7 @@ def _application(application_id: str):
     responses=COMMAND_PROBLEMS,
 )
 def submit_application(
-    en: EnterpriseNumber, body: SubmitApplicationIn, caller: BackOffice,
-    ledger: LedgerDep, post: Post, expected: IfMatch,
+    en: EnterpriseNumber, body: SubmitApplicationIn, command: BackOfficeCommand,
 ):
     """Submit an application: the regime in force today decides the rate, the
     subsidy (capped by the year's ceiling and reserved against it), the own
@@ -61,15 +60,12 @@ def submit_application(
     def render(result: tuple[Any, str], views: Views) -> ApplicationOut:
         return ApplicationOut.model_validate(views.application(result[1]))
 
-    return post.run(
-        ledger,
+    return command.run(
         en,
-        caller,
         body,
-        lambda **options: ledger.submit_application(en, body.command(), caller.actor, **options),
+        lambda **options: command.ledger.submit_application(en, body.command(), command.caller.actor, **options),
         render,
         status=201,
-        expected_version=expected,
     )
 
 
@@ -99,14 +95,13 @@ def get_application(
     responses=COMMAND_PROBLEMS,
 )
 def confirm_application(
-    en: EnterpriseNumber, id: ApplicationId, caller: ProviderOrBackOffice,
-    ledger: LedgerDep, post: Post, expected: IfMatch,
+    en: EnterpriseNumber, id: ApplicationId, command: ProviderCommand,
 ):
     """The provider confirms within 14 days of the submission."""
-    return post.run(
-        ledger, en, caller, None,
-        lambda **options: ledger.confirm(en, id, caller.actor, **options),
-        _application(id), expected_version=expected,
+    return command.run(
+        en, None,
+        lambda **options: command.ledger.confirm(en, id, command.caller.actor, **options),
+        _application(id),
     )
 
 
@@ -118,15 +113,14 @@ def confirm_application(
     responses=COMMAND_PROBLEMS,
 )
 def refuse_application(
-    en: EnterpriseNumber, id: ApplicationId, body: RefusalIn, caller: ProviderOrBackOffice,
-    ledger: LedgerDep, post: Post, expected: IfMatch,
+    en: EnterpriseNumber, id: ApplicationId, body: RefusalIn, command: ProviderCommand,
 ):
     """The provider refuses (e.g. related parties): the reserved subsidy is freed
     and any own share deposited falls due back to the enterprise."""
-    return post.run(
-        ledger, en, caller, body,
-        lambda **options: ledger.refuse(en, id, body.command(), caller.actor, **options),
-        _application(id), expected_version=expected,
+    return command.run(
+        en, body,
+        lambda **options: command.ledger.refuse(en, id, body.command(), command.caller.actor, **options),
+        _application(id),
     )
 
 
@@ -138,15 +132,14 @@ def refuse_application(
     responses=COMMAND_PROBLEMS,
 )
 def deposit_own_share(
-    en: EnterpriseNumber, id: ApplicationId, body: DepositIn, caller: BackOffice,
-    ledger: LedgerDep, post: Post, expected: IfMatch,
+    en: EnterpriseNumber, id: ApplicationId, body: DepositIn, command: BackOfficeCommand,
 ):
     """The own share (eigen bijdrage) arrived: the exact amount with the
     application's structured payment reference, within 30 days."""
-    return post.run(
-        ledger, en, caller, body,
-        lambda **options: ledger.deposit_own_share(en, id, body.command(), caller.actor, **options),
-        _application(id), expected_version=expected,
+    return command.run(
+        en, body,
+        lambda **options: command.ledger.deposit_own_share(en, id, body.command(), command.caller.actor, **options),
+        _application(id),
     )
 
 
@@ -158,13 +151,12 @@ def deposit_own_share(
     responses=COMMAND_PROBLEMS,
 )
 def top_up_subsidy(
-    en: EnterpriseNumber, id: ApplicationId, body: TopUpIn, caller: BackOffice,
-    ledger: LedgerDep, post: Post, expected: IfMatch,
+    en: EnterpriseNumber, id: ApplicationId, body: TopUpIn, command: BackOfficeCommand,
 ):
-    return post.run(
-        ledger, en, caller, body,
-        lambda **options: ledger.top_up(en, id, body.command(), caller.actor, **options),
-        _application(id), expected_version=expected,
+    return command.run(
+        en, body,
+        lambda **options: command.ledger.top_up(en, id, body.command(), command.caller.actor, **options),
+        _application(id),
     )
 
 
@@ -177,8 +169,7 @@ def top_up_subsidy(
     responses=COMMAND_PROBLEMS,
 )
 def order_payout(
-    en: EnterpriseNumber, id: ApplicationId, body: PayoutOrderIn, caller: BackOffice,
-    ledger: LedgerDep, post: Post, expected: IfMatch,
+    en: EnterpriseNumber, id: ApplicationId, body: PayoutOrderIn, command: BackOfficeCommand,
 ):
     """Order payment of (part of) the project amount to the provider; it draws on
     own share and subsidy pro rata. Answers the new `order_id`."""
@@ -186,10 +177,10 @@ def order_payout(
     def render(result: tuple[Any, str], views: Views) -> PayoutOrderCreatedOut:
         return PayoutOrderCreatedOut(order_id=result[1], application=views.application(id))
 
-    return post.run(
-        ledger, en, caller, body,
-        lambda **options: ledger.order_payout(en, id, body.command(), caller.actor, **options),
-        render, status=201, expected_version=expected,
+    return command.run(
+        en, body,
+        lambda **options: command.ledger.order_payout(en, id, body.command(), command.caller.actor, **options),
+        render, status=201,
     )
 
 
@@ -201,13 +192,12 @@ def order_payout(
     responses=COMMAND_PROBLEMS,
 )
 def execute_payout(
-    en: EnterpriseNumber, id: ApplicationId, body: PayoutIn, caller: BackOffice,
-    ledger: LedgerDep, post: Post, expected: IfMatch,
+    en: EnterpriseNumber, id: ApplicationId, body: PayoutIn, command: BackOfficeCommand,
 ):
-    return post.run(
-        ledger, en, caller, body,
-        lambda **options: ledger.execute_payout(en, id, body.command(), caller.actor, **options),
-        _application(id), expected_version=expected,
+    return command.run(
+        en, body,
+        lambda **options: command.ledger.execute_payout(en, id, body.command(), command.caller.actor, **options),
+        _application(id),
     )
 
 
@@ -219,8 +209,7 @@ def execute_payout(
     responses=COMMAND_PROBLEMS,
 )
 def stop_project(
-    en: EnterpriseNumber, id: ApplicationId, body: StopIn, caller: BackOffice,
-    ledger: LedgerDep, post: Post, expected: IfMatch,
+    en: EnterpriseNumber, id: ApplicationId, body: StopIn, command: BackOfficeCommand,
 ):
     """Stop with a reason: `outcome` is `stopped`, or `recovery_issued` when the
     subsidy paid out must be repaid first."""
@@ -228,10 +217,10 @@ def stop_project(
     def render(result: tuple[Any, str], views: Views) -> StopOut:
         return StopOut(outcome=result[1], application=views.application(id))
 
-    return post.run(
-        ledger, en, caller, body,
-        lambda **options: ledger.stop(en, id, body.command(), caller.actor, **options),
-        render, expected_version=expected,
+    return command.run(
+        en, body,
+        lambda **options: command.ledger.stop(en, id, body.command(), command.caller.actor, **options),
+        render,
     )
 
 
@@ -243,13 +232,12 @@ def stop_project(
     responses=COMMAND_PROBLEMS,
 )
 def repay_recovery(
-    en: EnterpriseNumber, id: ApplicationId, body: RepaymentIn, caller: BackOffice,
-    ledger: LedgerDep, post: Post, expected: IfMatch,
+    en: EnterpriseNumber, id: ApplicationId, body: RepaymentIn, command: BackOfficeCommand,
 ):
-    return post.run(
-        ledger, en, caller, body,
-        lambda **options: ledger.repay_recovery(en, id, body.command(), caller.actor, **options),
-        _application(id), expected_version=expected,
+    return command.run(
+        en, body,
+        lambda **options: command.ledger.repay_recovery(en, id, body.command(), command.caller.actor, **options),
+        _application(id),
     )
 
 
@@ -261,14 +249,13 @@ def repay_recovery(
     responses=COMMAND_PROBLEMS,
 )
 def execute_refund(
-    en: EnterpriseNumber, id: ApplicationId, body: RefundIn, caller: BackOffice,
-    ledger: LedgerDep, post: Post, expected: IfMatch,
+    en: EnterpriseNumber, id: ApplicationId, body: RefundIn, command: BackOfficeCommand,
 ):
     """The financial manager paid back what a stop, lapse or closure made due."""
-    return post.run(
-        ledger, en, caller, body,
-        lambda **options: ledger.execute_refund(en, id, body.command(), caller.actor, **options),
-        _application(id), expected_version=expected,
+    return command.run(
+        en, body,
+        lambda **options: command.ledger.execute_refund(en, id, body.command(), command.caller.actor, **options),
+        _application(id),
     )
 
 
@@ -280,15 +267,14 @@ def execute_refund(
     responses=COMMAND_PROBLEMS,
 )
 def reverse_event(
-    en: EnterpriseNumber, id: ApplicationId, body: ReversalIn, caller: BackOffice,
-    ledger: LedgerDep, post: Post, expected: IfMatch,
+    en: EnterpriseNumber, id: ApplicationId, body: ReversalIn, command: BackOfficeCommand,
 ):
     """A reversal names the money event (its `sequence`) and undoes its legs;
     the original stays in the history."""
-    return post.run(
-        ledger, en, caller, body,
-        lambda **options: ledger.reverse(en, id, body.command(), caller.actor, **options),
-        _application(id), expected_version=expected,
+    return command.run(
+        en, body,
+        lambda **options: command.ledger.reverse(en, id, body.command(), command.caller.actor, **options),
+        _application(id),
     )
 
 
@@ -300,12 +286,11 @@ def reverse_event(
     responses=COMMAND_PROBLEMS,
 )
 def complete_service(
-    en: EnterpriseNumber, id: ApplicationId, body: CompletionIn, caller: ProviderOrBackOffice,
-    ledger: LedgerDep, post: Post, expected: IfMatch,
+    en: EnterpriseNumber, id: ApplicationId, body: CompletionIn, command: ProviderCommand,
 ):
     """Finished on or before 31 December of the year after the application year."""
-    return post.run(
-        ledger, en, caller, body,
-        lambda **options: ledger.complete(en, id, body.command(), caller.actor, **options),
-        _application(id), expected_version=expected,
+    return command.run(
+        en, body,
+        lambda **options: command.ledger.complete(en, id, body.command(), command.caller.actor, **options),
+        _application(id),
     )

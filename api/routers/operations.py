@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api import reads
-from api.answers import Post
-from api.auth import Auditing, BackOffice, InboxOf, LedgerDep, ReadModelsDep, Reader
+from api.answers import BackOfficeFirstCommand
+from api.auth import Auditing, InboxOf, LedgerDep, ReadModelsDep, Reader
 from api.problems import problem_responses
 from api.schemas import DeadlineRunOut, InboxOut, IsoDate, OpenPayoutOrdersOut, TotalsOut, UpcomingDeadlinesOut
 
@@ -23,16 +23,16 @@ router = APIRouter(tags=["operations"])
     summary="Apply every deadline passed",
     responses=problem_responses(401, 403, 422),
 )
-def run_deadlines(caller: BackOffice, ledger: LedgerDep, post: Post):
+def run_deadlines(command: BackOfficeFirstCommand):
     """Every application whose deadline passed at the server's clock lapses (or,
     past its completion date with money held, is closed); each lapse carries as
     business date the first day after its deadline."""
 
     def run() -> DeadlineRunOut:
-        lapsed = ledger.run_deadlines(caller.actor)
+        lapsed = command.ledger.run_deadlines(command.caller.actor)
         return DeadlineRunOut.model_validate({"lapsed": [vars(report) for report in lapsed]})
 
-    return post.run_once(ledger, caller, None, run)
+    return command.run_once(None, run)
 
 
 @router.get(

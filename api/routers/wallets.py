@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api import reads
-from api.answers import IfMatch, Post, Views
-from api.auth import Auditing, BackOffice, LedgerDep, ReadModelsDep, Reader
+from api.answers import BackOfficeCommand, BackOfficeFirstCommand, Views
+from api.auth import Auditing, LedgerDep, ReadModelsDep, Reader
 from api.params import ETAG_HEADER, EnterpriseNumber
 from api.problems import problem_responses
 from api.schemas import (
@@ -43,17 +43,15 @@ def _wallet(_result: Wallet, views: Views) -> WalletOut:
     summary="Open a wallet for an SME",
     responses=problem_responses(401, 403, 409, 422),
 )
-def open_wallet(body: OpenWalletIn, caller: BackOffice, ledger: LedgerDep, post: Post):
+def open_wallet(body: OpenWalletIn, command: BackOfficeFirstCommand):
     """Open a wallet: the SME test is run on the figures given and this year's size
     is fixed in `sizes`; `not_an_sme` or `not_eligible` refuse it, a second wallet
     for the same enterprise is a 409 `already_exists`."""
-    command = body.command()
-    return post.run(
-        ledger,
-        command.enterprise_number,
-        caller,
+    opening = body.command()
+    return command.run(
+        opening.enterprise_number,
         body,
-        lambda **options: ledger.open_wallet(command, caller.actor, **options),
+        lambda **options: command.ledger.open_wallet(opening, command.caller.actor, **options),
         _wallet,
         status=201,
     )
@@ -66,19 +64,14 @@ def open_wallet(body: OpenWalletIn, caller: BackOffice, ledger: LedgerDep, post:
     summary="File new SME figures",
     responses=problem_responses(401, 403, 404, 412, 422),
 )
-def file_sme_figures(
-    en: EnterpriseNumber, body: FileSmeFiguresIn, caller: BackOffice, ledger: LedgerDep, post: Post, expected: IfMatch
-):
+def file_sme_figures(en: EnterpriseNumber, body: FileSmeFiguresIn, command: BackOfficeCommand):
     """File the figures of a closed financial year; they decide the size of the
     next calendar year whose size is not fixed yet."""
-    return post.run(
-        ledger,
+    return command.run(
         en,
-        caller,
         body,
-        lambda **options: ledger.file_sme_figures(en, body.command(), caller.actor, **options),
+        lambda **options: command.ledger.file_sme_figures(en, body.command(), command.caller.actor, **options),
         _wallet,
-        expected_version=expected,
     )
 
 
