@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from scripts.bench import main
+from pathlib import Path
+
+from scripts.bench import Store, main
 
 
 def test_bench_reports_each_figure_as_a_ratio_with_its_target(tmp_path, capsys):
@@ -13,6 +15,7 @@ def test_bench_reports_each_figure_as_a_ratio_with_its_target(tmp_path, capsys):
     figures = json.loads(out.read_text())
     names = [f["name"] for f in figures]
     assert any(n.startswith("command rate / raw insert rate") for n in names)
+    assert any(n.startswith("HTTP stack floor") for n in names)  # the framework's share, same run
     assert all(f["baseline"] > 0 and f["ratio"] > 0 and f["target"] for f in figures)
     assert "kmo-ledger bench" in capsys.readouterr().out
 
@@ -20,3 +23,11 @@ def test_bench_reports_each_figure_as_a_ratio_with_its_target(tmp_path, capsys):
 def test_bench_refuses_bad_usage_with_exit_2():
     assert main(["--scale", "0"]) == 2
     assert main(["--store", "oracle"]) == 2
+
+
+def test_bench_leaves_no_store_behind():
+    store = Store("sqlite", "postgresql://unused")
+    url = store.url()
+    Path(url[len("sqlite:///"):]).write_bytes(b"")
+    store.close()
+    assert not Path(store.folder).exists()
