@@ -63,17 +63,13 @@ class NotificationLog:
                 schema=sql.Identifier(recorder.datastore.schema), table=sql.Identifier(recorder.events_table_name)
             )
             self.read = self._read_postgres
-            self._sql_module = sql
             self._by_wallet_sql = sql.SQL(
-                "COPY (SELECT notification_id, replace(originator_id::text, '-', ''), originator_version, topic, "
-                "convert_from(state, 'UTF8') FROM {schema}.{table} WHERE originator_id > {after}::uuid "
-                "AND originator_id < {before}::uuid AND notification_id <= {until} "
-                "ORDER BY originator_id, originator_version) TO STDOUT"
+                "SELECT notification_id, replace(originator_id::text, '-', ''), originator_version, topic, state "
+                "FROM {schema}.{table} WHERE originator_id > %s::uuid AND originator_id < %s::uuid "
+                "AND notification_id <= %s ORDER BY originator_id, originator_version"
+            ).format(
+                schema=sql.Identifier(recorder.datastore.schema), table=sql.Identifier(recorder.events_table_name)
             )
-            self._table = {
-                "schema": sql.Identifier(recorder.datastore.schema),
-                "table": sql.Identifier(recorder.events_table_name),
-            }
             self._rows_by_wallet = self._postgres_by_wallet
         else:
             self.read = self._read_recorder
@@ -150,31 +146,16 @@ class NotificationLog:
             wallet, version = rows[-1][1], rows[-1][2]
 
     def _postgres_by_wallet(self, until: int, after: str, before: str) -> Iterator[list[tuple]]:
-        """Streamed with ``COPY ... TO STDOUT`` and split here: a pure-Python driver
-        spends most of a plain SELECT turning values into objects one by one."""
-        literal = self._sql_module.Literal
-        query = self._by_wallet_sql.format(
-            after=literal(str(UUID(after)) if after else "00000000-0000-0000-0000-000000000000"),
-            before=literal(str(UUID(before))),
-            until=literal(until),
-            **self._table,
-        )
+        """Through a server-side cursor in binary form, fetched in thousands:
+        with the compiled driver the fastest way found to stream the rows (a
+        COPY sends one message, so one wait, per row)."""
+        first = str(UUID(after)) if after else "00000000-0000-0000-0000-000000000000"
         with self.recorder.datastore.get_connection() as connection, connection.transaction():
             connection.execute("SET LOCAL work_mem = '128MB'")  # sort the wallets' rows in memory where it can
-            with connection.cursor() as cursor, cursor.copy(query) as copy:
-                rest, rows = b"", []
-                for block in copy:  # the server sends about a row per block
-                    lines = (rest + bytes(block)).split(b"\n")
-                    rest = lines.pop()
-                    for line in lines:
-                        nid, wallet, version, topic, state = line.split(b"\t", 4)
-                        if b"\\" in state:  # COPY doubles a backslash; JSON has no raw control characters
-                            state = state.replace(b"\\\\", b"\\")
-                        rows.append((int(nid), wallet.decode(), int(version), topic.decode(), state))
-                    if len(rows) >= 2000:
-                        yield rows
-                        rows = []
-                if rows:
+            with connection.cursor(name="kmo_ledger_rebuild", binary=True, row_factory=self._row_factory) as cursor:
+                cursor.itersize = 5000
+                cursor.execute(self._by_wallet_sql, (first, str(UUID(before)), until))
+                while rows := cursor.fetchmany(5000):
                     yield rows
 
     def _recorder_by_wallet(self, until: int, after: str, before: str) -> Iterator[list[tuple]]:

@@ -231,3 +231,22 @@ def test_views_behind_the_log_are_compared_at_their_own_position(ledger):
         assert find_differences(ledger) == []
     finally:
         projector.close()
+
+
+def test_names_with_tabs_newlines_and_backslashes_survive_a_rebuild(ledger):
+    """PostgreSQL's rebuild writes views with COPY's text format, where those
+    characters must be escaped: the view shows the name exactly as opened."""
+    from ledger import commands as c
+    from tests.conftest import BACK_OFFICE, ENTERPRISE
+    from tests.scenarios.helpers import sme
+
+    name = "Bakkerij\t'De Zon'\\Peeters\r\nBV"
+    ledger.open_wallet(c.OpenWallet(enterprise_number=ENTERPRISE, name=name, sme=sme()), BACK_OFFICE)
+    projector = Projector(ledger)
+    try:
+        projector.rebuild()
+        rows = projector.target.query("SELECT name FROM projection_wallets")
+        assert rows == [(name,)]
+        assert find_differences(ledger) == []
+    finally:
+        projector.close()
