@@ -333,7 +333,8 @@ def raw_notification_rate(url: str) -> tuple[int, float]:
 
 
 def in_child(code: str, url: str) -> tuple[dict, int]:
-    """Run ``code`` in a fresh interpreter; its JSON answer and peak memory (bytes)."""
+    """Run ``code`` in a fresh interpreter; its JSON answer and peak memory
+    (bytes): its own, plus ``result['workers']`` times its largest child's."""
     import os
     import subprocess
 
@@ -344,8 +345,9 @@ def in_child(code: str, url: str) -> tuple[dict, int]:
         # maximum would also count the bench's memory from before the exec)
         "\nhwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]"
         "\nresult['peak'] = int(hwm.split()[1]) * 1024"
+        # worker processes run side by side: count each at the largest one's peak
         "\nchildren = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024"
-        "\nresult['peak'] = max(result['peak'], children)\nprint(json.dumps(result))"
+        "\nresult['peak'] += result.get('workers', 0) * children\nprint(json.dumps(result))"
     )
     done = subprocess.run([sys.executable, "-c", wrapped], env=env, capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -368,14 +370,14 @@ def scale_figures(store: Store, events: int, progress: Callable[[str], None]) ->
     count, raw_rate = raw["count"], raw["rate"]
     figures = []
     rebuild, peak = in_child(
-        "import os\nfrom projections import rebuild\n"
+        "import os\nfrom projections import rebuild\nfrom projections.runner import MAX_WORKERS\n"
         "applied, seconds = rebuild(os.environ['KMO_LEDGER_DATABASE_URL'])\n"
-        "result = {'applied': applied, 'seconds': seconds}", url)
+        "result = {'applied': applied, 'seconds': seconds, 'workers': min(os.cpu_count() or 1, MAX_WORKERS)}", url)
     rate = rebuild["applied"] / rebuild["seconds"]
     figures.append(Figure(f"projection rebuild rate / raw notification read rate ({count} events)", rate, raw_rate,
                           rate / raw_rate, ">= 0.5", rate / raw_rate >= 0.5, "events per second"))
     megabytes = peak / 1e6
-    figures.append(Figure(f"peak memory of the rebuild ({count} events), MB", megabytes, 250, megabytes / 250,
+    figures.append(Figure(f"peak memory of the rebuild, its workers included ({count} events), MB", megabytes, 250, megabytes / 250,
                           "< 250 MB", megabytes < 250, "MB"))
     progress("verification")
     verify, _peak = in_child(
