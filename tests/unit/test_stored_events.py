@@ -1,0 +1,32 @@
+"""What is stored for an event is the event itself: every field, read back equal."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import orjson
+
+from ledger import commands as c
+from ledger.application import KmoLedger
+from ledger.identifiers import wallet_id
+from ledger.wallet import Wallet
+from tests.conftest import BACK_OFFICE, ENTERPRISE, sme
+
+
+def test_a_stored_event_holds_every_field_and_reads_back_equal():
+    ledger = KmoLedger("memory://")
+    try:
+        now = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
+        wallet = Wallet.open(
+            wallet_id(ENTERPRISE), c.OpenWallet(enterprise_number=ENTERPRISE, name="Bakkerij", sme=sme()),
+            BACK_OFFICE, now,
+        )
+        wallet.file_sme_figures(c.FileSmeFigures(year=2025, sme=sme()), BACK_OFFICE, now)
+        for event in wallet.pending_events:
+            stored = ledger.mapper.to_stored_event(event)
+            assert orjson.loads(stored.state) == event.model_dump(
+                mode="json", exclude={"originator_id", "originator_version"}
+            )
+            assert ledger.mapper.to_domain_event(stored) == event
+    finally:
+        ledger.close()
