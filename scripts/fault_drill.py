@@ -37,6 +37,7 @@ from scripts.local_server import Server
 KEY = "drill-back-office-" + uuid.uuid4().hex
 SME = {"fte": 10, "turnover": "1000000.00", "balance_total": "500000.00"}
 EVENTS_PER_CYCLE = 6  # submitted, confirmed, deposited, topped up, ordered, executed
+LIVES_PER_WALLET = 100  # each life takes 30.00 of a small SME's 7,500.00 yearly ceiling: stay well inside
 
 
 def enterprise(n: int) -> str:
@@ -59,7 +60,9 @@ class Client:
 
     def __init__(self, number: int, server: Server, tally: Tally):
         self.number, self.server, self.tally = number, server, tally
-        self.en = enterprise(number)
+        self.en = ""
+        self.lives: dict[str, int] = {}
+        """enterprise number -> application lives sent on its wallet"""
         self.http = httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
         self.count = 0
 
@@ -89,11 +92,16 @@ class Client:
             return answer
 
     def run(self, cycles: int, today: date, chaos_over: threading.Event) -> None:
-        """At least ``cycles`` application lives, and on until the kills are done."""
-        self.post("/wallets", {"enterprise_number": self.en, "name": f"Drill {self.number}", "sme": SME})
+        """At least ``cycles`` application lives, and on until the kills are done;
+        a new wallet every ``LIVES_PER_WALLET`` lives, before its ceiling runs out."""
         self.cycles = 0
         while self.cycles < cycles or not chaos_over.is_set():
+            if not self.en or self.lives[self.en] == LIVES_PER_WALLET:
+                self.en = enterprise(self.number + 1000 * len(self.lives))
+                self.post("/wallets", {"enterprise_number": self.en, "name": f"Drill {self.number}", "sme": SME})
+                self.lives[self.en] = 0
             self.cycles += 1
+            self.lives[self.en] += 1
             application = self.post(f"/wallets/{self.en}/applications", {
                 "service": "training", "provider": "DV.O207084", "themes": ["digitalisation"],
                 "enrolled_on": today.isoformat(), "starts_on": (today + timedelta(days=7)).isoformat(),
@@ -123,18 +131,18 @@ def check(server: Server, tally: Tally, clients: list[Client]) -> dict:
     http = httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
     lost = duplicated = 0
     findings = list(tally.problems)
-    for client in clients:
-        events = http.get(f"{server.url}/v1/wallets/{client.en}/events").json()["events"]
-        expected = 1 + EVENTS_PER_CYCLE * client.cycles
+    for en, lives in ((en, lives) for client in clients for en, lives in client.lives.items()):
+        events = http.get(f"{server.url}/v1/wallets/{en}/events").json()["events"]
+        expected = 1 + EVENTS_PER_CYCLE * lives
         if len(events) < expected:
             lost += expected - len(events)
-            findings.append(f"{client.en}: {len(events)} events, {expected} expected (lost)")
+            findings.append(f"{en}: {len(events)} events, {expected} expected (lost)")
         elif len(events) > expected:
             duplicated += len(events) - expected
-            findings.append(f"{client.en}: {len(events)} events, {expected} expected (duplicated)")
-        verification = http.get(f"{server.url}/v1/wallets/{client.en}/verification").json()
+            findings.append(f"{en}: {len(events)} events, {expected} expected (duplicated)")
+        verification = http.get(f"{server.url}/v1/wallets/{en}/verification").json()
         if not verification.get("ok"):
-            findings.append(f"{client.en}: verification failed: {verification.get('problems')}")
+            findings.append(f"{en}: verification failed: {verification.get('problems')}")
     # a retried key still answers with its first answer, and records nothing new
     for key, (_en, path, body, status, answer) in random.sample(sorted(tally.answers.items()), min(20, len(tally.answers))):
         again = http.post(f"{server.url}/v1{path}", json=body, headers={"Idempotency-Key": key})
