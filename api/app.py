@@ -45,9 +45,6 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        import os, sys, anyio.to_thread
-        if os.environ.get("XTHREADS"):
-            anyio.to_thread.current_default_thread_limiter().total_tokens = int(os.environ["XTHREADS"])
         if ledger is None:
             app.state.ledger = KmoLedger(settings.database_url)
         app.state.read_models = ReadModels(app.state.ledger)
