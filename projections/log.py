@@ -152,6 +152,9 @@ class NotificationLog:
         first = str(UUID(after)) if after else "00000000-0000-0000-0000-000000000000"
         with self.recorder.datastore.get_connection() as connection, connection.transaction():
             connection.execute("SET LOCAL work_mem = '128MB'")  # sort the wallets' rows in memory where it can
+            # between fetches the session is idle in this transaction while the
+            # caller folds and writes: the library's 5 s limit must not end it
+            connection.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             with connection.cursor(name="kmo_ledger_rebuild", binary=True, row_factory=self._row_factory) as cursor:
                 cursor.itersize = 5000
                 cursor.execute(self._by_wallet_sql, (first, str(UUID(before)), until))

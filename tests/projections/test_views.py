@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from ledger.application import KmoLedger
 from ledger.errors import NotFound
 from projections import Projector, Views, find_differences
 from projections.consistency import compare_targets
@@ -250,3 +251,23 @@ def test_names_with_tabs_newlines_and_backslashes_survive_a_rebuild(ledger):
         assert find_differences(ledger) == []
     finally:
         projector.close()
+
+
+@pytest.mark.postgres
+def test_a_rebuild_that_pauses_between_reads_outlives_the_idle_in_transaction_limit(postgres_url):
+    """A PostgreSQL rebuild reads a wallet range through one cursor while it folds
+    and writes batch after batch: a slow batch must not get its read cut off."""
+    import time
+
+    ledger = KmoLedger(postgres_url, env={"POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "1"})
+    try:
+        SCENARIOS["lapse"](ledger)  # two wallets
+        projector = Projector(ledger, rebuild_batch_size=1)  # a batch per wallet: the read pauses in between
+        projector.before_commit = lambda _until: time.sleep(1.5)
+        try:
+            projector.rebuild()
+            assert find_differences(ledger) == []
+        finally:
+            projector.close()
+    finally:
+        ledger.close()
