@@ -10,7 +10,9 @@ over an id that commits later. The function here takes that same lock, so the
 log stays gap-free in commit order, and the call is still one round trip:
 an auto-commit statement is its own transaction.
 
-No NOTIFY: nothing here listens; the projections read the log.
+No NOTIFY: nothing here listens; the projections read the log. The function
+has a name of its own (``kmo_ledger_insert_events_uuid``), apart from the
+library's lock-free ``es_insert_events_uuid`` that the library recreates.
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         schema, table = Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        # a name of its own: the library (re)creates its lock-free function under
+        # its name at every start, so an older process on the same schema must
+        # not be able to swap this one out
+        self.pg_function_name_insert_events = f"kmo_ledger_insert_events_{self.datastore.originator_id_type}"
+        self.sql_invoke_pg_function_insert_events = SQL("SELECT * FROM {schema}.{function}((%s))").format(
+            schema=schema, function=Identifier(self.pg_function_name_insert_events)
+        )
         self.sql_create_pg_function_insert_events = SQL(
             "CREATE OR REPLACE FUNCTION {schema}.{function}(events {schema}.{event}[]) "
             "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
