@@ -18,12 +18,10 @@ import orjson
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from fastapi import Depends, Header, Request
-from starlette.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.auth import Caller, allow, check_reach
-from api.params import ApplicationId, EnterpriseNumber
+from api.auth import Caller, allow, application_in_reach
 from api.settings import Role
 from ledger.application import AlreadyAnswered, Idempotency, KmoLedger
 from ledger.clock import brussels_date
@@ -264,16 +262,13 @@ def command_for(*roles: Role, versioned: bool = True, reach: bool = False) -> Ca
 
     async def reaching(
         request: Request,
-        en: EnterpriseNumber,
-        id: ApplicationId,
-        caller: Caller = Depends(check),
+        caller: Caller = Depends(application_in_reach(*roles)),
         key: IdempotencyKeyHeader = None,
         if_match: IfMatchHeader = None,
     ) -> Command:
-        resolved = command(request, caller, key, if_match)
-        if caller.provider is not None:  # reads the wallet: off the event loop
-            await run_in_threadpool(check_reach, resolved.ledger, en, id, caller)
-        return resolved
+        # the reach is a dependency of its own, solved before this one's headers:
+        # another provider's application is a 404 whatever else the request says
+        return command(request, caller, key, if_match)
 
     return reaching
 

@@ -235,7 +235,7 @@ def http_command_rate(store: Store, today: date, lives_per_client: int,
     floor_env = dict(env, KMO_LEDGER_BENCH_BURN=str(1 / in_process))
     floor_server = subprocess.Popen(
         [sys.executable, "-c", "import uvicorn; from scripts.bench_floor import app; "
-         f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning')"],
+         f"uvicorn.run(app, host='127.0.0.1', port={port})"],  # access log on, as serve has it
         env=floor_env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_up(f"http://127.0.0.1:{port}/openapi.json")

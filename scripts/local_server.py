@@ -26,7 +26,8 @@ def wait_until_up(url: str, seconds: float = 60) -> None:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise RuntimeError(f"the server did not start within {seconds:.0f} s")
 
 

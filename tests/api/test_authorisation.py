@@ -182,3 +182,17 @@ def test_a_provider_reads_only_its_own_inbox(story):
     assert [a["application_id"] for a in own.json()["applications"]] == [application["application_id"]]
     assert lower_case.status_code == 200
     assert other.status_code == 404 and other.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "extra", [{"Idempotency-Key": "not a valid key"}, {"If-Match": "not-a-version"}, {"Idempotency-Key": ""}]
+)
+def test_another_providers_application_is_a_404_before_its_headers_are_judged(story, extra):
+    """What a malformed header would say (422, 412) must not tell another
+    provider that the application exists: the reach is decided first."""
+    api, application = story
+    url = f"/v1/wallets/{ENTERPRISE}/applications/{application['application_id']}/confirmation"
+    with freeze_time("2026-03-03 09:00:00"):
+        response = api.client.post(url, headers={**Api.headers("other-provider"), **extra})
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert api.events() == ["WalletOpened", "ApplicationSubmitted"]
