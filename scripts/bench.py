@@ -72,7 +72,7 @@ class Store:
         if self.engine == "sqlite":
             connection = sqlite3.connect(Path(self.folder) / "raw.db", isolation_level=None)
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("CREATE TABLE raw (id INTEGER PRIMARY KEY, version INTEGER, data BLOB)")
+            connection.execute("CREATE TABLE IF NOT EXISTS raw (id INTEGER PRIMARY KEY, version INTEGER, data BLOB)")
             started = time.perf_counter()
             for i in range(count):
                 connection.execute("BEGIN")
@@ -262,19 +262,25 @@ def measure(engine: str, postgres_url: str, scale: float, progress: Callable[[st
     store = Store(engine, postgres_url)
     figures: list[Figure] = []
     try:
-        inserts = max(200, int(2000 * scale))
-        progress("raw insert rate")
-        raw = store.raw_insert_rate(inserts)
-        progress("command rate")
+        progress("raw insert rate and command rate")
         ledger = KmoLedger(store.url())
         today = brussels_date(SystemClock().now())
-        wallets = max(20, int(300 * scale))
-        started = time.perf_counter()
-        commands = sum(application_life(ledger, enterprise(i), today) for i in range(wallets))
-        command_rate = commands / (time.perf_counter() - started)
+        # three rounds of raw inserts then commands, side by side, and the
+        # round with the median ratio: a burst of noise on a shared machine
+        # then skews one round, not the figure
+        rounds = []
+        inserts, wallets = max(100, int(700 * scale)), max(10, int(100 * scale))
+        for round_ in range(3):
+            raw = store.raw_insert_rate(inserts)
+            started = time.perf_counter()
+            first = round_ * wallets
+            commands = sum(application_life(ledger, enterprise(i), today) for i in range(first, first + wallets))
+            command_rate = commands / (time.perf_counter() - started)
+            rounds.append((command_rate / raw, command_rate, raw))
+        ratio, command_rate, raw = sorted(rounds)[1]
         target = 0.6 if engine == "sqlite" else 0.5
-        figures.append(Figure("command rate / raw insert rate", command_rate, raw, command_rate / raw,
-                              f">= {target}", command_rate / raw >= target, "per second"))
+        figures.append(Figure("command rate / raw insert rate (median of 3 rounds)", command_rate, raw, ratio,
+                              f">= {target}", ratio >= target, "per second"))
 
         progress("HTTP with 8 clients")
         http_rate, in_process, floor_rate = http_command_rate(store, today, max(4, int(20 * scale)))
