@@ -55,20 +55,17 @@ class NotificationLog:
             from psycopg.rows import tuple_row
 
             self._row_factory = tuple_row
-            self._sql = sql.SQL(
+            rows_of_events = sql.SQL(
                 "SELECT notification_id, replace(originator_id::text, '-', ''), originator_version, topic, state "
-                "FROM {schema}.{table} WHERE notification_id > %s AND notification_id <= %s "
-                "ORDER BY notification_id LIMIT %s"
-            ).format(
-                schema=sql.Identifier(recorder.datastore.schema), table=sql.Identifier(recorder.events_table_name)
+                "FROM {schema}.{table} "
+            ).format(schema=sql.Identifier(recorder.datastore.schema), table=sql.Identifier(recorder.events_table_name))
+            self._sql = rows_of_events + sql.SQL(
+                "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
             )
             self.read = self._read_postgres
-            self._by_wallet_sql = sql.SQL(
-                "SELECT notification_id, replace(originator_id::text, '-', ''), originator_version, topic, state "
-                "FROM {schema}.{table} WHERE originator_id > %s::uuid AND originator_id < %s::uuid "
-                "AND notification_id <= %s ORDER BY originator_id, originator_version"
-            ).format(
-                schema=sql.Identifier(recorder.datastore.schema), table=sql.Identifier(recorder.events_table_name)
+            self._by_wallet_sql = rows_of_events + sql.SQL(
+                "WHERE originator_id > %s::uuid AND originator_id < %s::uuid AND notification_id <= %s "
+                "ORDER BY originator_id, originator_version"
             )
             self._rows_by_wallet = self._postgres_by_wallet
         else:
