@@ -123,33 +123,32 @@ class KmoLedger(Application[UUID]):
         and follower notifications nobody here reads: on a command that was a
         third of the Python time. The saved wallet goes into the cache at its
         new version, and a snapshot is taken from it every 100 events."""
-        events = [event for obj in objs for event in obj.collect_events()]
-        if not events:
+        collected = [(obj, obj.collect_events()) for obj in objs]
+        stored = [self.mapper.to_stored_event(event) for _obj, events in collected for event in events]
+        if not stored:
             return
-        stored = [self.mapper.to_stored_event(event) for event in events]
         if self._write_lock is None:
             self.recorder.insert_events(stored)
         else:
             with self._write_lock:
                 self.recorder.insert_events(stored)
         cache = self.repository.cache
-        for obj in objs:
+        for obj, events in collected:
             if isinstance(obj, Wallet):
                 if cache is not None:
                     cache.put(obj.id, obj)
-                self._snapshot_if_due(obj, events)
+                self._snapshot_if_due(obj, len(events))
 
     def construct_transcoder(self) -> OrjsonTranscoder:
         return OrjsonTranscoder()
 
-    def _snapshot_if_due(self, wallet: Wallet, events: list[Any]) -> None:
-        """Snapshot from the wallet just saved (it is at that version already),
-        instead of the library's reload from the store."""
+    def _snapshot_if_due(self, wallet: Wallet, saved: int) -> None:
+        """Snapshot from the wallet just saved with ``saved`` new events (it is
+        at that version already), instead of the library's reload from the store."""
         interval = self.snapshotting_intervals[Wallet]
         if self.snapshots is None:
             return
-        first = wallet.version - sum(1 for e in events if e.originator_id == wallet.id)
-        if wallet.version // interval > first // interval:
+        if wallet.version // interval > (wallet.version - saved) // interval:
             self.snapshots.put([WalletSnapshot.take(wallet)])
 
     # ------------------------------------------------------------------ machinery
