@@ -228,11 +228,11 @@ class Command:
 
 
 def command_for(*roles: Role, versioned: bool = True, reach: bool = False) -> Callable[..., Any]:
-    """The dependency of a command route open to ``roles`` (``caller`` is given
-    as a default: this module's postponed annotations cannot name ``check``).
-    Without ``versioned``
-    it takes no If-Match (nothing to be a version of yet); with ``reach`` a
-    provider acts only on applications naming it (any other is a 404)."""
+    """The dependency of a command route open to ``roles``. Without
+    ``versioned`` it takes no If-Match (nothing to be a version of yet); with
+    ``reach`` a provider acts only on applications naming it (any other is a
+    404). ``caller`` is given as a default: this module's postponed
+    annotations cannot name a local like ``check``."""
     check = allow(*roles)
 
     def command(request: Request, caller: Caller, key: str | None, if_match: str | None) -> Command:
