@@ -35,6 +35,7 @@ from ledger.storage import DEFAULT_DATABASE_URL, SQLITE_MODULE, persistence_env
 from ledger.verification import verify_rows
 from ledger.views import application_view, wallet_view
 from ledger.wallet import Lapse, Wallet
+from ledger.writer import GroupCommit, WriterTurn
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 20
@@ -110,12 +111,15 @@ class KmoLedger(Application[UUID]):
         super().__init__(env=settings)
         self.clock = clock or SystemClock()
         self._locks = [threading.RLock() for _ in range(256)]
-        # SQLite has one writer at a time; queueing writers here avoids its
-        # busy-wait back-off (sleeps of milliseconds) when threads collide.
-        self._write_lock = threading.Lock() if settings["PERSISTENCE_MODULE"] == SQLITE_MODULE else None
+        # SQLite has one writer at a time: writers of every process take turns
+        # (see WriterTurn) instead of meeting in SQLite's sleeping busy handler
+        sqlite = settings["PERSISTENCE_MODULE"] == SQLITE_MODULE
+        self.writer_turn = WriterTurn(settings.get("SQLITE_DBNAME")) if sqlite else None
+        self.commits = GroupCommit(self.recorder.insert_events, self.writer_turn)
 
     def save(self, *objs: Wallet | Record) -> None:
-        """Write the new events of wallets and records in ONE transaction,
+        """Write the new events of wallets and records in ONE transaction
+        (shared with saves of other threads at the same moment: GroupCommit),
         through the library's mapper and recorder.
 
         This is the library's own save without its generic collection (runtime
@@ -127,17 +131,18 @@ class KmoLedger(Application[UUID]):
         stored = [self.mapper.to_stored_event(event) for _obj, events in collected for event in events]
         if not stored:
             return
-        if self._write_lock is None:
-            self.recorder.insert_events(stored)
-        else:
-            with self._write_lock:
-                self.recorder.insert_events(stored)
+        self.commits.write(stored)
         cache = self.repository.cache
         for obj, events in collected:
             if isinstance(obj, Wallet):
                 if cache is not None:
                     cache.put(obj.id, obj)
                 self._snapshot_if_due(obj, len(events))
+
+    def close(self) -> None:
+        super().close()
+        if self.writer_turn is not None:
+            self.writer_turn.close()
 
     def construct_transcoder(self) -> OrjsonTranscoder:
         return OrjsonTranscoder()
@@ -149,7 +154,12 @@ class KmoLedger(Application[UUID]):
         if self.snapshots is None:
             return
         if wallet.version // interval > (wallet.version - saved) // interval:
-            self.snapshots.put([WalletSnapshot.take(wallet)])
+            snapshot = [WalletSnapshot.take(wallet)]
+            if self.writer_turn is None:
+                self.snapshots.put(snapshot)
+            else:
+                with self.writer_turn:
+                    self.snapshots.put(snapshot)
 
     # ------------------------------------------------------------------ machinery
 

@@ -71,7 +71,7 @@ class Projector:
         # The ledger queues its own SQLite writers in-process; views in the same
         # file queue with them rather than meet them in SQLite's busy back-off.
         same_file = self.target.dialect == "sqlite" and self.views_url == ledger_url(ledger)
-        self._writers = getattr(ledger, "_write_lock", None) if same_file else None
+        self._writers = getattr(ledger, "writer_turn", None) if same_file else None
         self._lock = threading.RLock()
         self._caught_up = threading.Condition(self._lock)
         schema.ensure_schema(self.target, check_version=check_schema)

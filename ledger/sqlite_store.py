@@ -1,0 +1,67 @@
+"""SQLite storage: the library's recorder, with a command's events written by
+ONE statement.
+
+The library's insert is a transaction of several statements (BEGIN, one
+INSERT per event, COMMIT). Python's sqlite3 lets go of the interpreter lock
+around each of them, and in a busy server every time it takes that lock back
+it queues behind the other threads, for up to a switch interval (5 ms),
+while SQLite's write lock is still held: every other writer, in this process
+or another, waits with it. One multi-row INSERT in auto-commit mode is its
+own transaction (all rows or none: a constraint violation backs the whole
+statement out), and takes, writes, commits and lets go of SQLite's write
+lock within a single call into SQLite, with no Python in between.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Sequence
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError, StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
+
+ONE_STATEMENT_ROWS = 500
+"""Up to this many events go in one statement (4 parameters each; SQLite takes
+32,766); a larger save is the library's transaction of one INSERT per event."""
+
+
+class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._statements: dict[int, str] = {}
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        count = len(stored_events)
+        if kwargs or not 0 < count <= ONE_STATEMENT_ROWS or self.datastore.pool.is_sqlite_memory_mode:
+            return super().insert_events(stored_events, **kwargs)
+        statement = self._statements.get(count)
+        if statement is None:
+            rows = ",".join(["(?,?,?,?)"] * count)
+            statement = self._statements[count] = f"INSERT INTO {self.events_table_name} VALUES {rows}"
+        params: list[Any] = []
+        for event in stored_events:
+            originator_id = event.originator_id
+            params += (
+                originator_id.hex if isinstance(originator_id, UUID) else originator_id,
+                event.originator_version,
+                event.topic,
+                event.state,
+            )
+        with self.datastore.get_connection(commit=True) as connection:
+            try:
+                # auto-commit mode (the library's connections are): this
+                # statement is the whole transaction
+                last = connection._sqlite_conn.execute(statement, params).lastrowid
+            except sqlite3.IntegrityError as error:
+                raise IntegrityError(error) from error
+            except sqlite3.OperationalError as error:
+                raise OperationalError(error) from error
+            except sqlite3.Error as error:
+                raise PersistenceError(error) from error
+        # one statement's rows take consecutive rowids, ending at the last
+        return list(range(last - count + 1, last + 1))
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    application_recorder_class = LedgerSQLiteRecorder
