@@ -17,8 +17,10 @@ library's lock-free ``es_insert_events_uuid`` that the library recreates.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
+from eventsourcing.persistence import AggregateRecorder, ApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from psycopg.sql import SQL, Identifier
 
@@ -57,5 +59,35 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         )
 
 
+CREATION_LOCK = 0x6B6D6F2D6C656467  # "kmo-ledg": the advisory lock of table creation
+
+
 class LedgerPostgresFactory(PostgresFactory):
+    """The library's factory, creating the tables one process at a time.
+
+    Processes starting together (``serve --workers``, rebuild workers) would
+    otherwise race on ``CREATE TYPE``, which has no ``IF NOT EXISTS``: the
+    loser fails on PostgreSQL's catalogue (a unique violation the library does
+    not expect) and that worker does not start."""
+
     application_recorder_class = LedgerPostgresRecorder
+
+    @contextmanager
+    def _creating(self) -> Iterator[None]:
+        if not self.env_create_table():
+            yield
+            return
+        with self.datastore.get_connection() as connection:  # auto-commit: a session lock
+            connection.execute("SELECT pg_advisory_lock(%s)", (CREATION_LOCK,))
+            try:
+                yield
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(%s)", (CREATION_LOCK,))
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        with self._creating():
+            return super().aggregate_recorder(purpose)
+
+    def application_recorder(self) -> ApplicationRecorder:
+        with self._creating():
+            return super().application_recorder()

@@ -3,6 +3,8 @@ which takes the table lock that keeps commit order = notification order."""
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
 
@@ -29,3 +31,33 @@ def test_commands_insert_through_the_locking_function_even_if_the_library_recrea
         assert ledger.get_wallet(ENTERPRISE).version == wallet.version
     finally:
         ledger.close()
+
+
+@pytest.mark.postgres
+def test_ledgers_starting_together_on_a_fresh_schema_all_start(postgres_url):
+    """``serve --workers`` starts its processes at once: each creates the tables,
+    types and functions, one at a time (CREATE TYPE has no IF NOT EXISTS)."""
+    starters = 6
+    gate = threading.Barrier(starters)
+    started: list[KmoLedger] = []
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        gate.wait()
+        try:
+            started.append(KmoLedger(postgres_url))
+        except BaseException as error:  # noqa: BLE001 - the failure is the finding
+            failures.append(error)
+
+    threads = [threading.Thread(target=start) for _ in range(starters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        assert failures == [] and len(started) == starters
+        started[0].open_wallet(c.OpenWallet(enterprise_number=ENTERPRISE, name="Bakkerij", sme=sme()), BACK_OFFICE)
+        assert started[-1].get_wallet(ENTERPRISE).version == 1
+    finally:
+        for ledger in started:
+            ledger.close()
