@@ -1,7 +1,8 @@
 """Fault drill: the ledger loses nothing and records nothing twice when its
 server is killed (SIGKILL) at random moments under load.
 
-It starts ``kmo-ledger serve`` on a fresh store, lets client threads post
+It starts ``kmo-ledger serve`` (two worker processes by default, so commands
+on one store also race across processes) on a fresh store, lets client threads post
 commands with Idempotency-Keys, kills the server at random moments and starts
 it again; clients retry every unanswered request with the same key until it
 is answered. Then it checks: every command is in the ledger exactly once,
@@ -184,7 +185,7 @@ def ceiling_race(server: Server, racers: int, today: date) -> dict:
 
 
 def drill(store: str, clients_count: int, kills: int, cycles: int, postgres_url: str,
-          interval: tuple[float, float]) -> dict:
+          interval: tuple[float, float], workers: int = 2) -> dict:
     workdir = tempfile.mkdtemp(prefix="kmo-drill-")
     keys_file = Path(workdir) / "keys.json"
     keys_file.write_text(json.dumps({KEY: {"role": "back-office"}}))
@@ -200,7 +201,7 @@ def drill(store: str, clients_count: int, kills: int, cycles: int, postgres_url:
         database_url = f"{postgres_url}?schema={schema}"
     env = dict(os.environ, KMO_LEDGER_DATABASE_URL=database_url, KMO_LEDGER_API_KEYS_FILE=str(keys_file),
                PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    server = Server(env, workdir)
+    server = Server(env, workdir, workers)
     server.start()
     tally = Tally()
     today = brussels_date(SystemClock().now())
@@ -209,11 +210,11 @@ def drill(store: str, clients_count: int, kills: int, cycles: int, postgres_url:
     chaos = threading.Thread(target=killer, args=(server, kills, chaos_over, *interval))
     started = time.monotonic()
     chaos.start()
-    workers = [threading.Thread(target=c.run, args=(cycles, today, chaos_over)) for c in clients]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    posting = [threading.Thread(target=c.run, args=(cycles, today, chaos_over)) for c in clients]
+    for thread in posting:
+        thread.start()
+    for thread in posting:
+        thread.join()
     chaos.join()
     outcome = check(server, tally, clients)
     race = ceiling_race(server, 16, today)
@@ -224,7 +225,8 @@ def drill(store: str, clients_count: int, kills: int, cycles: int, postgres_url:
 
         with psycopg.connect(postgres_url, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA {schema} CASCADE")
-    return {"store": store, "commands_sent": tally.sent, "crashes": server.kills, "retries": tally.retries,
+    return {"store": store, "workers": workers, "commands_sent": tally.sent, "crashes": server.kills,
+            "retries": tally.retries,
             "lost": outcome["lost"], "duplicated": outcome["duplicated"], "findings": outcome["findings"],
             "projections": projections, "ceiling_race": race, "seconds": round(time.monotonic() - started, 1)}
 
@@ -254,18 +256,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=3, help="application lives per client")
     parser.add_argument("--interval", type=float, nargs=2, default=(0.3, 1.2), metavar=("LOW", "HIGH"),
                         help="seconds between kills, drawn at random")
+    parser.add_argument("--workers", type=int, default=2, help="server processes (kmo-ledger serve --workers)")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--json", action="store_true")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return 0 if exit_.code == 0 else 2
-    if args.clients < 1 or args.kills < 0 or args.cycles < 1:
-        print("fault_drill: clients and cycles must be at least 1, kills at least 0", file=sys.stderr)
+    if args.clients < 1 or args.kills < 0 or args.cycles < 1 or args.workers < 1:
+        print("fault_drill: clients, cycles and workers must be at least 1, kills at least 0", file=sys.stderr)
         return 2
     stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
-    reports = [drill(s, args.clients, args.kills, args.cycles, args.postgres_url, tuple(args.interval))
-               for s in stores]
+    reports = [drill(s, args.clients, args.kills, args.cycles, args.postgres_url, tuple(args.interval),
+                     args.workers) for s in stores]
     ok = all(r["lost"] == 0 and r["duplicated"] == 0 and not r["findings"] and not r["projections"]
              and r["ceiling_race"]["held"] and r["crashes"] >= args.kills for r in reports)
     if args.json:
@@ -273,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for r in reports:
             race = r["ceiling_race"]
-            print(f"{r['store']}: {r['commands_sent']} commands sent, {r['crashes']} crashes, "
+            print(f"{r['store']} ({r['workers']} workers): {r['commands_sent']} commands sent, "
+                  f"{r['crashes']} crashes, "
                   f"{r['retries']} retries, lost {r['lost']}, duplicated {r['duplicated']}, "
                   f"projection differences {len(r['projections'])}; ceiling race: {race['accepted']} of "
                   f"{race['racers']} accepted, {race['granted']} granted of {race['ceiling']}; {r['seconds']} s")

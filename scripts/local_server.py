@@ -3,6 +3,7 @@ drill and the HTTP benchmark."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -32,10 +33,11 @@ def wait_until_up(url: str, seconds: float = 60) -> None:
 
 
 class Server:
-    """``kmo-ledger serve`` in a child process that can be killed and started again."""
+    """``kmo-ledger serve`` (with ``workers`` processes) in a session of its own,
+    so a kill takes the whole server, workers included, as a crash would."""
 
-    def __init__(self, env: dict[str, str], workdir: str):
-        self.env, self.workdir, self.port = env, workdir, free_port()
+    def __init__(self, env: dict[str, str], workdir: str, workers: int = 1):
+        self.env, self.workdir, self.port, self.workers = env, workdir, free_port(), workers
         self.process: subprocess.Popen | None = None
         self.lock = threading.Lock()
         self.kills = 0
@@ -46,16 +48,15 @@ class Server:
 
     def start(self) -> None:
         command = [sys.executable, "-c", "import sys; from scripts.cli import main; sys.exit(main())",
-                   "serve", "--port", str(self.port)]
-        self.process = subprocess.Popen(command, env=self.env, cwd=self.workdir,
+                   "serve", "--port", str(self.port), "--workers", str(self.workers)]
+        self.process = subprocess.Popen(command, env=self.env, cwd=self.workdir, start_new_session=True,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until_up(self.url + "/openapi.json")
 
     def kill(self) -> None:
         with self.lock:
             if self.process is not None:
-                self.process.send_signal(signal.SIGKILL)
-                self.process.wait()
+                self._kill_all()
                 self.kills += 1
 
     def restart(self) -> None:
@@ -68,4 +69,13 @@ class Server:
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                self._kill_all()
+
+    def _kill_all(self) -> None:
+        """SIGKILL to every process of the server's session, then reap the server."""
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()

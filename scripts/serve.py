@@ -3,6 +3,12 @@
 Without ``KMO_LEDGER_API_KEYS_FILE`` a keys file with fresh random keys (one
 per role and one provider key) is created under ``./var`` the first time;
 either way the file in use is printed.
+
+``--workers N`` serves from N processes (one per core is the usual choice:
+one Python process computes on one core at a time). They share the store:
+each command is still decided on the wallet's latest version (a process that
+finds the wallet changed by another decides again), and SQLite's writers of
+every process take turns (:class:`ledger.writer.WriterTurn`).
 """
 
 from __future__ import annotations
@@ -31,10 +37,22 @@ def _port(text: str) -> int:
     return port
 
 
+def _workers(text: str) -> int:
+    try:
+        workers = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes") from None
+    if not 1 <= workers <= 64:
+        raise argparse.ArgumentTypeError(f"{workers} is not a number of processes between 1 and 64")
+    return workers
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="kmo-ledger serve", description="Run the ledger's HTTP API.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
+    parser.add_argument("--workers", type=_workers, default=1,
+                        help="server processes sharing the store (default 1; one per core serves the most)")
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exit_:  # --help (0) or bad usage (2)
@@ -44,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         keys_file = settings.keys_file()
         created = settings.api_keys_file is None and ensure_keys_file(keys_file)
         keys = settings.load_keys()
+        if args.workers > 1 and _in_memory(settings.database_url):
+            raise SettingsError("a store in memory belongs to one process: serve it with --workers 1")
     except (SettingsError, ValidationError) as error:
         reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else str(error)
         print(f"kmo-ledger serve: {reason}", file=sys.stderr)
@@ -55,10 +75,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from api import create_app
 
-    # the factory itself, not an import string: a folder named "api" in the
-    # working directory must not shadow the package
-    uvicorn.run(create_app, factory=True, host=args.host, port=args.port)
+    if args.workers == 1:
+        # the factory itself, not an import string: a folder named "api" in the
+        # working directory must not shadow the package
+        uvicorn.run(create_app, factory=True, host=args.host, port=args.port)
+    else:
+        # each worker process imports the factory (uvicorn puts no working
+        # directory on the path for it: no app_dir is given)
+        uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers)
     return 0
+
+
+def _in_memory(database_url: str) -> bool:
+    return database_url == "memory://" or ":memory:" in database_url or "mode=memory" in database_url
 
 
 if __name__ == "__main__":

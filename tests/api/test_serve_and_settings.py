@@ -54,7 +54,24 @@ def test_serve_creates_a_keys_file_with_one_key_per_role_and_says_where(fresh_fo
     assert fake_uvicorn.calls[-1] == ((create_app,), {"factory": True, "host": "127.0.0.1", "port": 8000})
 
 
-@pytest.mark.parametrize("argv", [["--port", "http"], ["--port", "70000"], ["--bogus"], ["extra"]])
+def test_serve_with_workers_has_each_process_build_the_app_from_its_factory(fresh_folder, fake_uvicorn):
+    assert serve.main(["--workers", "2"]) == 0
+    assert fake_uvicorn.calls == [(("api.app:create_app",), {"factory": True, "host": "127.0.0.1", "port": 8000,
+                                                             "workers": 2})]
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///:memory:"])
+def test_serve_refuses_workers_for_a_store_in_memory(fresh_folder, fake_uvicorn, capsys, monkeypatch, url):
+    monkeypatch.setenv("KMO_LEDGER_DATABASE_URL", url)
+    assert serve.main(["--workers", "2"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "kmo-ledger serve: a store in memory belongs to one process: serve it with --workers 1"
+    )
+    assert fake_uvicorn.calls == []
+
+
+@pytest.mark.parametrize("argv", [["--port", "http"], ["--port", "70000"], ["--bogus"], ["extra"],
+                                  ["--workers", "0"], ["--workers", "many"]])
 def test_serve_refuses_bad_usage_with_one_line_and_exit_2(fresh_folder, fake_uvicorn, capsys, argv):
     assert serve.main(argv) == 2
     error = capsys.readouterr().err.strip()
