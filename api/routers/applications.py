@@ -34,8 +34,8 @@ COMMAND_PROBLEMS = problem_responses(401, 403, 404, 412, 422)
 
 
 def _application(application_id: str):
-    def render(_result: Any, views: Views) -> ApplicationOut:
-        return ApplicationOut.model_validate(views.application(application_id))
+    def render(_result: Any, views: Views) -> dict[str, Any]:  # ApplicationOut
+        return views.application(application_id)
 
     return render
 
@@ -57,8 +57,8 @@ def submit_application(
     `below_minimum_cost`, `theme_required`, `service_not_eligible`,
     `invalid_provider_number`, ..."""
 
-    def render(result: tuple[Any, str], views: Views) -> ApplicationOut:
-        return ApplicationOut.model_validate(views.application(result[1]))
+    def render(result: tuple[Any, str], views: Views) -> dict[str, Any]:  # ApplicationOut
+        return views.application(result[1])
 
     return command.run(
         en,
@@ -174,8 +174,8 @@ def order_payout(
     """Order payment of (part of) the project amount to the provider; it draws on
     own share and subsidy pro rata. Answers the new `order_id`."""
 
-    def render(result: tuple[Any, str], views: Views) -> PayoutOrderCreatedOut:
-        return PayoutOrderCreatedOut(order_id=result[1], application=views.application(id))
+    def render(result: tuple[Any, str], views: Views) -> dict[str, Any]:  # PayoutOrderCreatedOut
+        return {"order_id": result[1], "application": views.application(id)}
 
     return command.run(
         en, body,
@@ -214,8 +214,8 @@ def stop_project(
     """Stop with a reason: `outcome` is `stopped`, or `recovery_issued` when the
     subsidy paid out must be repaid first."""
 
-    def render(result: tuple[Any, str], views: Views) -> StopOut:
-        return StopOut(outcome=result[1], application=views.application(id))
+    def render(result: tuple[Any, str], views: Views) -> dict[str, Any]:  # StopOut
+        return {"outcome": result[1], "application": views.application(id)}
 
     return command.run(
         en, body,

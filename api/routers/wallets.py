@@ -3,7 +3,7 @@ wallet (events, replay as of a date, audit trail, verification)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
@@ -31,8 +31,8 @@ AsOf = Annotated[
 ]
 
 
-def _wallet(_result: Wallet, views: Views) -> WalletOut:
-    return WalletOut.model_validate(views.wallet())
+def _wallet(_result: Wallet, views: Views) -> dict[str, Any]:  # WalletOut
+    return views.wallet()
 
 
 @router.post(

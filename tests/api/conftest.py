@@ -10,14 +10,19 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 
 from api import create_app
+from api.routers import applications, operations, wallets
 from api.settings import Settings, key_id
 from tests.conftest import ENTERPRISE, TRAINER, sme, training
 
 OTHER_TRAINER = "DV.O999999"
+ROUTERS = (applications.router, wallets.router, operations.router)
 KEYS = {
     "back-office": "bo-secret-0123456789abcdef",
     "auditor": "au-secret-0123456789abcdef",
@@ -107,7 +112,29 @@ def keys_file(tmp_path: Path) -> Path:
 def running(database_url: str, keys_file: Path) -> Iterator[Api]:
     app = create_app(Settings(database_url=database_url, api_keys_file=keys_file))
     with TestClient(app) as client:
+        client.event_hooks["response"].append(hold_to_response_model)
         yield Api(client)
+
+
+def hold_to_response_model(response: httpx.Response) -> None:
+    """Every successful JSON answer is exactly its route's response model in JSON:
+    parsed into the model and dumped again it comes out unchanged (commands
+    send their views as they are, so this is where a view that drifted from its
+    schema is caught)."""
+    if not 200 <= response.status_code < 300 or response.headers.get("content-type") != "application/json":
+        return
+    path, method = response.request.url.path.removeprefix("/v1"), response.request.method
+    for route in (route for router in ROUTERS for route in router.routes):
+        if isinstance(route, APIRoute) and method in route.methods and route.path_regex.match(path):
+            if route.response_model is None:
+                return
+            response.read()
+            model = TypeAdapter(route.response_model)
+            body = response.json()
+            assert model.dump_python(model.validate_python(body), mode="json", by_alias=True) == body, (
+                f"{method} {path}: the answer is not its response model {route.response_model}"
+            )
+            return
 
 
 @pytest.fixture
