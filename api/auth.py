@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from api.params import ApplicationId, EnterpriseNumber, ProviderNumber
 from api.problems import Forbidden, Unauthorized
 from api.reads import ReadModels
-from api.settings import ApiKey, Role, key_id
+from api.settings import KEY_ID_DIGITS, ApiKey, Role
 from ledger.application import KmoLedger
 from ledger.errors import NotFound
 from ledger.events import Actor
@@ -48,10 +48,11 @@ def identify(keys: dict[str, ApiKey], authorization: str | None) -> Caller:
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret:
         raise Unauthorized("send the API key as Authorization: Bearer <key>")
-    key = keys.get(hashlib.sha256(secret.encode()).hexdigest())
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    key = keys.get(digest)
     if key is None:
         raise Unauthorized("unknown API key")
-    return Caller(key_id=key_id(secret), role=key.role, provider=key.provider)
+    return Caller(key_id=digest[:KEY_ID_DIGITS], role=key.role, provider=key.provider)  # = key_id(secret)
 
 
 def current_caller(request: Request) -> Caller:

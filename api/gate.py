@@ -23,21 +23,22 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        authorization, declared = None, b""
+        for name, value in scope["headers"]:  # names come lower-cased from the server
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"content-length":
+                declared = value
         path = scope["path"]
         if path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/"):
             try:
-                caller = identify(self.keys, headers.get("authorization"))
+                caller = identify(self.keys, authorization)
             except Unauthorized as error:
                 await problem(error.code, error.detail, error.title)(scope, receive, send)
                 return
             scope.setdefault("state", {})["caller"] = caller
-        too_large = problem(
-            "payload_too_large", f"the request body is larger than {self.max_body_bytes} bytes"
-        )
-        declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await too_large(scope, receive, send)
+            await self._too_large(scope, receive, send)
             return
         chunks, size = [], 0
         while True:
@@ -47,7 +48,7 @@ class Gate:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await too_large(scope, receive, send)
+                await self._too_large(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -63,3 +64,7 @@ class Gate:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = problem("payload_too_large", f"the request body is larger than {self.max_body_bytes} bytes")
+        await answer(scope, receive, send)

@@ -53,9 +53,12 @@ class ApiKey(BaseModel):
         return self
 
 
+KEY_ID_DIGITS = 12
+
+
 def key_id(secret: str) -> str:
     """The id recorded on events for a key: the first 12 hex digits of its SHA-256."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+    return hashlib.sha256(secret.encode()).hexdigest()[:KEY_ID_DIGITS]
 
 
 class Settings(BaseSettings):
