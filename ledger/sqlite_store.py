@@ -49,10 +49,13 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 event.state,
             )
         with self.datastore.get_connection(commit=True) as connection:
+            sqlite = connection._sqlite_conn
+            if sqlite.in_transaction:  # left open by an interrupted transaction: not ours to join
+                sqlite.rollback()
             try:
                 # auto-commit mode (the library's connections are): this
                 # statement is the whole transaction
-                last = connection._sqlite_conn.execute(statement, params).lastrowid
+                last = sqlite.execute(statement, params).lastrowid
             except sqlite3.IntegrityError as error:
                 raise IntegrityError(error) from error
             except sqlite3.OperationalError as error:

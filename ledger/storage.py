@@ -4,16 +4,8 @@ deployments)."""
 
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
-
-try:
-    import fcntl
-except ImportError:  # not on Windows: writers of one process still queue
-    fcntl = None  # type: ignore[assignment]
 
 from ledger.errors import ValidationFailed
 
@@ -61,44 +53,3 @@ def persistence_env(database_url: str) -> dict[str, str]:
         f"unsupported database URL {database_url!r}: use sqlite:///path or postgresql://user@host:port/db"
     )
 
-
-class WriterTurn:
-    """SQLite's one writer at a time, taken in turn instead of fought over.
-
-    Writers that meet inside SQLite wait in its busy handler, which sleeps
-    (1, 2, 5, 10 ... ms) and tries again; under concurrent commands that
-    sleeping, not the writing, sets the pace. Here the threads of a process
-    queue on a lock and the processes on one file (``<database>.writers``,
-    an ``flock``), and the kernel wakes the next writer the moment the last
-    one is done. Every writer of a file (the ledger's commands, views kept in
-    the same file) takes this turn; a process that does not (an older
-    version, another tool) still meets them in SQLite's busy handler, as
-    before, so the turn only ever makes waiting shorter."""
-
-    def __init__(self, database_path: str | None):
-        self._threads = threading.Lock()
-        self._file: int | None = None
-        if fcntl is not None and database_path and database_path != ":memory:" and not database_path.startswith("file:"):
-            self._file = os.open(database_path + ".writers", os.O_RDWR | os.O_CREAT, 0o644)
-
-    def __enter__(self) -> None:
-        self._threads.acquire()
-        if self._file is not None:
-            try:
-                fcntl.flock(self._file, fcntl.LOCK_EX)
-            except BaseException:
-                self._threads.release()
-                raise
-
-    def __exit__(self, *_exc: Any) -> None:
-        try:
-            if self._file is not None:
-                fcntl.flock(self._file, fcntl.LOCK_UN)
-        finally:
-            self._threads.release()
-
-    def close(self) -> None:
-        with self._threads:
-            if self._file is not None:
-                os.close(self._file)
-                self._file = None

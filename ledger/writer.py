@@ -13,7 +13,7 @@ import os
 import threading
 from typing import Any, Callable, ContextManager, Sequence
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
 
 try:
     import fcntl
@@ -39,7 +39,7 @@ class WriterTurn:
         self._file: int | None = None
         if fcntl is not None and database_path and database_path != ":memory:" \
                 and not database_path.startswith("file:"):
-            self._file = os.open(database_path + ".writers", os.O_RDWR | os.O_CREAT, 0o644)
+            self._file = _open_lock_file(database_path + ".writers")
 
     def __enter__(self) -> None:
         self._threads.acquire()
@@ -64,6 +64,19 @@ class WriterTurn:
                 self._file = None
 
 
+def _open_lock_file(path: str) -> int | None:
+    """The turn's file, created as readable and writable as the umask lets a
+    database file be (SQLite does the same for its -wal and -shm files); a
+    user who may only read it still takes turns (``flock`` needs no write
+    access); one who cannot open it at all queues in this process only."""
+    for flags in (os.O_RDWR | os.O_CREAT, os.O_RDONLY):
+        try:
+            return os.open(path, flags, 0o666)
+        except OSError:
+            continue
+    return None
+
+
 class _Pending:
     """One save waiting for its transaction."""
 
@@ -86,9 +99,10 @@ class GroupCommit:
     once per group, and a group's writer holds SQLite's turn (or PostgreSQL's
     table lock) once for all of them.
 
-    If a group's transaction fails, each of its saves is written again in a
-    transaction of its own, so one command's conflict (another process wrote
-    that wallet version, or claimed that key) refuses that command alone."""
+    If a group's transaction is refused for a key conflict, each of its saves
+    is written again in a transaction of its own, so one command's conflict
+    (another process wrote that wallet version, or claimed that key) refuses
+    that command alone. Any other failure fails every save of the group."""
 
     def __init__(self, insert: Callable[[Sequence[StoredEvent]], Any], turn: ContextManager[Any] | None = None):
         self._insert = insert
@@ -102,43 +116,58 @@ class GroupCommit:
     def write(self, stored: Sequence[StoredEvent]) -> None:
         """Return once ``stored`` is committed; raise what refused it."""
         pending = _Pending(stored)
-        with self._changed:
-            self._queue.append(pending)
-            while self._leading and not pending.done:
-                self._changed.wait()
-            if not pending.done:
-                self._leading = True
-                group, self._queue = self._queue, []
-        if not pending.done:
-            try:
+        leading = False
+        group: list[_Pending] = []
+        try:
+            with self._changed:
+                self._queue.append(pending)
+                while self._leading and not pending.done:
+                    self._changed.wait()
+                if not pending.done:
+                    leading = True
+                    self._leading = True
+                    group, self._queue = self._queue, []
+            if leading:
                 self._write_group(group)
-            finally:
+        finally:
+            if leading:
                 with self._changed:
+                    for other in group:
+                        if not other.done:  # the leader was interrupted: the outcome is unknown
+                            other.error = PersistenceError("the write of this command was interrupted")
+                            other.done = True
                     self._leading = False
                     self._changed.notify_all()
         if pending.error is not None:
             raise pending.error
 
     def _write_group(self, group: list[_Pending]) -> None:
-        """Write ``group``, leaving each save done, with the error that refused it if any."""
+        """Write ``group`` and leave each save done, with the error that refused
+        it if any. Only a key conflict (a refusal of the whole transaction,
+        nothing written) is worth writing save by save; any other failure may
+        have happened after the commit (a connection lost on the way back), so
+        each save of the group fails with it and none is written again."""
+        if len(group) == 1:
+            try:
+                self._write(group[0].stored)
+            except Exception as error:
+                group[0].error = error
+            group[0].done = True
+            return
         try:
-            if len(group) > 1:
-                try:
-                    self._write([event for pending in group for event in pending.stored])
-                    return
-                except Exception:
-                    pass  # one save's conflict must not refuse the others: each alone
-            for pending in group:
+            self._write([event for pending in group for event in pending.stored])
+        except IntegrityError:
+            for pending in group:  # one save's conflict must not refuse the others
                 try:
                     self._write(pending.stored)
                 except Exception as error:
                     pending.error = error
                 pending.done = True
-        except BaseException as error:  # interrupted: whatever was not written fails with it
+        except Exception as error:
             for pending in group:
-                if not pending.done:
-                    pending.error = error
-        finally:
+                pending.error = _own_copy(error)
+                pending.done = True
+        else:
             for pending in group:
                 pending.done = True
 
@@ -149,3 +178,14 @@ class GroupCommit:
             with self._turn:
                 self._insert(stored)
         self.transactions += 1
+
+
+def _own_copy(error: Exception) -> Exception:
+    """The same failure as an exception object of the thread's own (one object
+    raised in several threads would share, and garble, one traceback)."""
+    try:
+        copy = type(error)(*error.args)
+    except Exception:  # an exception class that cannot be rebuilt from its args
+        copy = PersistenceError(str(error))
+    copy.__cause__ = error
+    return copy

@@ -39,3 +39,5 @@ def test_the_ids_a_save_returns_are_the_ids_its_events_have_in_the_log(recorder,
     ids = recorder.insert_events([stored(uuid4(), v) for v in range(1, count + 1)])
     logged = recorder.select_notifications(start=2, limit=count + 10)
     assert list(ids) == [n.id for n in logged] == list(range(2, count + 2))
+    # up to ONE_STATEMENT_ROWS events by one statement, more by the library's transaction
+    assert (count in recorder._statements) == (count <= ONE_STATEMENT_ROWS)
