@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from eventsourcing.persistence import AggregateRecorder, ApplicationRecorder
+import psycopg
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from psycopg.sql import SQL, Identifier
 
@@ -74,15 +75,18 @@ class LedgerPostgresFactory(PostgresFactory):
 
     @contextmanager
     def _creating(self) -> Iterator[None]:
+        """Held on a connection of its own, closed after: the lock goes with the
+        session whatever happens, and the pool keeps all its connections for
+        the creation itself."""
         if not self.env_create_table():
             yield
             return
-        with self.datastore.get_connection() as connection:  # auto-commit: a session lock
+        pool = self.datastore.pool
+        settings = {name: value for name, value in pool.kwargs.items() if name != "row_factory"}
+        # the library's POSTGRES_CONNECT_TIMEOUT, as for the pool's connections
+        with psycopg.connect(**settings, autocommit=True, connect_timeout=max(1, round(pool.timeout))) as connection:
             connection.execute("SELECT pg_advisory_lock(%s)", (CREATION_LOCK,))
-            try:
-                yield
-            finally:
-                connection.execute("SELECT pg_advisory_unlock(%s)", (CREATION_LOCK,))
+            yield
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
         with self._creating():

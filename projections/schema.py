@@ -20,6 +20,7 @@ from projections.store import Target
 
 SCHEMA_VERSION = 4
 TRACKING_NAME = "kmo_ledger_views"
+CREATION_LOCK = 0x6B6D6F2D76696577  # "kmo-view": PostgreSQL's advisory lock while the views are created
 
 MONEY_COLUMNS = ACCOUNTS + (
     # after the net of the legs posted to each account (positive: money arrived
@@ -239,6 +240,8 @@ def ensure_schema(target: Target, check_version: bool = True) -> None:
         if rows:
             return
     with target.transaction():
+        if target.dialect == "postgresql":  # processes starting together create them one at a time
+            target.execute("SELECT pg_advisory_xact_lock(?)", (CREATION_LOCK,))
         _create(target, KEPT_TABLES, indexed=True)
         _create(target, FOLDED_TABLES, indexed=True)
         target.execute(

@@ -61,3 +61,35 @@ def test_ledgers_starting_together_on_a_fresh_schema_all_start(postgres_url):
     finally:
         for ledger in started:
             ledger.close()
+
+
+@pytest.mark.postgres
+def test_read_models_opened_together_on_a_fresh_schema_all_open(postgres_url):
+    """Each ``serve --workers`` process opens the read models on its first read:
+    the views are created one process at a time."""
+    from projections import Projector
+
+    ledger = KmoLedger(postgres_url)
+    openers = 6
+    gate = threading.Barrier(openers)
+    opened: list[Projector] = []
+    failures: list[BaseException] = []
+
+    def open_views() -> None:
+        gate.wait()
+        try:
+            opened.append(Projector(ledger))
+        except BaseException as error:  # noqa: BLE001 - the failure is the finding
+            failures.append(error)
+
+    threads = [threading.Thread(target=open_views) for _ in range(openers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        assert failures == [] and len(opened) == openers
+    finally:
+        for projector in opened:
+            projector.close()
+        ledger.close()
