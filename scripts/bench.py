@@ -208,15 +208,24 @@ def _client(port: int, headers: dict[str, str], life: Callable[[Client, int], No
             ready: Any, results: Any) -> None:
     """One client process sending what ``life(client, number)`` sends, from when
     every client is ready."""
-    client = Client(port, headers)
-    ready.wait()
     try:
+        client = Client(port, headers)
+    except Exception as error:
+        ready.abort()  # the others (and the bench) stop waiting for this one
+        results.put((0, f"client {number} could not connect: {error}"))
+        return
+    try:
+        ready.wait()
         life(client, number)
         results.put((client.sent, None))
     except Exception as error:  # reported once all clients are done
         results.put((client.sent, str(error)))
     finally:
         client.close()
+
+
+LOAD_TIMEOUT = 600
+"""Seconds a load may take before the bench gives up on its clients."""
 
 
 def _load(port: int, clients: int, life: Callable[[Client, int], None], headers: dict[str, str]) -> float:
@@ -231,14 +240,25 @@ def _load(port: int, clients: int, life: Callable[[Client, int], None], headers:
     results = context.Queue()
     processes = [context.Process(target=_client, args=(port, headers, life, n, ready, results))
                  for n in range(clients)]
+    import queue
+    import threading
+
     for process in processes:
         process.start()
-    ready.wait()  # every client started and connected: the clock starts
+    try:
+        ready.wait(LOAD_TIMEOUT)  # every client started and connected: the clock starts
+    except threading.BrokenBarrierError:
+        pass  # a client could not connect: its answer says why
     started = time.perf_counter()
-    outcomes = [results.get() for _ in processes]
+    try:
+        outcomes = [results.get(timeout=LOAD_TIMEOUT) for _ in processes]
+    except queue.Empty:
+        outcomes = [(0, f"a client gave no answer within {LOAD_TIMEOUT} s")]
     elapsed = time.perf_counter() - started
     for process in processes:
-        process.join()
+        process.join(10)
+        if process.is_alive():
+            process.kill()
     failures = [error for _sent, error in outcomes if error]
     if failures:
         raise RuntimeError(f"an HTTP client failed: {failures[0]}")
@@ -298,7 +318,7 @@ def http_command_rate(store: Store, today: date, lives_per_client: int,
     import os
     import subprocess
 
-    from scripts.local_server import Server, free_port, wait_until_up
+    from scripts.local_server import Server, free_port, stop_session, wait_until_up
 
     url = store.url()
     key = "bench-" + uuid.uuid4().hex
@@ -337,8 +357,7 @@ def http_command_rate(store: Store, today: date, lives_per_client: int,
         _load(port, clients, partial(_floor_requests, today, 1), headers)
         floor_rate = _load(port, clients, partial(_floor_requests, today, lives_per_client), headers)
     finally:
-        floor_server.terminate()
-        floor_server.wait(timeout=10)
+        stop_session(floor_server)
     return http_rate, in_process, floor_rate
 
 

@@ -64,18 +64,30 @@ class Server:
             self.start()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._kill_all()
+        if self.process is not None:
+            stop_session(self.process)
 
     def _kill_all(self) -> None:
         """SIGKILL to every process of the server's session, then reap the server."""
         assert self.process is not None
+        _kill_session(self.process)
+
+
+def stop_session(process: subprocess.Popen, seconds: float = 10) -> None:
+    """Stop a server started in a session of its own: SIGTERM (uvicorn stops
+    its workers), then SIGKILL to whatever of the session is left."""
+    if process.poll() is None:
+        process.terminate()
         try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
+            process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
             pass
-        self.process.wait()
+    _kill_session(process)
+
+
+def _kill_session(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
