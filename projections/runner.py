@@ -196,7 +196,7 @@ class Projector:
                     (until, schema.TRACKING_NAME),
                 )
         if self.target.dialect == "sqlite":
-            self.target.execute("PRAGMA wal_checkpoint(PASSIVE)")  # once, for all the rebuild wrote
+            self.target.execute("PRAGMA wal_checkpoint(PASSIVE)")  # what the workers left in the log
         if progress is not None:
             progress(applied, until, until)
         return applied
@@ -209,8 +209,7 @@ class Projector:
         its end. Stops quietly if another runner moved the range on."""
         target = self.target
         purges = self._purges()
-        with closing(self.log.by_wallet(until, cursor, self.rebuild_batch_size, before)) as wallets, \
-                _checkpoints_deferred(target):
+        with closing(self.log.by_wallet(until, cursor, self.rebuild_batch_size, before)) as wallets:
             for batch, last_wallet, rows_read in wallets:
                 with _no_cycle_collection():
                     fold = BatchFold(target, purges, fresh=True)
@@ -333,21 +332,6 @@ def _no_cycle_collection() -> Iterator[None]:
     finally:
         if collecting:
             gc.enable()
-
-
-@contextmanager
-def _checkpoints_deferred(target: Target) -> Iterator[None]:
-    """SQLite copies the write-ahead log into the database every 1000 pages by
-    default, the same pages again and again during a rebuild: once at the end
-    does it."""
-    if target.dialect != "sqlite":
-        yield
-        return
-    target.execute("PRAGMA wal_autocheckpoint=0")
-    try:
-        yield
-    finally:
-        target.execute("PRAGMA wal_autocheckpoint=1000")
 
 
 def _spawnable(ledger: KmoLedger, views_url: str) -> bool:
