@@ -1,9 +1,11 @@
 """PostgreSQL: a command's events go in through the ledger's own stored function,
-which takes the table lock that keeps commit order = notification order."""
+which takes the table lock that keeps commit order = notification order; the
+tables and the views are created one process at a time."""
 
 from __future__ import annotations
 
 import threading
+from typing import Callable, TypeVar
 
 import psycopg
 import pytest
@@ -11,6 +13,8 @@ import pytest
 from ledger import commands as c
 from ledger.application import KmoLedger
 from tests.conftest import BACK_OFFICE, ENTERPRISE, sme
+
+T = TypeVar("T")
 
 
 @pytest.mark.postgres
@@ -33,29 +37,34 @@ def test_commands_insert_through_the_locking_function_even_if_the_library_recrea
         ledger.close()
 
 
-@pytest.mark.postgres
-def test_ledgers_starting_together_on_a_fresh_schema_all_start(postgres_url):
-    """``serve --workers`` starts its processes at once: each creates the tables,
-    types and functions, one at a time (CREATE TYPE has no IF NOT EXISTS)."""
-    starters = 6
-    gate = threading.Barrier(starters)
-    started: list[KmoLedger] = []
+def all_at_once(count: int, make: Callable[[], T]) -> tuple[list[T], list[BaseException]]:
+    """``make()`` in ``count`` threads released together: what they made, what failed."""
+    gate = threading.Barrier(count)
+    made: list[T] = []
     failures: list[BaseException] = []
 
-    def start() -> None:
+    def run() -> None:
         gate.wait()
         try:
-            started.append(KmoLedger(postgres_url))
+            made.append(make())
         except BaseException as error:  # noqa: BLE001 - the failure is the finding
             failures.append(error)
 
-    threads = [threading.Thread(target=start) for _ in range(starters)]
+    threads = [threading.Thread(target=run) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
+    return made, failures
+
+
+@pytest.mark.postgres
+def test_ledgers_starting_together_on_a_fresh_schema_all_start(postgres_url):
+    """``serve --workers`` starts its processes at once: each creates the tables,
+    types and functions, one at a time (CREATE TYPE has no IF NOT EXISTS)."""
+    started, failures = all_at_once(6, lambda: KmoLedger(postgres_url))
     try:
-        assert failures == [] and len(started) == starters
+        assert failures == [] and len(started) == 6
         started[0].open_wallet(c.OpenWallet(enterprise_number=ENTERPRISE, name="Bakkerij", sme=sme()), BACK_OFFICE)
         assert started[-1].get_wallet(ENTERPRISE).version == 1
     finally:
@@ -70,25 +79,9 @@ def test_read_models_opened_together_on_a_fresh_schema_all_open(postgres_url):
     from projections import Projector
 
     ledger = KmoLedger(postgres_url)
-    openers = 6
-    gate = threading.Barrier(openers)
-    opened: list[Projector] = []
-    failures: list[BaseException] = []
-
-    def open_views() -> None:
-        gate.wait()
-        try:
-            opened.append(Projector(ledger))
-        except BaseException as error:  # noqa: BLE001 - the failure is the finding
-            failures.append(error)
-
-    threads = [threading.Thread(target=open_views) for _ in range(openers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    opened, failures = all_at_once(6, lambda: Projector(ledger))
     try:
-        assert failures == [] and len(opened) == openers
+        assert failures == [] and len(opened) == 6
     finally:
         for projector in opened:
             projector.close()
