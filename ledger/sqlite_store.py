@@ -22,18 +22,26 @@ from eventsourcing.persistence import IntegrityError, OperationalError, Persiste
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
 
 ONE_STATEMENT_ROWS = 500
-"""Up to this many events go in one statement (4 parameters each; SQLite takes
-32,766); a larger save is the library's transaction of one INSERT per event."""
+"""Up to this many events go in one statement (4 parameters each: SQLite takes
+32,766 since 3.32, 999 before, and fewer rows fit then); a larger save is the
+library's transaction of one INSERT per event."""
+
+
+def rows_per_statement(connection: sqlite3.Connection) -> int:
+    """How many events one INSERT of this SQLite may carry (4 parameters each)."""
+    return min(ONE_STATEMENT_ROWS, connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 4)
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._statements: dict[int, str] = {}
+        with self.datastore.get_connection(commit=False) as connection:
+            self._one_statement_rows = rows_per_statement(connection._sqlite_conn)
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         count = len(stored_events)
-        if kwargs or not 0 < count <= ONE_STATEMENT_ROWS or self.datastore.pool.is_sqlite_memory_mode:
+        if kwargs or not 0 < count <= self._one_statement_rows or self.datastore.pool.is_sqlite_memory_mode:
             return super().insert_events(stored_events, **kwargs)
         statement = self._statements.get(count)
         if statement is None:

@@ -3,13 +3,14 @@ them or none, with the notification ids the log then shows."""
 
 from __future__ import annotations
 
+import sqlite3
 from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from ledger.application import KmoLedger
-from ledger.sqlite_store import ONE_STATEMENT_ROWS, LedgerSQLiteRecorder
+from ledger.sqlite_store import ONE_STATEMENT_ROWS, LedgerSQLiteRecorder, rows_per_statement
 
 
 def stored(originator_id, version: int = 1) -> StoredEvent:
@@ -31,6 +32,14 @@ def test_a_save_with_one_clashing_event_writes_none_of_its_events(recorder):
         recorder.insert_events([stored(fresh), stored(taken)])
     assert recorder.select_events(fresh) == []
     assert recorder.max_notification_id() == 1
+
+
+@pytest.mark.parametrize("variables, rows", [(32_766, ONE_STATEMENT_ROWS), (999, 249)])
+def test_a_save_fits_in_one_statement_only_as_far_as_sqlite_takes_its_parameters(variables, rows):
+    connection = sqlite3.connect(":memory:")
+    connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variables)  # an older SQLite takes 999
+    assert rows_per_statement(connection) == rows
+    connection.close()
 
 
 @pytest.mark.parametrize("count", [1, 3, ONE_STATEMENT_ROWS + 1])
