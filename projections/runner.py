@@ -209,20 +209,23 @@ class Projector:
         its end. Stops quietly if another runner moved the range on."""
         target = self.target
         purges = self._purges()
-        with closing(self.log.by_wallet(until, cursor, self.rebuild_batch_size, before)) as wallets:
+        # no cycle collection while reading either: the rows read are a million
+        # tuples, and each full collection walked every object the process had
+        # imported (0.8 s of a worker's 1.8 s of reading at 1,000,000 events)
+        with closing(self.log.by_wallet(until, cursor, self.rebuild_batch_size, before)) as wallets, \
+                _no_cycle_collection():
             for batch, last_wallet, rows_read in wallets:
-                with _no_cycle_collection():
-                    fold = BatchFold(target, purges, fresh=True)
-                    fold.fold(batch)  # a fresh fold reads nothing: outside the transaction
-                    with self._writing(), target.transaction():
-                        if schema.range_cursor(target, name) != cursor:
-                            return
-                        fold.write()
-                        target.execute(
-                            f"UPDATE {schema.TRACKING.name} SET rebuild_cursor = ? WHERE name = ?", (last_wallet, name)
-                        )
-                        if self.before_commit is not None:
-                            self.before_commit(until)
+                fold = BatchFold(target, purges, fresh=True)
+                fold.fold(batch)  # a fresh fold reads nothing: outside the transaction
+                with self._writing(), target.transaction():
+                    if schema.range_cursor(target, name) != cursor:
+                        return
+                    fold.write()
+                    target.execute(
+                        f"UPDATE {schema.TRACKING.name} SET rebuild_cursor = ? WHERE name = ?", (last_wallet, name)
+                    )
+                    if self.before_commit is not None:
+                        self.before_commit(until)
                 cursor = last_wallet
                 report(fold.applied, rows_read)
         with target.transaction():
