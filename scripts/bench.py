@@ -48,6 +48,8 @@ class Figure:
     target: str
     met: bool
     unit: str
+    detail: str = ""
+    """What else a figure was made of (e.g. each round's ratio), in the JSON only."""
 
 
 class Store:
@@ -475,6 +477,9 @@ def in_child(code: str, url: str) -> tuple[dict, int]:
     return result, result["peak"]
 
 
+REBUILD_ROUNDS = 3
+
+
 def scale_figures(store: Store, events: int, progress: Callable[[str], None]) -> list[Figure]:
     """Rebuild and verification of a ledger of ``events`` events against its raw read rate."""
     from scripts.seed import seed
@@ -483,20 +488,33 @@ def scale_figures(store: Store, events: int, progress: Callable[[str], None]) ->
     ledger = KmoLedger(url)
     seed(ledger, events)
     ledger.close()
-    # in a fresh interpreter, as the rebuild is: both start with an empty heap
-    raw, _peak = in_child(
-        "import os\nfrom scripts.bench import raw_notification_rate\n"
-        "count, rate = raw_notification_rate(os.environ['KMO_LEDGER_DATABASE_URL'])\n"
-        "result = {'count': count, 'rate': rate}", url)
-    count, raw_rate = raw["count"], raw["rate"]
-    figures = []
-    rebuild, peak = in_child(
-        "import os\nfrom projections import rebuild\nfrom projections.runner import MAX_WORKERS\n"
-        "applied, seconds = rebuild(os.environ['KMO_LEDGER_DATABASE_URL'])\n"
-        "result = {'applied': applied, 'seconds': seconds, 'workers': min(os.cpu_count() or 1, MAX_WORKERS)}", url)
-    rate = rebuild["applied"] / rebuild["seconds"]
-    figures.append(Figure(f"projection rebuild rate / raw notification read rate ({count} events)", rate, raw_rate,
-                          rate / raw_rate, ">= 0.5", rate / raw_rate >= 0.5, "events per second"))
+    # side by side, in fresh interpreters (both start with an empty heap):
+    # the raw read, then the rebuild, three times; the round with the median
+    # ratio (a burst of noise on a shared machine skews one round, not the
+    # figure). The first rebuild folds a ledger never folded; the next two
+    # replace views that exist, as `kmo-ledger rebuild-projections` does.
+    rounds, peak = [], 0
+    for round_ in range(REBUILD_ROUNDS):
+        progress(f"rebuild, round {round_ + 1} of {REBUILD_ROUNDS}")
+        raw, _peak = in_child(
+            "import os\nfrom scripts.bench import raw_notification_rate\n"
+            "count, rate = raw_notification_rate(os.environ['KMO_LEDGER_DATABASE_URL'])\n"
+            "result = {'count': count, 'rate': rate}", url)
+        rebuild, round_peak = in_child(
+            "import os\nfrom projections import rebuild\nfrom projections.runner import MAX_WORKERS\n"
+            "applied, seconds = rebuild(os.environ['KMO_LEDGER_DATABASE_URL'])\n"
+            "result = {'applied': applied, 'seconds': seconds, 'workers': min(os.cpu_count() or 1, MAX_WORKERS)}",
+            url)
+        rate = rebuild["applied"] / rebuild["seconds"]
+        rounds.append((rate / raw["rate"], rate, raw["rate"]))
+        peak = max(peak, round_peak)
+    count = raw["count"]
+    by_round = "ratios by round: " + ", ".join(f"{r[0]:.2f}" for r in rounds)
+    progress(f"rebuild {by_round}")
+    ratio, rate, raw_rate = sorted(rounds)[len(rounds) // 2]
+    figures = [Figure(f"projection rebuild rate / raw notification read rate ({count} events, median of "
+                      f"{REBUILD_ROUNDS} rounds)", rate, raw_rate, ratio, ">= 0.5", ratio >= 0.5,
+                      "events per second", by_round)]
     megabytes = peak / 1e6
     figures.append(Figure(f"peak memory of the rebuild, its workers included ({count} events), MB", megabytes, 250, megabytes / 250,
                           "< 250 MB", megabytes < 250, "MB"))
