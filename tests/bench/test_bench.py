@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
-
+import uuid
 from pathlib import Path
+from typing import Any
 
-from scripts.bench import Store, main
+import orjson
+from fastapi.testclient import TestClient
+
+from api import create_app
+from api.settings import Settings
+from ledger.application import KmoLedger
+from ledger.clock import SystemClock, brussels_date
+from scripts.bench import Store, _application_lives, application_life, enterprise, main
+from tests.api.conftest import KEYS, write_keys
 
 
 def test_bench_reports_each_figure_as_a_ratio_with_its_target(tmp_path, capsys):
@@ -16,6 +25,7 @@ def test_bench_reports_each_figure_as_a_ratio_with_its_target(tmp_path, capsys):
     names = [f["name"] for f in figures]
     assert any(n.startswith("command rate / raw insert rate") for n in names)
     assert any(n.startswith("HTTP stack floor") for n in names)  # the framework's share, same run
+    assert any("without keys" in n for n in names)  # the comparison the baseline changed from
     assert all(f["baseline"] > 0 and f["ratio"] > 0 and f["target"] for f in figures)
     assert "kmo-ledger bench" in capsys.readouterr().out
 
@@ -31,3 +41,54 @@ def test_bench_leaves_no_store_behind():
     Path(url[len("sqlite:///"):]).write_bytes(b"")
     store.close()
     assert not Path(store.folder).exists()
+
+
+class _Posting:
+    """The bench's HTTP client, over a TestClient: each POST with a new key."""
+
+    def __init__(self, client: TestClient):
+        self.client = client
+
+    def post(self, path: str, body: dict) -> dict:
+        response = self.client.post(path, json=body, headers={
+            "Authorization": f"Bearer {KEYS['back-office']}", "Idempotency-Key": uuid.uuid4().hex})
+        assert response.status_code < 300, response.text
+        return response.json()
+
+    def reconnect(self) -> None:
+        pass
+
+
+def _shape(value: Any) -> Any:
+    """A JSON value's keys, all the way down (the values differ from life to life)."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    return type(value).__name__
+
+
+def _recorded(ledger: KmoLedger) -> list[tuple[str, Any]]:
+    """Each stored event's type, and for an answer stored with an
+    Idempotency-Key, the shape of that answer."""
+    return [
+        (row.topic.rsplit(":", 1)[-1], _shape(orjson.loads(row.state).get("body")))
+        for row in ledger.recorder.select_notifications(1, 1000)
+    ]
+
+
+def test_the_in_process_baseline_records_what_the_http_lives_record(tmp_path):
+    """The HTTP figure's baseline does the same ledger work as the HTTP clients:
+    the same events and an answer of the same shape stored under each key."""
+    today = brussels_date(SystemClock().now())
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'http.db'}",
+                        api_keys_file=write_keys(tmp_path / "keys.json"))
+    with TestClient(create_app(settings)) as client:
+        _application_lives(today, 0, 1, _Posting(client), 0)
+        over_http = _recorded(client.app.state.ledger)
+    ledger = KmoLedger(f"sqlite:///{tmp_path / 'in-process.db'}")
+    try:
+        application_life(ledger, enterprise(1), today, keyed=True)
+        in_process = _recorded(ledger)
+    finally:
+        ledger.close()
+    assert len(over_http) == 15  # 7 commands, 7 answers, 1 payment reference claimed
+    assert in_process == over_http
