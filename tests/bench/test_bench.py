@@ -25,7 +25,7 @@ def test_bench_reports_each_figure_as_a_ratio_with_its_target(tmp_path, capsys):
     names = [f["name"] for f in figures]
     assert any(n.startswith("command rate / raw insert rate") for n in names)
     assert any(n.startswith("HTTP stack floor") for n in names)  # the framework's share, same run
-    assert any("without keys" in n for n in names)  # the comparison the baseline changed from
+    assert any("without Idempotency-Keys" in n for n in names)  # the comparison with less ledger work
     assert all(f["baseline"] > 0 and f["ratio"] > 0 and f["target"] for f in figures)
     assert "kmo-ledger bench" in capsys.readouterr().out
 
