@@ -26,7 +26,7 @@ from ledger.rules import next_deadline_of, retain_until
 from ledger.state import account_kind, application_state_of
 from projections import schema as s
 from projections.log import Notification
-from projections.store import Target, chunks
+from projections.store import Target, Writes, chunks
 
 LEG_SLOTS = {
     account: (i, 2 * s.ACCOUNT_KINDS.index(account_kind(account))) for i, account in enumerate(s.ACCOUNTS)
@@ -406,9 +406,11 @@ class BatchFold:
 
     # ------------------------------------------------------------------ writing
 
-    def write(self) -> None:
-        """Store the batch's changes (the caller holds the transaction)."""
-        t = self.target
+    def write(self, into: Writes | None = None) -> None:
+        """Store the batch's changes (the caller holds the transaction), or
+        stage them ``into`` a :meth:`~projections.store.Target.staging` to be
+        written later."""
+        t = self.target if into is None else into
         for row in self.wallet_rows:
             longer = self.longer_kept.get(row[0])
             if longer is not None and row[11] < longer:
@@ -422,9 +424,9 @@ class BatchFold:
                 "longest_retain_until = excluded.longest_retain_until",
                 [w[:5] for w in self.wallets.values() if w[5]],
             )
-        self._write_applications()
-        self._write_money()
-        self._write_ceilings()
+        self._write_applications(t)
+        self._write_money(t)
+        self._write_ceilings(t)
         t.insert_rows(s.AUDIT_TRAIL.name, s.AUDIT_TRAIL.column_names, self.audit_rows)
         if not self.fresh:
             t.executemany(
@@ -450,8 +452,7 @@ class BatchFold:
             ],
         )
 
-    def _write_applications(self) -> None:
-        t = self.target
+    def _write_applications(self, t: Writes) -> None:
         changed = [self.applications[i] for i in self.changed_applications]
         new = self.new_applications
         t.insert_rows(
@@ -507,8 +508,7 @@ class BatchFold:
         )
         t.executemany(f"DELETE FROM {s.PROVIDER_INBOX.name} WHERE application_id = ?", not_in_inbox)
 
-    def _write_money(self) -> None:
-        t = self.target
+    def _write_money(self, t: Writes) -> None:
         add = ", ".join(f"{c} = {c} + ?" for c in s.MONEY_COLUMNS)
         wallets, new_wallets = self.wallet_money, self.new_wallets
         t.insert_rows(
@@ -535,8 +535,7 @@ class BatchFold:
             ],
         )
 
-    def _write_ceilings(self) -> None:
-        t = self.target
+    def _write_ceilings(self, t: Writes) -> None:
         deltas = self.ceiling_deltas
         if self.fresh:
             t.insert_rows(

@@ -11,8 +11,9 @@ A rebuild drops the views and folds whole wallets at a time instead (every
 view is per wallet, or a sum): the log is read in wallet order, each batch of
 wallets needs no stored state and writes only inserts, the tables are indexed
 once at the end. Its wallet ranges, each with its own cursor committed with
-its rows, may be folded by several worker processes side by side; one
-interrupted is finished by the next catch-up. Then the catch-up goes on from
+its rows, may be folded side by side by the rebuilding process and worker
+processes, each taking the next range left; one interrupted is finished by
+the next catch-up. Then the catch-up goes on from
 the notification the rebuild stopped at.
 """
 
@@ -148,7 +149,7 @@ class Projector:
         with self._lock:
             bounded, until = until is not None, self.log.max_id() if until is None else until
             workers = self._workers(until) if workers is None else max(1, workers)
-            schema.start_rebuild(self.target, until, ranges=workers)
+            schema.start_rebuild(self.target, until, ranges=workers * RANGES_PER_PROCESS if workers > 1 else 1)
             self.position = 0
             self.rebuild_workers = workers
             applied = 0
@@ -217,10 +218,12 @@ class Projector:
             for batch, last_wallet, rows_read in wallets:
                 fold = BatchFold(target, purges, fresh=True)
                 fold.fold(batch)  # a fresh fold reads nothing: outside the transaction
+                staged = target.staging()
+                fold.write(staged)  # so are its rows, as far as the store allows
                 with self._writing(), target.transaction():
                     if schema.range_cursor(target, name) != cursor:
                         return
-                    fold.write()
+                    staged.write()
                     target.execute(
                         f"UPDATE {schema.TRACKING.name} SET rebuild_cursor = ? WHERE name = ?", (last_wallet, name)
                     )
@@ -346,11 +349,18 @@ def _spawnable(ledger: KmoLedger, views_url: str) -> bool:
 def _fold_in_processes(
     projector: Projector, until: int, ranges: list[tuple[str, str, str]], report: Callable[[int, int], None]
 ) -> None:
-    """Fold the wallet ranges side by side, each in a worker process of its own
-    (``python -m projections.worker --fold-range``), relaying their progress.
-    Database URLs go through the environment, never the command line."""
+    """Fold the wallet ranges side by side: this process and
+    ``rebuild_workers - 1`` worker processes (``python -m projections.worker
+    --fold-ranges``) each take the next range still to do until none is left.
+
+    This process starts at once, its workers once they have imported the
+    ledger; taking ranges one at a time (several per process) keeps every
+    process busy to the end, whichever is slower. A worker that fails leaves
+    its range to the next catch-up and takes no more. Database URLs go
+    through the environment, never the command line."""
     import subprocess
     import sys
+    from collections import deque
     from pathlib import Path
 
     root = str(Path(__file__).resolve().parent.parent)
@@ -359,44 +369,80 @@ def _fold_in_processes(
     env[EVENTS_URL_VARIABLE] = ledger_url(projector.ledger)
     env[VIEWS_URL_VARIABLE] = projector.views_url
     lock = threading.Lock()
+    pending = deque(ranges)
     failures: list[str] = []
 
-    def relay(process: subprocess.Popen) -> None:
-        for line in process.stdout:
-            events, rows = map(int, line.split())
-            with lock:
-                report(events, rows)
+    def next_range() -> tuple[str, str, str] | None:
+        with lock:
+            return pending.popleft() if pending else None
 
-    pending = list(ranges)
-    while pending:
-        running = []
-        for name, cursor, before in pending[: projector.rebuild_workers]:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "projections.worker", "--fold-range", name, "--after", cursor,
-                 "--before", before, "--until", str(until), "--batch-size", str(projector.rebuild_batch_size)],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            )
-            reader = threading.Thread(target=relay, args=(process,), daemon=True)
-            reader.start()
-            running.append((name, process, reader))
-        pending = pending[projector.rebuild_workers:]
-        for name, process, reader in running:
+    def counted(events: int, rows: int) -> None:
+        with lock:
+            report(events, rows)
+
+    def give_next(process: subprocess.Popen) -> None:
+        taken = next_range()
+        try:
+            if taken is None:
+                process.stdin.close()  # nothing left: the worker ends
+                return
+            process.stdin.write("\t".join(taken) + "\n")
+            process.stdin.flush()
+        except OSError:  # the worker is gone (its exit code says why): the range is another's
+            if taken is not None:
+                with lock:
+                    pending.appendleft(taken)
+
+    def relay(process: subprocess.Popen) -> None:
+        give_next(process)
+        for line in process.stdout:
+            if line == RANGE_DONE:
+                give_next(process)
+            else:
+                counted(*map(int, line.split()))
+
+    workers = []
+    for _ in range(projector.rebuild_workers - 1):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "projections.worker", "--fold-ranges", "--until", str(until),
+             "--batch-size", str(projector.rebuild_batch_size)],
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        reader = threading.Thread(target=relay, args=(process,), daemon=True)
+        reader.start()
+        workers.append((process, reader))
+    try:
+        while (taken := next_range()) is not None:
+            projector.fold_wallet_range(*taken, until, counted)
+    except BaseException:
+        with lock:
+            pending.clear()  # the workers end after their current range
+        raise
+    finally:
+        for process, reader in workers:
             errors = process.stderr.read()  # stdout is the reader thread's
             reader.join()
             process.wait()
             if process.returncode != 0:
                 lines = errors.strip().splitlines()
-                failures.append(f"{name}: {lines[-1] if lines else f'exit {process.returncode}'}")
+                failures.append(lines[-1] if lines else f"exit {process.returncode}")
     if failures:
         raise RuntimeError("a rebuild worker failed: " + "; ".join(failures))
 
 
+RANGE_DONE = "done\n"
+"""What a worker process writes when it has folded a range and can take the next."""
+RANGES_PER_PROCESS = 8
+"""Wallet ranges per folding process: small enough that the last ones even out
+which process finishes when."""
 EVENTS_URL_VARIABLE = "KMO_LEDGER_DATABASE_URL"
 VIEWS_URL_VARIABLE = "KMO_LEDGER_REBUILD_VIEWS_URL"
 
 
-def fold_range_in_this_process(name: str, cursor: str, before: str, until: int, batch_size: int) -> None:
-    """The worker process's side: fold one wallet range, a line of progress per batch."""
+def fold_ranges_in_this_process(until: int, batch_size: int) -> None:
+    """The worker process's side: fold each range read from standard input
+    (``name<TAB>last wallet done<TAB>end``), a line of progress per batch and
+    :data:`RANGE_DONE` after each range, until standard input ends."""
     import sys
 
     # the parent made the tables; workers creating them at once race in PostgreSQL's catalog
@@ -410,6 +456,10 @@ def fold_range_in_this_process(name: str, cursor: str, before: str, until: int, 
                 sys.stdout.write(f"{events} {rows}\n")
                 sys.stdout.flush()
 
-            projector.fold_wallet_range(name, cursor, before, until, report)
+            for line in sys.stdin:
+                name, cursor, before = line.rstrip("\n").split("\t")
+                projector.fold_wallet_range(name, cursor, before, until, report)
+                sys.stdout.write(RANGE_DONE)
+                sys.stdout.flush()
     finally:
         ledger.close()

@@ -19,17 +19,15 @@ from projections.runner import run_worker
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m projections.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls (default 0.5)")
-    # a rebuild's worker process (see projections.runner): one range of wallets
-    parser.add_argument("--fold-range", metavar="NAME", help=argparse.SUPPRESS)
-    parser.add_argument("--after", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--before", help=argparse.SUPPRESS)
+    # a rebuild's worker process (see projections.runner): the wallet ranges it is given on stdin
+    parser.add_argument("--fold-ranges", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--until", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.fold_range:
-        from projections.runner import fold_range_in_this_process
+    if args.fold_ranges:
+        from projections.runner import fold_ranges_in_this_process
 
-        fold_range_in_this_process(args.fold_range, args.after, args.before, args.until, args.batch_size)
+        fold_ranges_in_this_process(args.until, args.batch_size)
         return 0
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -100,6 +100,25 @@ def test_a_rebuild_interrupted_by_a_crash_is_finished_by_the_next_catch_up(ledge
         reference.close()
 
 
+def test_a_rebuild_whose_batch_failed_is_finished_by_the_same_runner_without_counting_that_batch_twice(
+    ledger, tmp_path
+):
+    SCENARIOS["lapse"](ledger)
+    reference = Projector(ledger, f"sqlite:///{tmp_path / 'reference.db'}")
+    reference.catch_up()
+    projector = Projector(ledger, rebuild_batch_size=1)  # one wallet per batch
+    projector.before_commit = cut_power  # the first batch's rows were staged, then its transaction failed
+    try:
+        with pytest.raises(PowerCut):
+            projector.rebuild()
+        projector.before_commit = None
+        assert projector.catch_up() == ledger.recorder.max_notification_id()
+        assert compare_targets(reference.target, projector.target) == []
+    finally:
+        projector.close()
+        reference.close()
+
+
 def test_a_runner_that_finds_the_position_moved_writes_nothing(ledger):
     SCENARIOS["full_life"](ledger)
     projector = Projector(ledger)
