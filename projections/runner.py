@@ -13,8 +13,8 @@ wallets needs no stored state and writes only inserts, the tables are indexed
 once at the end. Its wallet ranges, each with its own cursor committed with
 its rows, may be folded side by side by the rebuilding process and worker
 processes, each taking the next range left; one interrupted is finished by
-the next catch-up. Then the catch-up goes on from
-the notification the rebuild stopped at.
+the next catch-up. Then the catch-up goes on from the notification the
+rebuild stopped at.
 """
 
 from __future__ import annotations
