@@ -26,7 +26,7 @@ from ledger.rules import next_deadline_of, retain_until
 from ledger.state import account_kind, application_state_of
 from projections import schema as s
 from projections.log import Notification
-from projections.store import Target, Writes, chunks
+from projections.store import Target, chunks
 
 LEG_SLOTS = {
     account: (i, 2 * s.ACCOUNT_KINDS.index(account_kind(account))) for i, account in enumerate(s.ACCOUNTS)
@@ -406,11 +406,9 @@ class BatchFold:
 
     # ------------------------------------------------------------------ writing
 
-    def write(self, into: Writes | None = None) -> None:
-        """Store the batch's changes (the caller holds the transaction), or
-        stage them ``into`` a :meth:`~projections.store.Target.staging` to be
-        written later."""
-        t = self.target if into is None else into
+    def write(self) -> None:
+        """Store the batch's changes (the caller holds the transaction)."""
+        t = self.target
         for row in self.wallet_rows:
             longer = self.longer_kept.get(row[0])
             if longer is not None and row[11] < longer:
@@ -424,9 +422,9 @@ class BatchFold:
                 "longest_retain_until = excluded.longest_retain_until",
                 [w[:5] for w in self.wallets.values() if w[5]],
             )
-        self._write_applications(t)
-        self._write_money(t)
-        self._write_ceilings(t)
+        self._write_applications()
+        self._write_money()
+        self._write_ceilings()
         t.insert_rows(s.AUDIT_TRAIL.name, s.AUDIT_TRAIL.column_names, self.audit_rows)
         if not self.fresh:
             t.executemany(
@@ -452,7 +450,8 @@ class BatchFold:
             ],
         )
 
-    def _write_applications(self, t: Writes) -> None:
+    def _write_applications(self) -> None:
+        t = self.target
         changed = [self.applications[i] for i in self.changed_applications]
         new = self.new_applications
         t.insert_rows(
@@ -508,7 +507,8 @@ class BatchFold:
         )
         t.executemany(f"DELETE FROM {s.PROVIDER_INBOX.name} WHERE application_id = ?", not_in_inbox)
 
-    def _write_money(self, t: Writes) -> None:
+    def _write_money(self) -> None:
+        t = self.target
         add = ", ".join(f"{c} = {c} + ?" for c in s.MONEY_COLUMNS)
         wallets, new_wallets = self.wallet_money, self.new_wallets
         t.insert_rows(
@@ -535,7 +535,8 @@ class BatchFold:
             ],
         )
 
-    def _write_ceilings(self, t: Writes) -> None:
+    def _write_ceilings(self) -> None:
+        t = self.target
         deltas = self.ceiling_deltas
         if self.fresh:
             t.insert_rows(

@@ -218,12 +218,10 @@ class Projector:
             for batch, last_wallet, rows_read in wallets:
                 fold = BatchFold(target, purges, fresh=True)
                 fold.fold(batch)  # a fresh fold reads nothing: outside the transaction
-                staged = target.staging()
-                fold.write(staged)  # so are its rows, as far as the store allows
                 with self._writing(), target.transaction():
                     if schema.range_cursor(target, name) != cursor:
                         return
-                    staged.write()
+                    fold.write()
                     target.execute(
                         f"UPDATE {schema.TRACKING.name} SET rebuild_cursor = ? WHERE name = ?", (last_wallet, name)
                     )

@@ -15,7 +15,7 @@ import re
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import quote, unquote, urlsplit
 
 from ledger.errors import ValidationFailed
@@ -51,19 +51,7 @@ def copy_text(rows: Sequence[Sequence[Any]]) -> str:
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class Writes(ABC):
-    """What a fold writes its rows with."""
-
-    @abstractmethod
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run one statement for each row of parameters."""
-
-    @abstractmethod
-    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """Bulk insert."""
-
-
-class Target(Writes):
+class Target(ABC):
     """A connection to the database holding the read models."""
 
     dialect: str
@@ -86,16 +74,15 @@ class Target(Writes):
     def stream(self, sql: str, params: Sequence[Any] = (), size: int = 2000) -> Iterator[tuple]:
         """Rows of a query in chunks, never all at once."""
 
+    @abstractmethod
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each row of parameters."""
+
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Bulk insert (``COPY`` on PostgreSQL)."""
         if rows:
             marks = ", ".join("?" * len(columns))
             self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-
-    def staging(self) -> Staging:
-        """Writes taken now, before the transaction they belong to, and made by
-        :meth:`Staging.write` inside it."""
-        return Staging(self)
 
     @abstractmethod
     def transaction(self):  # -> ContextManager[None]
@@ -108,59 +95,6 @@ class Target(Writes):
     @abstractmethod
     def close(self) -> None:
         """Release the connection(s)."""
-
-
-class Staging(Writes):
-    """Writes kept in their order and made, in that order, by :meth:`write`."""
-
-    def __init__(self, target: Target):
-        self.target = target
-        self._writes: list[tuple[Callable[..., None], tuple]] = []
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self._writes.append((self.target.executemany, (sql, rows)))
-
-    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self._writes.append((self.target.insert_rows, (table, columns, rows)))
-
-    def write(self) -> None:
-        """Make the writes (inside the caller's transaction)."""
-        for write, arguments in self._writes:
-            write(*arguments)
-
-
-class SqliteStaging(Staging):
-    """SQLite writes one transaction at a time, in every process: inserted rows
-    go at once into temporary tables of this connection (in memory; no lock on
-    the database file), so the transaction only copies them over, inside
-    SQLite. Folding processes then wait less for each other's turn: binding
-    and inserting the rows happen outside it."""
-
-    target: SqliteTarget
-
-    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        if not rows:
-            return
-        connection, staged, names = self.target.connection, f"temp.staged_{table}", ", ".join(columns)
-        connection.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS staged_{table} AS SELECT {names} FROM main.{table} WHERE 0"
-        )
-        connection.execute("BEGIN")  # deferred: it writes the temporary database only
-        try:
-            connection.execute(f"DELETE FROM {staged}")  # what a rolled-back copy left
-            connection.executemany(f"INSERT INTO {staged} VALUES ({', '.join('?' * len(columns))})", rows)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-        self._writes.append((self._copy, (table, names)))
-
-    def _copy(self, table: str, names: str) -> None:
-        connection = self.target.connection
-        connection.execute(f"INSERT INTO main.{table} ({names}) SELECT {names} FROM temp.staged_{table}")
-        connection.execute(f"DELETE FROM temp.staged_{table}")
 
 
 class SqliteTarget(Target):
@@ -178,7 +112,6 @@ class SqliteTarget(Target):
         # Views are rebuildable and written with their position in one
         # transaction: losing the last commits on a power cut is replayed.
         self.connection.execute("PRAGMA synchronous=NORMAL")
-        self.connection.execute("PRAGMA temp_store=MEMORY")  # staged rows (SqliteStaging)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.connection.execute(sql, params)
@@ -194,9 +127,6 @@ class SqliteTarget(Target):
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self.connection.executemany(sql, rows)
-
-    def staging(self) -> Staging:
-        return SqliteStaging(self)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

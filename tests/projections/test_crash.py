@@ -107,7 +107,7 @@ def test_a_rebuild_whose_batch_failed_is_finished_by_the_same_runner_without_cou
     reference = Projector(ledger, f"sqlite:///{tmp_path / 'reference.db'}")
     reference.catch_up()
     projector = Projector(ledger, rebuild_batch_size=1)  # one wallet per batch
-    projector.before_commit = cut_power  # the first batch's rows were staged, then its transaction failed
+    projector.before_commit = cut_power  # the first batch is written, then its transaction fails
     try:
         with pytest.raises(PowerCut):
             projector.rebuild()
