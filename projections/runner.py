@@ -351,13 +351,15 @@ def _fold_in_processes(
     ``rebuild_workers - 1`` worker processes (``python -m projections.worker
     --fold-ranges``) each take the next range still to do until none is left.
 
-    This process starts at once, its workers once they have imported the
-    ledger; taking ranges one at a time (several per process) keeps every
-    process busy to the end, whichever is slower. A worker that fails leaves
-    its range to the next catch-up and takes no more. Database URLs go
-    through the environment, never the command line."""
+    This process starts at once; a worker asks for its first range once it
+    has imported the ledger, and for the next each time it is done, so every
+    process stays busy to the end, whichever is slower. A worker that fails
+    leaves the range it had to the next catch-up, takes no more, and makes
+    the rebuild fail (naming that range) once the others are done. Database
+    URLs go through the environment, never the command line."""
     import subprocess
     import sys
+    import tempfile
     from collections import deque
     from pathlib import Path
 
@@ -368,7 +370,6 @@ def _fold_in_processes(
     env[VIEWS_URL_VARIABLE] = projector.views_url
     lock = threading.Lock()
     pending = deque(ranges)
-    failures: list[str] = []
 
     def next_range() -> tuple[str, str, str] | None:
         with lock:
@@ -378,58 +379,86 @@ def _fold_in_processes(
         with lock:
             report(events, rows)
 
-    def give_next(process: subprocess.Popen) -> None:
-        taken = next_range()
+    def relay(worker: _Worker) -> None:
+        """Hand the worker a range each time it asks, relay its progress; in
+        the end (whatever happens here) close its input, so it ends."""
+        process = worker.process
         try:
-            if taken is None:
-                process.stdin.close()  # nothing left: the worker ends
-                return
-            process.stdin.write("\t".join(taken) + "\n")
-            process.stdin.flush()
-        except OSError:  # the worker is gone (its exit code says why): the range is another's
-            if taken is not None:
-                with lock:
-                    pending.appendleft(taken)
-
-    def relay(process: subprocess.Popen) -> None:
-        give_next(process)
-        for line in process.stdout:
-            if line == RANGE_DONE:
-                give_next(process)
-            else:
-                counted(*map(int, line.split()))
+            for line in process.stdout:
+                if line == NEXT_RANGE:
+                    worker.holding = next_range()
+                    if worker.holding is None:
+                        break
+                    process.stdin.write("\t".join(worker.holding) + "\n")
+                    process.stdin.flush()
+                else:
+                    events, _, rows = line.partition(" ")
+                    if events.isdigit() and rows.strip().isdigit():
+                        counted(int(events), int(rows))
+        except BaseException as error:  # the worker is gone, or a progress callback raised
+            worker.trouble = f"{type(error).__name__}: {error}"
+        finally:
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
+            if worker.trouble:
+                process.kill()
 
     workers = []
     for _ in range(projector.rebuild_workers - 1):
+        errors = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: it never fills up and stalls the worker
         process = subprocess.Popen(
             [sys.executable, "-m", "projections.worker", "--fold-ranges", "--until", str(until),
              "--batch-size", str(projector.rebuild_batch_size)],
-            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
         )
-        reader = threading.Thread(target=relay, args=(process,), daemon=True)
-        reader.start()
-        workers.append((process, reader))
+        worker = _Worker(process, errors)
+        worker.reader = threading.Thread(target=relay, args=(worker,), daemon=True)
+        worker.reader.start()
+        workers.append(worker)
+    failures: list[str] = []
     try:
         while (taken := next_range()) is not None:
             projector.fold_wallet_range(*taken, until, counted)
-    except BaseException:
+    except BaseException as error:
         with lock:
             pending.clear()  # the workers end after their current range
+        _wait_for(workers, failures)
+        for failure in failures:
+            error.add_note(f"a rebuild worker failed too: {failure}")
         raise
-    finally:
-        for process, reader in workers:
-            errors = process.stderr.read()  # stdout is the reader thread's
-            reader.join()
-            process.wait()
-            if process.returncode != 0:
-                lines = errors.strip().splitlines()
-                failures.append(lines[-1] if lines else f"exit {process.returncode}")
+    _wait_for(workers, failures)
     if failures:
         raise RuntimeError("a rebuild worker failed: " + "; ".join(failures))
 
 
-RANGE_DONE = "done\n"
-"""What a worker process writes when it has folded a range and can take the next."""
+class _Worker:
+    """A rebuild worker process, the thread relaying its output, the range it
+    has in hand and what went wrong with it."""
+
+    def __init__(self, process: Any, errors: Any):
+        self.process, self.errors = process, errors
+        self.reader: threading.Thread | None = None
+        self.holding: tuple[str, str, str] | None = None
+        self.trouble = ""
+
+
+def _wait_for(workers: list[_Worker], failures: list[str]) -> None:
+    """Wait for every worker to end; one line per failed worker, naming its range."""
+    for worker in workers:
+        worker.reader.join()
+        worker.process.wait()
+        worker.errors.seek(0)
+        lines = worker.errors.read().strip().splitlines()
+        worker.errors.close()
+        if worker.process.returncode != 0 or worker.trouble:
+            cause = worker.trouble or (lines[-1] if lines else f"exit {worker.process.returncode}")
+            failures.append(f"{worker.holding[0] if worker.holding else 'holding no range'}: {cause}")
+
+
+NEXT_RANGE = "next\n"
+"""What a worker process writes when it is ready for a (next) range."""
 RANGES_PER_PROCESS = 8
 """Wallet ranges per folding process: small enough that the last ones even out
 which process finishes when."""
@@ -438,9 +467,9 @@ VIEWS_URL_VARIABLE = "KMO_LEDGER_REBUILD_VIEWS_URL"
 
 
 def fold_ranges_in_this_process(until: int, batch_size: int) -> None:
-    """The worker process's side: fold each range read from standard input
-    (``name<TAB>last wallet done<TAB>end``), a line of progress per batch and
-    :data:`RANGE_DONE` after each range, until standard input ends."""
+    """The worker process's side: ask for a range (:data:`NEXT_RANGE`), fold
+    the one read from standard input (``name<TAB>last wallet done<TAB>end``)
+    with a line of progress per batch, and ask again, until standard input ends."""
     import sys
 
     # the parent made the tables; workers creating them at once race in PostgreSQL's catalog
@@ -454,10 +483,13 @@ def fold_ranges_in_this_process(until: int, batch_size: int) -> None:
                 sys.stdout.write(f"{events} {rows}\n")
                 sys.stdout.flush()
 
-            for line in sys.stdin:
+            while True:
+                sys.stdout.write(NEXT_RANGE)
+                sys.stdout.flush()
+                line = sys.stdin.readline()
+                if not line:
+                    break  # no range left
                 name, cursor, before = line.rstrip("\n").split("\t")
                 projector.fold_wallet_range(name, cursor, before, until, report)
-                sys.stdout.write(RANGE_DONE)
-                sys.stdout.flush()
     finally:
         ledger.close()

@@ -129,3 +129,31 @@ def test_a_rebuild_by_worker_processes_equals_one_in_this_process(configured, da
     finally:
         rebuilt.close()
         in_process.close()
+
+
+def test_a_rebuild_worker_that_dies_fails_the_rebuild_by_name_and_the_next_catch_up_finishes_it(
+    configured, database_url, tmp_path, monkeypatch
+):
+    SCENARIOS["lapse"](configured)
+    in_process = Projector(configured, f"sqlite:///{tmp_path / 'in_process.db'}")
+    in_process.rebuild(workers=1)
+    # every worker process of this rebuild dies as it starts (the injected
+    # fault reaches them, not this process, through their environment)
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        "if os.environ.get('KMO_LEDGER_TEST_WORKER_DIES'):\n"
+        "    sys.stderr.write('injected: this worker cannot start\\n')\n"
+        "    os._exit(3)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("KMO_LEDGER_TEST_WORKER_DIES", "1")
+    with pytest.raises(RuntimeError, match="a rebuild worker failed: .*injected: this worker cannot start"):
+        rebuild(database_url, workers=2)
+    monkeypatch.delenv("KMO_LEDGER_TEST_WORKER_DIES")
+    resumed = Projector(configured)
+    try:
+        assert resumed.catch_up() == configured.recorder.max_notification_id()
+        assert compare_targets(in_process.target, resumed.target) == []
+    finally:
+        resumed.close()
+        in_process.close()
