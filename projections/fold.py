@@ -17,6 +17,7 @@ The semantics mirror :mod:`ledger.events`, :mod:`ledger.state` and
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any, Callable, Iterable, Sequence
 
 import orjson
@@ -55,10 +56,23 @@ def cents(value: Any) -> int:
     return -amount if negative else amount
 
 
+@lru_cache(maxsize=4096)
+def kept_until(years: int, day: str) -> str:
+    """:func:`ledger.rules.retain_until` of an ISO day, as an ISO day (a ledger's
+    events share few days: each is computed once)."""
+    return retain_until(years, date.fromisoformat(day)).isoformat()
+
+
+@lru_cache(maxsize=4096)
+def days_after(day: str, days: int) -> str:
+    """The ISO day ``days`` calendar days after ``day``."""
+    return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
+
+
 def wallet_record_retain_until(recorded_on: str, longest: str | None) -> str:
     """Retention of a record that belongs to no application (wallet opening, SME
     figures): as long as the wallet's longest-kept application, at least 5 years."""
-    own = retain_until(RECORD_RETENTION_YEARS, date.fromisoformat(recorded_on)).isoformat()
+    own = kept_until(RECORD_RETENTION_YEARS, recorded_on)
     return own if longest is None or own >= longest else longest
 
 
@@ -138,6 +152,7 @@ class BatchFold:
         apply = self.apply
         for notification in notifications:
             apply(*notification)
+        self.applied += len(notifications)
 
     def _load(self, notifications: Sequence[Notification]) -> None:
         """Read the wallets and applications the batch touches, in a few queries."""
@@ -203,7 +218,6 @@ class BatchFold:
         else:
             legs_json = "[]"
         if self.purges and self._purged(day, notification_id):
-            self.applied += 1
             return
         actor = e["actor"]
         row = [
@@ -213,7 +227,6 @@ class BatchFold:
         self.audit_rows.append(row)
         if app is None:
             self.wallet_rows.append(row)
-        self.applied += 1
 
     def _load_missing(self, application_id: str, notification_id: int) -> dict[str, Any]:
         if not self.fresh:
@@ -242,7 +255,7 @@ class BatchFold:
         deadlines = e["deadlines"]
         subsidy = cents(e["subsidy"])
         year = e["year"]
-        keep = retain_until(e["retention_years"], date.fromisoformat(e["business_date"])).isoformat()
+        keep = kept_until(e["retention_years"], e["business_date"])
         app = {
             "application_id": e["application_id"],
             "wallet_id": wallet[0],
@@ -253,7 +266,7 @@ class BatchFold:
             "themes": orjson.dumps(e["themes"]).decode(),
             "starts_on": e["starts_on"],
             "year": year,
-            "ceiling_keys": ",".join(figure["key"] for figure in e["ceilings"]),
+            "ceiling_keys": ",".join([figure["key"] for figure in e["ceilings"]]),
             "submitted_on": e["business_date"],
             "retain_until": keep,
             "own_share": cents(e["own_share"]),
@@ -368,7 +381,7 @@ class BatchFold:
 
     def _payout_ordered(self, app: dict[str, Any], e: dict) -> None:
         ordered_on = e["business_date"]
-        due_by = (date.fromisoformat(ordered_on) + timedelta(days=app["payout_service_days"])).isoformat()
+        due_by = days_after(ordered_on, app["payout_service_days"])
         self.new_orders[e["order_id"]] = [
             e["order_id"], app["application_id"], app["enterprise_number"], app["project_number"], app["provider"],
             cents(e["amount"]), ordered_on, due_by, "ordered",
@@ -378,8 +391,11 @@ class BatchFold:
         self._order_state(e["order_id"], "executed" if sign > 0 else "ordered")
         own_share_part = sign * cents(e["own_share_part"])
         subsidy_part = sign * cents(e["subsidy_part"])
-        self._count(app, PAID_OWN, own_share_part)
-        self._count(app, PAID_SUBSIDY, subsidy_part)
+        app_vector, wallet_vector = self._vectors(self.wallets_by_number[app["enterprise_number"]], app)
+        app_vector[PAID_OWN] += own_share_part
+        wallet_vector[PAID_OWN] += own_share_part
+        app_vector[PAID_SUBSIDY] += subsidy_part
+        wallet_vector[PAID_SUBSIDY] += subsidy_part
         self._ceilings_of(app, 0, subsidy_part, 0)
         app["paid_out"] += own_share_part + subsidy_part
         self._changed(app)
