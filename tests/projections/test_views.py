@@ -87,6 +87,28 @@ def test_a_rebuild_on_sqlite_leaves_the_zeroing_of_deleted_rows_as_it_found_it(s
         ledger.close()
 
 
+def test_a_rebuild_on_sqlite_writing_many_rows_per_insert_keeps_every_row_exactly_once(sqlite_url):
+    """SQLite gets ROWS_PER_INSERT rows per statement and the rest one by one:
+    every event's audit row is there once, the views equal the ledger, and the
+    index sort's threads are as they were."""
+    from projections.store import ROWS_PER_INSERT
+    from scripts.seed import seed
+
+    ledger = KmoLedger(sqlite_url)
+    projector = Projector(ledger)
+    try:
+        recorded = seed(ledger, 3 * ROWS_PER_INSERT + 7)
+        assert recorded % ROWS_PER_INSERT  # whole statements and a remainder
+        projector.rebuild()
+        audit = projector.target.query("SELECT COUNT(*), COUNT(DISTINCT notification_id) FROM audit_trail")
+        assert audit == [(recorded, recorded)]
+        assert projector.target.query("PRAGMA threads") == [(0,)]
+        assert find_differences(ledger) == []
+    finally:
+        projector.close()
+        ledger.close()
+
+
 def test_a_wallet_record_is_kept_as_long_as_the_wallets_longest_kept_application(ledger):
     projector = Projector(ledger)
     story = SCENARIOS["lapse"](ledger, step=projector.catch_up)
