@@ -345,6 +345,8 @@ class CeilingOut(ResponseBody):
     reserved: Euro
     used: Euro
     freed: Euro
+    lost: Euro = Field(description="Subsidy of applications that ended in a later year: lost to this year's "
+                       "ceiling, neither reserved nor freed")
     remaining: Euro
 
 
@@ -408,6 +410,9 @@ class DeadlinesOut(ResponseBody):
     submit_by: date
     answer_by: date
     deposit_by: date | None
+    deposit_posted_by: date | None = Field(
+        description="The last day a deposit whose value date is on or before deposit_by may be posted "
+        "(the posting grace)")
     complete_by: date
 
 
@@ -461,6 +466,7 @@ class ApplicationOut(ResponseBody):
     recovery: RecoveryOut | None
     ceiling_claim: Euro
     ceiling_freed: Euro
+    ceiling_lost: Euro
     deadlines: DeadlinesOut
     next_deadline: NextDeadlineOut | None
     confirmed_on: date | None

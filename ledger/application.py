@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 from uuid import UUID
 
 import orjson
+from pydantic import BaseModel, ConfigDict
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
@@ -32,9 +33,12 @@ from ledger.records import (
     reference_id,
 )
 from ledger.storage import DEFAULT_DATABASE_URL, SQLITE_MODULE, persistence_env
+from ledger.fold import apply_event
+from ledger.lifecycle import Lapse
+from ledger.state import WalletState
 from ledger.verification import verify_rows
 from ledger.views import application_view, wallet_view
-from ledger.wallet import Lapse, Wallet
+from ledger.wallet import Wallet, project_wallet
 from ledger.writer import GroupCommit, WriterTurn
 
 T = TypeVar("T")
@@ -42,10 +46,10 @@ MAX_ATTEMPTS = 20
 WALLET_EVENT_TOPICS = tuple(get_topic(cls) for cls in ev.EVENT_TYPES.values())
 
 
-class WalletSnapshot(ev.BaseModel):
+class WalletSnapshot(BaseModel):
     """A wallet's state at a version, so a long wallet loads as fast as a short one."""
 
-    model_config = ev.ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True)
     originator_id: UUID
     originator_version: int
     timestamp: datetime
@@ -63,7 +67,7 @@ class WalletSnapshot(ev.BaseModel):
         )
 
     def mutate(self, _: None) -> Wallet:
-        return Wallet(self.originator_id, self.originator_version, ev.WalletState.model_validate(self.state))
+        return Wallet(self.originator_id, self.originator_version, WalletState.model_validate(self.state))
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ class KmoLedger(Application[UUID]):
             except KeyError:
                 pass
         try:
-            return self.repository.get(aggregate_id)
+            return self.repository.get(aggregate_id, projector_func=project_wallet)
         except AggregateNotFoundError:
             raise NotFound("no wallet for this enterprise number") from None
 
@@ -437,12 +441,16 @@ class KmoLedger(Application[UUID]):
         aggregate_id = wallet_id(canonical_enterprise_number(enterprise_number))
         with self._lock(aggregate_id):
             try:
-                return self.repository.get(aggregate_id)
+                return self.repository.get(aggregate_id, projector_func=project_wallet)
             except AggregateNotFoundError:
                 raise NotFound(f"no wallet for enterprise {enterprise_number}") from None
             except BaseException:
                 self._forget(aggregate_id)
                 raise
+
+    def wallet_state(self, aggregate_id: UUID) -> WalletState:
+        """The wallet's current state, by its aggregate id."""
+        return self._wallet(aggregate_id).state
 
     def wallet_view(self, enterprise_number: str) -> dict[str, Any]:
         wallet = self.get_wallet(enterprise_number)
@@ -478,14 +486,14 @@ class KmoLedger(Application[UUID]):
                 start = snapshot.mutate(None)
                 break
         later = self.events.get(aggregate_id, gt=start.version if start else None)
-        wallet, version = start, start.version if start else 0
-        for event, wallet in replay_steps((e for e in later if e.business_date <= as_of), start):
+        state, version = (start.state, start.version) if start else (None, 0)
+        for event, state in replay_steps((e for e in later if e.business_date <= as_of), state):
             version = event.originator_version
-        if wallet is None:
+        if state is None:
             if not list(self.events.get(aggregate_id, lte=1)):
                 raise NotFound(f"no wallet for enterprise {enterprise_number}")
             raise NotFound(f"the wallet of enterprise {enterprise_number} did not exist on {as_of}")
-        return wallet_view(wallet.state, version, as_of) | {"as_of": as_of.isoformat()}
+        return wallet_view(state, version, as_of) | {"as_of": as_of.isoformat()}
 
     def payment_reference_owner(self, reference: str) -> PaymentReferenceClaimed | None:
         compact = compact_payment_reference(reference)
@@ -515,27 +523,20 @@ class KmoLedger(Application[UUID]):
 
 
 def replay_steps(
-    events: Iterable[ev.WalletEvent], wallet: Wallet | None = None
-) -> Iterator[tuple[ev.WalletEvent, Wallet]]:
-    """Fold events into a wallet (or onto ``wallet``, e.g. from a snapshot) without
-    the version check, for replays as of a date (a lapse dated before later events
-    of other applications is then still applied); yields the wallet after each event."""
+    events: Iterable[ev.WalletEvent], state: WalletState | None = None
+) -> Iterator[tuple[ev.WalletEvent, WalletState]]:
+    """Fold events through the one fold (onto ``state``, e.g. from a snapshot)
+    without the aggregate's version check, for replays as of a date (a lapse
+    dated before later events of other applications is then still applied);
+    yields the state after each event."""
     for event in events:
-        if wallet is None:
-            wallet = event.mutate(None)
-        else:
-            event.apply(wallet.state)
-            event.advance(wallet)
-        yield event, wallet
+        state = apply_event(state, event)
+        yield event, state
 
 
-def replay_events(events: list[ev.WalletEvent]) -> Wallet:
-    """The wallet after all the given events (see :func:`replay_steps`)."""
-    wallet = None
-    for _event, wallet in replay_steps(events):
+def replay_events(events: list[ev.WalletEvent]) -> WalletState | None:
+    """The wallet's state after all the given events (see :func:`replay_steps`)."""
+    state = None
+    for _event, state in replay_steps(events):
         pass
-    return wallet
-
-
-def new_ledger(database_url: str | None = None, clock: Clock | None = None) -> KmoLedger:
-    return KmoLedger(database_url, clock)
+    return state

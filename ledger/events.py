@@ -3,13 +3,16 @@
 Each event records results (regime, rate, capped subsidy, deadlines, balanced
 money legs), so applying one never reads the clock or a rule table: a replay in
 ten years gives the same wallet even after the rules changed.
+
+Events are plain data: they know nothing of the wallet aggregate or its state.
+One function, :func:`ledger.fold.apply_event`, folds them into state.
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 import orjson
@@ -17,19 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ledger.money import Cents
 from ledger.rules import CostAssessment, SmeFigures
-from ledger.state import (
-    AT_FINANCIAL_MANAGER,
-    ApplicationState,
-    Deadlines,
-    Leg,
-    PayoutOrder,
-    Recovery,
-    WalletState,
-    YearCeiling,
-)
-
-if TYPE_CHECKING:
-    from ledger.wallet import Wallet
+from ledger.state import AT_FINANCIAL_MANAGER, Deadlines, Leg
 
 ENVELOPE = frozenset(
     {"originator_id", "originator_version", "timestamp", "business_date", "actor", "hash", "previous_hash"}
@@ -80,69 +71,15 @@ class WalletEvent(BaseModel):
         """The event's own facts, without the envelope (JSON form)."""
         return self.model_dump(mode="json", exclude=ENVELOPE)
 
-    def mutate(self, wallet: Wallet | None) -> Wallet:
-        if wallet is None:
-            raise ValueError(f"{type(self).__name__} cannot start a wallet")
-        if self.originator_version != wallet.version + 1:
-            raise ValueError(
-                f"event version {self.originator_version} does not follow wallet version {wallet.version}"
-            )
-        self.apply(wallet.state)
-        self.advance(wallet)
-        return wallet
-
-    def advance(self, wallet: Wallet) -> None:
-        """Move the wallet's version, chain head and latest business date past this event."""
-        wallet.version = self.originator_version
-        state = wallet.state
-        state.last_hash = self.hash
-        if state.latest_business_date is None or self.business_date > state.latest_business_date:
-            state.latest_business_date = self.business_date
-
-    def apply(self, state: WalletState) -> None:
-        """Change the state; never read a clock or a rule table here."""
-
 
 class ApplicationEvent(WalletEvent):
     application_id: str
-
-    def application(self, state: WalletState) -> ApplicationState:
-        return state.applications[self.application_id]
 
 
 class MoneyEvent(ApplicationEvent):
     """An event that moves money: balanced legs that sum to zero."""
 
     legs: tuple[Leg, ...] = ()
-
-    def apply_legs(self, application: ApplicationState, sign: int = 1) -> None:
-        for leg in self.legs:
-            if leg.account in AT_FINANCIAL_MANAGER:
-                application.balances[leg.account] = application.held(leg.account) + sign * leg.amount
-
-
-def _free_ceiling(state: WalletState, application: ApplicationState, amount: int) -> None:
-    if amount <= 0:
-        return
-    application.ceiling_claim -= amount
-    application.freed += amount
-    for key in application.ceiling_keys:
-        ceiling = state.ceilings[f"{application.year}/{key}"]
-        ceiling.claimed -= amount
-        ceiling.freed += amount
-
-
-def _use_ceiling(state: WalletState, application: ApplicationState, subsidy_part: int) -> None:
-    for key in application.ceiling_keys:
-        state.ceilings[f"{application.year}/{key}"].used += subsidy_part
-
-
-def _cancel_orders(application: ApplicationState, order_ids: tuple[str, ...]) -> None:
-    for order_id in order_ids:
-        order = application.orders[order_id]
-        order.cancelled = True
-        application.ordered_total -= order.amount
-        application.ordered_subsidy -= order.subsidy_part
 
 
 class WalletOpened(WalletEvent):
@@ -156,33 +93,11 @@ class WalletOpened(WalletEvent):
     flemish_establishment: bool
     public_participation_percent: str
 
-    def mutate(self, wallet: Wallet | None) -> Wallet:
-        from ledger.wallet import Wallet
-
-        if wallet is not None:
-            raise ValueError("a wallet is opened only once")
-        state = WalletState(
-            enterprise_number=self.enterprise_number,
-            name=self.name,
-            opened_on=self.business_date,
-            flemish_establishment=self.flemish_establishment,
-            public_participation_percent=self.public_participation_percent,
-            figures=self.figures,
-            figures_year=self.figures_year,
-            figures_size=self.size,
-            last_hash=self.hash,
-            latest_business_date=self.business_date,
-        )
-        return Wallet(self.originator_id, self.originator_version, state)
-
 
 class SmeFiguresFiled(WalletEvent):
     year: int
     figures: SmeFigures
     size: Literal["small", "medium", "large"]
-
-    def apply(self, state: WalletState) -> None:
-        state.figures, state.figures_year, state.figures_size = self.figures, self.year, self.size
 
 
 class CeilingFigure(BaseModel):
@@ -221,79 +136,27 @@ class ApplicationSubmitted(ApplicationEvent):
     retention_years: int
     payout_service_days: int
 
-    def apply(self, state: WalletState) -> None:
-        state.sizes.setdefault(self.year, self.size)
-        state.next_sequence = self.sequence + 1
-        for figure in self.ceilings:
-            slot = f"{self.year}/{figure.key}"
-            if slot not in state.ceilings:
-                state.ceilings[slot] = YearCeiling(year=self.year, key=figure.key, ceiling=figure.ceiling)
-            state.ceilings[slot].claimed += self.subsidy
-        state.applications[self.application_id] = ApplicationState(
-            application_id=self.application_id,
-            sequence=self.sequence,
-            project_number=self.project_number,
-            payment_reference=self.payment_reference,
-            regime=self.regime,
-            amendments=self.amendments,
-            service=self.service,
-            provider=self.provider,
-            themes=self.themes,
-            enrolled_on=self.enrolled_on,
-            starts_on=self.starts_on,
-            submitted_on=self.business_date,
-            year=self.year,
-            size=self.size,
-            rate=self.rate,
-            costs=self.costs,
-            eligible_cost=self.eligible_cost,
-            non_eligible_cost=self.non_eligible_cost,
-            subsidy=self.subsidy,
-            own_share=self.own_share,
-            ceiling_keys=tuple(f.key for f in self.ceilings),
-            deadlines=self.deadlines,
-            retention_years=self.retention_years,
-            payout_service_days=self.payout_service_days,
-            ceiling_claim=self.subsidy,
-        )
-
 
 class ApplicationConfirmed(ApplicationEvent):
     deposit_by: date | None = None
 
-    def apply(self, state: WalletState) -> None:
-        application = self.application(state)
-        application.confirmed_on = self.business_date
-        if self.deposit_by is not None:
-            application.deadlines = application.deadlines.model_copy(update={"deposit_by": self.deposit_by})
-
 
 class Ending(MoneyEvent):
-    """An event that ends an application: held money falls due, the ceiling may be freed."""
+    """An event that ends an application: held money falls due, the ceiling may be
+    freed (in the application's year) or lost to it (later)."""
 
     final_state: ClassVar[str]
     ceiling_freed: Cents = 0
     ceiling_used_returned: Cents = 0
     """Subsidy paid out and recovered: freed, it no longer counts as used either."""
+    ceiling_lost: Cents = 0
+    """Reserved subsidy lost to its year: the ending fell in a later year."""
     cancelled_orders: tuple[str, ...] = ()
-
-    def end(self, state: WalletState, reason: str | None) -> None:
-        application = self.application(state)
-        self.apply_legs(application)
-        _cancel_orders(application, self.cancelled_orders)
-        _free_ceiling(state, application, self.ceiling_freed)
-        _use_ceiling(state, application, -self.ceiling_used_returned)
-        application.final_state = self.final_state
-        application.final_on = self.business_date
-        application.final_reason = reason
 
 
 class ApplicationRefused(Ending):
     final_state: ClassVar[str] = "refused"
     reason: str
-
-    def apply(self, state: WalletState) -> None:
-        self.end(state, self.reason)
 
 
 class ApplicationLapsed(Ending):
@@ -303,19 +166,14 @@ class ApplicationLapsed(Ending):
     rule: str
     deadline: date
 
-    def apply(self, state: WalletState) -> None:
-        self.end(state, self.rule)
-
 
 class ProjectClosed(Ending):
-    """The completion date passed with money still held: it goes back."""
+    """The completion date passed with money still held and not ordered: it goes
+    back; orders placed in time may still be executed."""
 
     final_state: ClassVar[str] = "closed"
     rule: str
     deadline: date
-
-    def apply(self, state: WalletState) -> None:
-        self.end(state, self.rule)
 
 
 class ProjectStopped(Ending):
@@ -325,9 +183,6 @@ class ProjectStopped(Ending):
     reason: str
     proof: str | None = None
 
-    def apply(self, state: WalletState) -> None:
-        self.end(state, self.reason)
-
 
 class Receipt(MoneyEvent):
     """Money that reached or left the financial manager's account, with the bank's date."""
@@ -336,28 +191,15 @@ class Receipt(MoneyEvent):
     amount: Cents
     value_date: date
 
-    def apply(self, state: WalletState) -> None:
-        application = self.application(state)
-        self.apply_legs(application)
-        self.count(application, state, 1)
-        state.money_events[self.originator_version] = self.application_id
-
-    def count(self, application: ApplicationState, state: WalletState, sign: int) -> None:
-        """Update the application's counters (``sign`` -1 undoes them on a reversal)."""
-
 
 class OwnShareDeposited(Receipt):
     """Own share (eigen bijdrage) received with its structured payment reference."""
 
     payment_reference: str
 
-    def count(self, application: ApplicationState, state: WalletState, sign: int) -> None:
-        application.own_share_received += sign * self.amount
-
 
 class SubsidyToppedUp(Receipt):
-    def count(self, application: ApplicationState, state: WalletState, sign: int) -> None:
-        application.subsidy_received += sign * self.amount
+    """The government's subsidy received."""
 
 
 class PayoutOrdered(ApplicationEvent):
@@ -366,31 +208,11 @@ class PayoutOrdered(ApplicationEvent):
     own_share_part: Cents
     subsidy_part: Cents
 
-    def apply(self, state: WalletState) -> None:
-        application = self.application(state)
-        application.orders[self.order_id] = PayoutOrder(
-            order_id=self.order_id,
-            amount=self.amount,
-            own_share_part=self.own_share_part,
-            subsidy_part=self.subsidy_part,
-            ordered_on=self.business_date,
-        )
-        application.ordered_total += self.amount
-        application.ordered_subsidy += self.subsidy_part
-
 
 class PayoutExecuted(Receipt):
     order_id: str
     own_share_part: Cents
     subsidy_part: Cents
-
-    def count(self, application: ApplicationState, state: WalletState, sign: int) -> None:
-        order = application.orders[self.order_id]
-        order.executed_on = self.business_date if sign > 0 else None
-        order.value_date = self.value_date if sign > 0 else None
-        application.paid_own_share += sign * self.own_share_part
-        application.paid_subsidy += sign * self.subsidy_part
-        _use_ceiling(state, application, sign * self.subsidy_part)
 
 
 class RecoveryIssued(ApplicationEvent):
@@ -405,24 +227,9 @@ class RecoveryIssued(ApplicationEvent):
     frees_paid_subsidy: bool
     cancelled_orders: tuple[str, ...] = ()
 
-    def apply(self, state: WalletState) -> None:
-        application = self.application(state)
-        _cancel_orders(application, self.cancelled_orders)
-        application.recovery = Recovery(
-            debtor=self.debtor,
-            amount=self.amount,
-            own_share_part=self.own_share_part,
-            subsidy_part=self.subsidy_part,
-            reason=self.reason,
-            proof=self.proof,
-            frees_paid_subsidy=self.frees_paid_subsidy,
-        )
-
 
 class RecoveryRepaid(Receipt):
-    def count(self, application: ApplicationState, state: WalletState, sign: int) -> None:
-        if application.recovery is not None:
-            application.recovery.repaid += sign * self.amount
+    """A recovery repaid, in part or in full."""
 
 
 class RefundExecuted(Receipt):
@@ -430,20 +237,11 @@ class RefundExecuted(Receipt):
 
     kind: Literal["own_share_to_enterprise", "subsidy_to_government"]
 
-    def count(self, application: ApplicationState, state: WalletState, sign: int) -> None:
-        if self.kind == "own_share_to_enterprise":
-            application.refunded_own_share += sign * self.amount
-        else:
-            application.returned_subsidy += sign * self.amount
-
 
 class ServiceCompleted(ApplicationEvent):
     """The service was finished (training certificate, vormingsattest)."""
 
     completed_on: date
-
-    def apply(self, state: WalletState) -> None:
-        self.application(state).completed_on = self.completed_on
 
 
 class EventReversed(MoneyEvent):
@@ -454,19 +252,15 @@ class EventReversed(MoneyEvent):
     reversed_event: dict[str, Any]
     reason: str
 
-    def apply(self, state: WalletState) -> None:
-        application = self.application(state)
-        self.apply_legs(application)
-        original = RECEIPTS[self.reversed_type].model_validate(self.reversed_event)
-        original.count(application, state, -1)
-        application.reversed_sequences.append(self.reversed_sequence)
-        state.reversed_money_events[self.reversed_sequence] = self.reason
-
 
 RECEIPTS: dict[str, type[Receipt]] = {
     cls.__name__: cls
     for cls in (OwnShareDeposited, SubsidyToppedUp, PayoutExecuted, RecoveryRepaid, RefundExecuted)
 }
+ENDINGS: dict[str, str] = {
+    cls.__name__: cls.final_state for cls in (ApplicationRefused, ApplicationLapsed, ProjectClosed, ProjectStopped)
+}
+"""How an application ends: the event type and the final state it leaves."""
 EVENT_TYPES: dict[str, type[WalletEvent]] = {
     cls.__name__: cls
     for cls in (

@@ -88,6 +88,9 @@ class Regime:
     submission_days_after_start: int = 14
     provider_answer_days: int = 14
     deposit_days: int = 30
+    deposit_posting_grace_days: int = 5
+    """Decision: a deposit whose value date is in time may be posted this many
+    calendar days after the deadline (bank statements arrive late)."""
     payout_service_days: int = 14
     completion_years_after: int = 1
     minimum_cost: Mapping[str, int] = field(

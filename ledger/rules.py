@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from calendar import isleap
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
-from typing import Iterable, Literal, TypeVar
+from typing import Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -274,37 +274,7 @@ def decide_subsidy(
     return SubsidyDecision(rate, rate_amount, subsidy, capped_by, ceilings)
 
 
-# --------------------------------------------------------------------------- deadlines
-
-
-def days_after(day: date, days: int) -> date:
-    """"Within N days of day D" means up to and including D + N."""
-    return day + timedelta(days=days)
-
-
-D = TypeVar("D", date, str)
-
-
-def next_deadline_of(
-    confirmed: bool, own_share_short: bool, answer_by: D, deposit_by: D | None, complete_by: D
-) -> tuple[str, D]:
-    """An open application's next deadline and the rule behind it: the provider's
-    answer (or an earlier own-share deadline) until it is confirmed, then the own
-    share while it is short, then completion. Dates as dates or ISO strings."""
-    if not confirmed:
-        candidates = [("provider_answer", answer_by)]
-        if deposit_by and own_share_short:
-            candidates.append(("own_share_deposit", deposit_by))
-    elif own_share_short and deposit_by:
-        candidates = [("own_share_deposit", deposit_by)]
-    else:
-        candidates = [("completion", complete_by)]
-    return min(candidates, key=lambda item: item[1])
-
-
-def completion_deadline(regime: Regime, application_date: date) -> date:
-    """The service is finished on or before 31 December of the year after the application year."""
-    return date(application_date.year + regime.completion_years_after, 12, 31)
+# --------------------------------------------------------------------------- records
 
 
 def retain_until(regime_years: int, anchor: date) -> date:
@@ -319,9 +289,3 @@ def pro_rata_subsidy_part(total_after: int, subsidy: int, project_amount: int, b
     """The subsidy part of a payout: pro rata to the subsidy's share of the project
     amount, rounded down, counted cumulatively so the parts add up exactly."""
     return (total_after * subsidy) // project_amount - before
-
-
-JUSTIFIED_STOP_REASONS = frozenset(
-    {"enterprise_ceased", "provider_ceased", "death_or_incapacity", "finished_cheaper"}
-)
-STOP_REASONS = JUSTIFIED_STOP_REASONS | {"on_request", "provider_cancelled", "other"}

@@ -1,6 +1,6 @@
 """The wallet's state: what applying its events has built, nothing else.
 
-Plain data, changed only by :mod:`ledger.events`. Views (:mod:`ledger.views`)
+Plain data, changed only by the one fold, :mod:`ledger.fold`. Views (:mod:`ledger.views`)
 read it; decisions (:mod:`ledger.wallet`) read it before raising events.
 """
 
@@ -52,6 +52,9 @@ class Deadlines(BaseModel):
     answer_by: date
     deposit_by: date | None
     complete_by: date
+    posting_grace_days: int = 0
+    """Days after ``deposit_by`` a deposit that reached the account in time may
+    still be posted (0 for applications submitted before the grace existed)."""
 
 
 class PayoutOrder(BaseModel):
@@ -123,6 +126,10 @@ class ApplicationState(BaseModel):
     returned_subsidy: Cents = 0
     ceiling_claim: Cents = 0
     freed: Cents = 0
+    lost: Cents = 0
+    """Reserved subsidy lost to its year by an ending in a later year."""
+    latest_on: date | None = None
+    """The latest business date among the application's events."""
     recovery: Recovery | None = None
     reversed_sequences: list[int] = Field(default_factory=list)
 
@@ -200,10 +207,12 @@ class YearCeiling(BaseModel):
     key: str
     ceiling: Cents
     claimed: Cents = 0
-    """Subsidy counted against the ceiling: reserved plus used."""
+    """Subsidy counted against the ceiling: reserved plus used plus lost."""
     used: Cents = 0
     """Subsidy paid out to providers."""
     freed: Cents = 0
+    lost: Cents = 0
+    """Subsidy of applications that ended in a later year: neither reserved nor freed."""
 
     @property
     def remaining(self) -> int:
@@ -211,7 +220,8 @@ class YearCeiling(BaseModel):
 
     @property
     def reserved(self) -> int:
-        return self.claimed - self.used
+        """Subsidy that can still be paid: claimed, not used, not lost."""
+        return self.claimed - self.used - self.lost
 
 
 class WalletState(BaseModel):

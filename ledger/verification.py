@@ -1,15 +1,34 @@
 """Verification: a wallet's hash chain and the money invariants of RULES.md
-section 6, checked from the stored rows themselves."""
+section 6, checked from the stored rows themselves, on the wallet as an auditor
+replays it on every business date of its history.
+
+A finding names the event, the wallet, the application, the date and the
+invariant broken, e.g. ``event 5 (ApplicationLapsed): wallet 0403170701,
+application 9c4e…, as of 2026-01-20: no held balance is negative:
+held_own_share is -7,000.00``.
+"""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from typing import Any, Iterable
+from datetime import date
+from typing import Any, Iterable, Sequence
 from uuid import UUID
 
 from ledger import events as ev
+from ledger.fold import apply_event
 from ledger.money import format_euro
-from ledger.state import AT_FINANCIAL_MANAGER
+from ledger.state import AT_FINANCIAL_MANAGER, WalletState
+
+LEGS_BALANCE = "the legs of an event sum to zero"
+HELD_NOT_NEGATIVE = "no held balance is negative"
+WITHIN_CEILING = "subsidy granted in a year stays within its ceiling"
+PAYOUT_WITHIN_PROJECT = "a payout never exceeds what is held for the application"
+MONEY_AT_MANAGER = "money at the financial manager equals its held and due balances"
+DATES_IN_ORDER = "an application's events never go back in business date"
+APPLIES = "every stored event applies to the wallet"
+_AS_OF = re.compile(r", as of \d{4}-\d{2}-\d{2}")
 
 
 def check_chain(rows: Iterable[tuple[int, str, dict[str, Any]]], originator_id: UUID) -> list[str]:
@@ -34,52 +53,123 @@ def check_chain(rows: Iterable[tuple[int, str, dict[str, Any]]], originator_id: 
     return problems
 
 
-def check_invariants(events: Iterable[ev.WalletEvent]) -> list[str]:
-    """Fold the events and check after every one: legs sum to zero, no balance at
-    the financial manager negative, ceilings held, payouts within the project,
-    money at the financial manager equal to what left the outside accounts."""
-    problems: list[str] = []
-    wallet = None
-    outside: dict[str, int] = defaultdict(int)
+def _finding(event: ev.WalletEvent, wallet: str, application: str | None, on: date, invariant: str, detail: str) -> str:
+    where = f"event {event.originator_version} ({type(event).__name__}): wallet {wallet}"
+    if application:
+        where += f", application {application}"
+    return f"{where}, as of {on}: {invariant}: {detail}"
+
+
+def dates_out_of_order(events: Sequence[ev.WalletEvent], wallet: str) -> list[str]:
+    """Every event dated before an earlier-stored event of its own application."""
+    latest: dict[str, tuple[date, int]] = {}
+    problems = []
     for event in events:
-        where = f"event {event.originator_version} ({type(event).__name__})"
+        application_id = getattr(event, "application_id", None)
+        if application_id is None:
+            continue
+        before = latest.get(application_id)
+        if before is not None and event.business_date < before[0]:
+            problems.append(
+                _finding(
+                    event, wallet, application_id, event.business_date, DATES_IN_ORDER,
+                    f"dated {event.business_date}, after event {before[1]} dated {before[0]}",
+                )
+            )
+        else:
+            latest[application_id] = (event.business_date, event.originator_version)
+    return problems
+
+
+class _Checker:
+    """Folds events and checks the invariants after each, for the applications
+    (and their years' ceilings) the event touched."""
+
+    def __init__(self, wallet: str):
+        self.wallet = wallet
+        self.state: WalletState | None = None
+        self.outside: dict[str, int] = defaultdict(int)
+        self.problems: list[str] = []
+
+    def step(self, event: ev.WalletEvent, on: date, check_legs: bool = True) -> bool:
         try:
-            wallet = event.mutate(wallet)
+            self.state = apply_event(self.state, event)
         except Exception as error:  # a stored event that cannot apply is itself a finding
-            problems.append(f"{where} cannot be applied: {error}")
-            return problems
+            self.problems.append(
+                _finding(event, self.wallet, getattr(event, "application_id", None), on, APPLIES,
+                         f"it cannot be applied: {error!r}")
+            )
+            return False
         legs = getattr(event, "legs", ())
-        if sum(leg.amount for leg in legs) != 0:
-            problems.append(f"{where}: its legs do not sum to zero")
+        if check_legs and sum(leg.amount for leg in legs) != 0:
+            self.problems.append(_finding(event, self.wallet, event.application_id, on, LEGS_BALANCE, "they do not"))
+        application_id = getattr(event, "application_id", None)
+        application = self.state.applications.get(application_id) if application_id else None
+        if application is None:
+            return True
         for leg in legs:
             if leg.account not in AT_FINANCIAL_MANAGER:
-                outside[event.application_id] += leg.amount
-        state = wallet.state
-        touched = getattr(event, "application_id", None)
-        applications = [state.applications[touched]] if touched in state.applications else []
-        for application in applications:
-            for account in AT_FINANCIAL_MANAGER:
-                if application.held(account) < 0:
-                    problems.append(
-                        f"{where}: {account} of application {application.application_id} is negative"
-                    )
-            if application.paid_out > application.project_amount:
-                problems.append(f"{where}: application {application.application_id} paid out more than its project")
-            at_manager = sum(application.held(a) for a in AT_FINANCIAL_MANAGER)
-            if at_manager != -outside[application.application_id]:
-                problems.append(
-                    f"{where}: money at the financial manager {format_euro(at_manager)} differs from "
-                    f"the money moved in {format_euro(-outside[application.application_id])}"
-                )
-        for ceiling in (c for a in applications for c in state.ceilings.values() if c.year == a.year):
-            if ceiling.claimed > ceiling.ceiling:
-                problems.append(f"{where}: the {ceiling.year} {ceiling.key} ceiling is exceeded")
+                self.outside[application_id] += leg.amount
+        found = []
+        for account in AT_FINANCIAL_MANAGER:
+            if application.held(account) < 0:
+                found.append((HELD_NOT_NEGATIVE, f"{account} is {format_euro(application.held(account))}"))
+        if application.paid_out > application.project_amount:
+            found.append((PAYOUT_WITHIN_PROJECT, f"{format_euro(application.paid_out)} paid out of a project of "
+                                                 f"{format_euro(application.project_amount)}"))
+        at_manager = sum(application.held(a) for a in AT_FINANCIAL_MANAGER)
+        moved_in = -self.outside[application_id]
+        if at_manager != moved_in:
+            found.append((MONEY_AT_MANAGER, f"{format_euro(at_manager)} held and due, "
+                                            f"{format_euro(moved_in)} moved in"))
+        for ceiling in self.state.ceilings.values():
+            if ceiling.year == application.year and ceiling.claimed > ceiling.ceiling:
+                found.append((WITHIN_CEILING, f"the {ceiling.year} {ceiling.key} ceiling of "
+                                              f"{format_euro(ceiling.ceiling)} has {format_euro(ceiling.claimed)} granted"))
+        self.problems += [_finding(event, self.wallet, application_id, on, what, detail) for what, detail in found]
+        return True
+
+
+def check_invariants(events: Sequence[ev.WalletEvent]) -> list[str]:
+    """The invariants of section 6 on the wallet as replayed on every business
+    date of its history (what ``replay --as-of`` shows), and no application's
+    events going back in business date.
+
+    When every application's events keep their date order, the wallet as of a
+    date is the fold of the events sorted by business date (stable: stored order
+    within a day) up to that date, so one sorted fold checked after every event
+    covers every date. Otherwise each date is replayed as an auditor would: the
+    stored events up to that date, in stored order."""
+    if not events:
+        return []
+    wallet = getattr(events[0], "enterprise_number", None) or str(events[0].originator_id)
+    problems = dates_out_of_order(events, wallet)
+    if not problems:
+        checker = _Checker(wallet)
+        for event in sorted(events, key=lambda e: e.business_date):
+            if not checker.step(event, event.business_date):
+                break
+        return checker.problems
+    seen: set[str] = set()
+    for on in sorted({e.business_date for e in events}):
+        checker = _Checker(wallet)
+        for event in events:
+            if event.business_date <= on and not checker.step(event, on, check_legs=False):
+                break
+        for problem in checker.problems:
+            key = _AS_OF.sub("", problem)
+            if key not in seen:  # the same finding on later dates is named once, at its first date
+                seen.add(key)
+                problems.append(problem)
+    for event in events:
+        if sum(leg.amount for leg in getattr(event, "legs", ())) != 0:
+            problems.append(_finding(event, wallet, event.application_id, event.business_date, LEGS_BALANCE, "they do not"))
     return problems
 
 
 def verify_rows(aggregate_id: UUID, rows: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
     """A wallet's stored rows checked: the chain, then (on a history without holes)
-    every invariant after every event."""
+    every invariant on every business date."""
     problems = check_chain(rows, aggregate_id)
     if any("missing" in p for p in problems):
         return problems  # the invariants cannot be judged on a history with a hole

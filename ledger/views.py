@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 
 from ledger.money import format_euro
 from ledger.regimes import rules_in_force
-from ledger.rules import next_deadline_of
+from ledger import lifecycle
 from ledger.errors import LedgerError
 from ledger.state import ApplicationState, WalletState
 
@@ -18,22 +18,14 @@ def rate_percent(basis_points: int) -> str:
 
 
 def next_deadline(application: ApplicationState) -> dict[str, Any] | None:
-    """The application's next deadline and the rule behind it."""
-    if not application.is_open:
-        return None
-    d = application.deadlines
-    rule, deadline = next_deadline_of(
-        confirmed=application.confirmed_on is not None,
-        own_share_short=application.own_share_received < application.own_share,
-        answer_by=d.answer_by,
-        deposit_by=d.deposit_by,
-        complete_by=d.complete_by,
-    )
-    return {"rule": rule, "date": deadline.isoformat()}
+    """The application's next deadline and the rule behind it (:func:`ledger.lifecycle.next_deadline`)."""
+    found = lifecycle.next_deadline(application)
+    return None if found is None else {"rule": found[0], "date": found[1].isoformat()}
 
 
 def application_view(application: ApplicationState) -> dict[str, Any]:
     a = application
+    grace_ends = lifecycle.posting_grace_ends(a.deadlines)
     recovery = None
     if a.recovery is not None:
         recovery = {
@@ -88,10 +80,12 @@ def application_view(application: ApplicationState) -> dict[str, Any]:
         "recovery": recovery,
         "ceiling_claim": format_euro(a.ceiling_claim),
         "ceiling_freed": format_euro(a.freed),
+        "ceiling_lost": format_euro(a.lost),
         "deadlines": {
             "submit_by": a.deadlines.submit_by.isoformat(),
             "answer_by": a.deadlines.answer_by.isoformat(),
             "deposit_by": a.deadlines.deposit_by.isoformat() if a.deadlines.deposit_by else None,
+            "deposit_posted_by": grace_ends.isoformat() if grace_ends else None,
             "complete_by": a.deadlines.complete_by.isoformat(),
         },
         "next_deadline": next_deadline(a),
@@ -152,6 +146,7 @@ def wallet_view(state: WalletState, version: int, on: date) -> dict[str, Any]:
             "reserved": format_euro(c.reserved),
             "used": format_euro(c.used),
             "freed": format_euro(c.freed),
+            "lost": format_euro(c.lost),
             "remaining": format_euro(c.remaining),
         }
         for c in sorted(state.ceilings.values(), key=lambda c: (c.year, c.key))
@@ -165,7 +160,7 @@ def wallet_view(state: WalletState, version: int, on: date) -> dict[str, Any]:
             amount = format_euro(rule.amount(sizes[str(on.year)]))
             ceilings.append(
                 {"year": on.year, "key": rule.key, "ceiling": amount, "reserved": "0.00",
-                 "used": "0.00", "freed": "0.00", "remaining": amount}
+                 "used": "0.00", "freed": "0.00", "lost": "0.00", "remaining": amount}
             )
     applications = state.applications.values()
     return {

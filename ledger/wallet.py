@@ -1,19 +1,20 @@
 """The wallet aggregate: one per enterprise. Each command method decides, then
-raises events; the events alone change the state (:mod:`ledger.events`)."""
+raises events; the events change the state through the one fold
+(:mod:`ledger.fold`). Every command on an application first passes the
+lifecycle's guard (:func:`ledger.lifecycle.check_deadlines`)."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Iterable
 
 from ledger import commands as c
 from ledger import events as ev
+from ledger import lifecycle
 from ledger.clock import brussels_date
 from ledger.errors import (
     AmountMismatch,
-    DeadlinePassed,
     InsufficientFunds,
     InvalidState,
     NotAnSme,
@@ -23,29 +24,21 @@ from ledger.errors import (
 )
 from ledger.identifiers import canonical_enterprise_number, compact_payment_reference, provider_number
 from ledger.money import format_euro
-from ledger.regimes import Regime, rules_in_force
+from ledger.fold import apply_event
+from ledger.lifecycle import Facts, Lapse, check_deadlines
+from ledger.regimes import rules_in_force
 from ledger.rules import (
-    JUSTIFIED_STOP_REASONS,
     assess_costs,
     check_eligible_enterprise,
     check_minimum_cost,
     check_service,
-    completion_deadline,
-    days_after,
     decide_subsidy,
+    enterprise_size,
     pro_rata_subsidy_part,
     sme_size,
-    enterprise_size,
     training_hours_cap,
 )
-from ledger.state import ApplicationState, Leg, WalletState
-
-
-@dataclass(frozen=True)
-class Lapse:
-    application_id: str
-    rule: str
-    deadline: date
+from ledger.state import AT_FINANCIAL_MANAGER, ApplicationState, Leg, WalletState
 
 
 def _leg(account: str, amount: int) -> Leg:
@@ -97,7 +90,8 @@ class Wallet:
             previous_hash=self.state.last_hash,
             **fields,
         ).sealed()
-        event.mutate(self)
+        self.state = apply_event(self.state, event)
+        self.version = event.originator_version
         self._pending.append(event)
         return event
 
@@ -122,7 +116,7 @@ class Wallet:
             flemish_establishment=command.flemish_establishment,
             public_participation_percent=str(command.public_participation_percent),
         ).sealed()
-        wallet = event.mutate(None)
+        wallet = cls(wallet_id, 1, apply_event(None, event))
         wallet._pending.append(event)
         return wallet
 
@@ -132,10 +126,14 @@ class Wallet:
         except KeyError:
             raise NotFound(f"no application {application_id} in this wallet") from None
 
-    def _open_application(self, application_id: str) -> ApplicationState:
+    def _open_application(
+        self, application_id: str, command: str, today: date, facts: Facts = Facts()
+    ) -> ApplicationState:
+        """The application, open and within every deadline that binds ``command``."""
         application = self.application(application_id)
         if not application.is_open:
             raise InvalidState(f"the application is {application.state}")
+        check_deadlines(command, application, today, facts)
         return application
 
     @staticmethod
@@ -166,13 +164,7 @@ class Wallet:
         provider = provider_number(command.provider)
         themes = frozenset(command.themes)
         check_service(regime, command.service, provider, themes)
-        if command.enrolled_on > today:
-            raise ValidationFailed(f"an application cannot be submitted before the enrolment on {command.enrolled_on}")
-        submit_by = days_after(command.starts_on, regime.submission_days_after_start)
-        if today > submit_by:
-            raise DeadlinePassed(
-                f"applications for a service starting {command.starts_on} were due by {submit_by}"
-            )
+        lifecycle.check_submission_window(regime, command.enrolled_on, command.starts_on, today)
         costs = assess_costs(command.cost_lines, regime)
         eligible = sum(line.eligible for line in costs)
         check_minimum_cost(regime, command.service, eligible)
@@ -221,12 +213,7 @@ class Wallet:
                 ev.CeilingFigure(key=key, ceiling=amount, remaining_before=remaining)
                 for key, (amount, remaining) in ceilings.items()
             ),
-            deadlines={
-                "submit_by": submit_by,
-                "answer_by": days_after(today, regime.provider_answer_days),
-                "deposit_by": days_after(today, regime.deposit_days) if regime.deposit_before_confirmation else None,
-                "complete_by": completion_deadline(regime, today),
-            },
+            deadlines=lifecycle.deadlines_at_submission(regime, today, command.starts_on),
             retention_years=regime.retention_years,
             payout_service_days=regime.payout_service_days,
         )
@@ -234,27 +221,25 @@ class Wallet:
 
     # ------------------------------------------------------------------ provider
 
-    def _awaiting_answer(self, application_id: str, today: date) -> ApplicationState:
-        application = self._open_application(application_id)
-        if application.confirmed_on is not None:
+    def _awaiting_answer(self, application_id: str, command: str, today: date) -> ApplicationState:
+        application = self.application(application_id)
+        if application.is_open and application.confirmed_on is not None:
             raise InvalidState("the provider has answered already: the application is confirmed")
-        if today > application.deadlines.answer_by:
-            raise DeadlinePassed(f"the provider's answer was due by {application.deadlines.answer_by}")
-        return application
+        return self._open_application(application_id, command, today)
 
     def confirm(self, application_id: str, actor: ev.Actor, now: datetime) -> None:
         """The provider confirms within 14 days of the submission."""
         today = brussels_date(now)
-        application = self._awaiting_answer(application_id, today)
+        application = self._awaiting_answer(application_id, "confirm", today)
         regime = rules_in_force(application.submitted_on)
-        deposit_by = None if regime.deposit_before_confirmation else days_after(today, regime.deposit_days)
+        deposit_by = lifecycle.deposit_deadline_at_confirmation(regime, today)
         self._trigger(ev.ApplicationConfirmed, now, actor, application_id=application_id, deposit_by=deposit_by)
 
     def refuse(self, application_id: str, command: c.RefuseApplication, actor: ev.Actor, now: datetime) -> None:
         """The provider refuses (e.g. related parties): nothing is paid out, the own
         share deposited goes back and the reserved subsidy is freed in its year."""
         today = brussels_date(now)
-        application = self._awaiting_answer(application_id, today)
+        application = self._awaiting_answer(application_id, "refuse", today)
         self._end(ev.ApplicationRefused, application, now, actor, today, reason=command.reason)
 
     # ------------------------------------------------------------------ money in
@@ -263,17 +248,16 @@ class Wallet:
         self, application_id: str, command: c.DepositOwnShare, actor: ev.Actor, now: datetime
     ) -> None:
         """Own share (eigen bijdrage) received: exact amount, its structured reference,
-        within 30 days (of the submission, or of the confirmation in the pillars regime)."""
+        within 30 days (of the submission, or of the confirmation in the pillars regime)
+        by its value date, posted within the posting grace after that."""
         today = brussels_date(now)
-        application = self._open_application(application_id)
-        regime = rules_in_force(application.submitted_on)
-        if application.confirmed_on is None and not regime.deposit_before_confirmation:
-            raise InvalidState("in the pillars regime the own share is deposited after the provider's confirmation")
-        if application.own_share_received:
-            raise InvalidState("the own share has been deposited already")
-        deposit_by = application.deadlines.deposit_by
-        if deposit_by is not None and today > deposit_by:
-            raise DeadlinePassed(f"the own share was due by {deposit_by}")
+        application = self.application(application_id)
+        if application.is_open:
+            if application.confirmed_on is None and not rules_in_force(application.submitted_on).deposit_before_confirmation:
+                raise InvalidState("in the pillars regime the own share is deposited after the provider's confirmation")
+            if application.own_share_received:
+                raise InvalidState("the own share has been deposited already")
+        self._open_application(application_id, "deposit_own_share", today, Facts(value_date=command.value_date))
         self._check_value_date(application, command.value_date, today)
         if compact_payment_reference(command.payment_reference) != compact_payment_reference(
             application.payment_reference
@@ -300,7 +284,7 @@ class Wallet:
     def top_up(self, application_id: str, command: c.TopUpSubsidy, actor: ev.Actor, now: datetime) -> None:
         """The government tops the wallet up with the subsidy once the own share is in."""
         today = brussels_date(now)
-        application = self._open_application(application_id)
+        application = self._open_application(application_id, "top_up", today)
         if application.confirmed_on is None:
             raise InvalidState("the provider has not confirmed the application yet")
         if application.own_share_received != application.own_share:
@@ -326,8 +310,9 @@ class Wallet:
 
     def order_payout(self, application_id: str, command: c.OrderPayout, actor: ev.Actor, now: datetime) -> str:
         """The enterprise orders payment to the provider (never automatic); partial
-        orders draw on own share and subsidy pro rata, the subsidy part rounded down."""
-        application = self._open_application(application_id)
+        orders draw on own share and subsidy pro rata, the subsidy part rounded down;
+        none after the completion deadline."""
+        application = self._open_application(application_id, "order_payout", brussels_date(now))
         if application.state not in ("funded", "paying", "completed") or application.recovery is not None:
             raise InvalidState(f"no payout can be ordered while the application is {application.state}")
         if application.subsidy_received != application.subsidy:
@@ -359,9 +344,11 @@ class Wallet:
         return order_id
 
     def execute_payout(self, application_id: str, command: c.ExecutePayout, actor: ev.Actor, now: datetime) -> None:
-        """The financial manager paid the provider."""
+        """The financial manager paid the provider: an order placed in time may be
+        executed after the completion deadline, and after the closure."""
         today = brussels_date(now)
-        application = self._open_application(application_id)
+        application = self.application(application_id)
+        check_deadlines("execute_payout", application, today)
         order = application.orders.get(command.order_id)
         if order is None:
             raise NotFound(f"no payout order {command.order_id} for this application")
@@ -392,7 +379,9 @@ class Wallet:
     def complete(self, application_id: str, command: c.CompleteService, actor: ev.Actor, now: datetime) -> None:
         """The service finished (vormingsattest), on or before 31 December of the year after."""
         today = brussels_date(now)
-        application = self._open_application(application_id)
+        application = self._open_application(
+            application_id, "complete", today, Facts(completed_on=command.completed_on)
+        )
         if application.confirmed_on is None:
             raise InvalidState("the provider has not confirmed the application")
         if application.completed_on is not None:
@@ -401,23 +390,26 @@ class Wallet:
             raise ValidationFailed(f"completed_on {command.completed_on} lies in the future")
         if command.completed_on < application.starts_on:
             raise ValidationFailed(f"completed_on {command.completed_on} lies before the start {application.starts_on}")
-        if command.completed_on > application.deadlines.complete_by:
-            raise DeadlinePassed(f"the service had to be finished by {application.deadlines.complete_by}")
         self._trigger(
             ev.ServiceCompleted, now, actor, application_id=application_id, completed_on=command.completed_on
         )
 
     # ------------------------------------------------------------------ stops and refunds
 
-    def _release_legs(self, application: ApplicationState) -> tuple[Leg, ...]:
-        """Everything still at the financial manager for the application falls due."""
+    def _release_legs(self, application: ApplicationState, keeps_orders: bool) -> tuple[Leg, ...]:
+        """What is still at the financial manager for the application falls due; a
+        closure keeps what pending payout orders draw on."""
         recovered = application.held("recovered")
         recovered_own = 0
         if application.recovery is not None and application.recovery.debtor == "provider":
             recovered_own = min(recovered, application.recovery.own_share_part)
+        if keeps_orders:
+            own_share, subsidy = lifecycle.releasable(application)
+        else:
+            own_share, subsidy = application.held("held_own_share"), application.held("held_subsidy")
         return _moves(
-            ("held_own_share", "due_enterprise", application.held("held_own_share")),
-            ("held_subsidy", "due_government", application.held("held_subsidy")),
+            ("held_own_share", "due_enterprise", own_share),
+            ("held_subsidy", "due_government", subsidy),
             ("recovered", "due_enterprise", recovered_own),
             ("recovered", "due_government", recovered - recovered_own),
         )
@@ -429,74 +421,49 @@ class Wallet:
         now: datetime,
         actor: ev.Actor,
         business_date: date,
-        ceiling_freed: int | None = None,
-        ceiling_used_returned: int = 0,
+        returned: int = 0,
         **fields: Any,
     ) -> None:
-        if ceiling_freed is None:
-            ceiling_freed = application.ceiling_claim - application.paid_subsidy
-        same_year = business_date.year == application.year
+        """End the application (:func:`ledger.lifecycle.ending_effect`): a closure
+        keeps the payout orders placed in time; every other ending cancels them."""
+        keeps_orders = event_class is ev.ProjectClosed
+        effect = lifecycle.ending_effect(application, business_date, returned, keeps_orders)
         self._trigger(
             event_class,
             now,
             actor,
             business_date,
             application_id=application.application_id,
-            legs=self._release_legs(application),
-            ceiling_freed=ceiling_freed if same_year else 0,
-            ceiling_used_returned=ceiling_used_returned if same_year else 0,
-            cancelled_orders=tuple(o.order_id for o in application.pending_orders),
+            legs=self._release_legs(application, keeps_orders),
+            ceiling_freed=effect.freed,
+            ceiling_used_returned=effect.used_returned,
+            ceiling_lost=effect.lost,
+            cancelled_orders=() if keeps_orders else tuple(o.order_id for o in application.pending_orders),
             **fields,
         )
 
     def stop(self, application_id: str, command: c.StopProject, actor: ev.Actor, now: datetime) -> str:
-        """Stop a project (stopzetting). Returns ``stopped`` or ``recovery_issued``."""
+        """Stop a project (stopzetting), as :func:`ledger.lifecycle.stop_outcome`
+        decides. Returns ``stopped`` or ``recovery_issued``."""
         today = brussels_date(now)
-        application = self._open_application(application_id)
-        if application.recovery is not None:
-            raise InvalidState("a recovery is pending: the project stops once it is repaid")
-        paid = application.paid_out
-        if paid == 0:
+        application = self._open_application(application_id, "stop", today)
+        outcome = lifecycle.stop_outcome(application, command.reason, command.proof)
+        if outcome == "stopped":
             self._end(ev.ProjectStopped, application, now, actor, today, reason=command.reason, proof=command.proof)
             return "stopped"
-        needs_proof = command.reason in JUSTIFIED_STOP_REASONS or command.reason == "provider_cancelled"
-        if needs_proof and not command.proof:
-            raise ValidationFailed(f"a stop for {command.reason} after a payout needs its proof document")
-        if command.reason == "provider_cancelled":
-            self._trigger(
-                ev.RecoveryIssued,
-                now,
-                actor,
-                application_id=application_id,
-                debtor="provider",
-                amount=paid,
-                own_share_part=application.paid_own_share,
-                subsidy_part=application.paid_subsidy,
-                reason=command.reason,
-                proof=command.proof,
-                frees_paid_subsidy=False,
-                cancelled_orders=tuple(o.order_id for o in application.pending_orders),
-            )
-            return "recovery_issued"
-        if paid == application.project_amount:
-            raise InvalidState(
-                "fully paid out: only the provider's cancellation (provider_cancelled, with proof) stops it"
-            )
-        if command.reason in JUSTIFIED_STOP_REASONS:
-            self._end(ev.ProjectStopped, application, now, actor, today, reason=command.reason, proof=command.proof)
-            return "stopped"
+        from_provider = outcome == "recovery_from_provider"
         self._trigger(
             ev.RecoveryIssued,
             now,
             actor,
             application_id=application_id,
-            debtor="enterprise",
-            amount=application.paid_subsidy,
-            own_share_part=0,
+            debtor="provider" if from_provider else "enterprise",
+            amount=application.paid_out if from_provider else application.paid_subsidy,
+            own_share_part=application.paid_own_share if from_provider else 0,
             subsidy_part=application.paid_subsidy,
             reason=command.reason,
             proof=command.proof,
-            frees_paid_subsidy=True,
+            frees_paid_subsidy=not from_provider,
             cancelled_orders=tuple(o.order_id for o in application.pending_orders),
         )
         return "recovery_issued"
@@ -504,7 +471,7 @@ class Wallet:
     def repay_recovery(self, application_id: str, command: c.RepayRecovery, actor: ev.Actor, now: datetime) -> None:
         """A recovery repaid (in part or in full); in full, the project is stopped."""
         today = brussels_date(now)
-        application = self._open_application(application_id)
+        application = self._open_application(application_id, "repay_recovery", today)
         recovery = application.recovery
         if recovery is None:
             raise InvalidState("no recovery is pending for this application")
@@ -524,15 +491,13 @@ class Wallet:
             legs=_moves((recovery.debtor, "recovered", command.amount)),
         )
         if command.amount == outstanding:
-            returned = application.paid_subsidy if recovery.frees_paid_subsidy else 0
             self._end(
                 ev.ProjectStopped,
                 application,
                 now,
                 actor,
                 today,
-                ceiling_freed=application.ceiling_claim - application.paid_subsidy + returned,
-                ceiling_used_returned=returned,
+                returned=application.paid_subsidy if recovery.frees_paid_subsidy else 0,
                 reason=recovery.reason,
                 proof=recovery.proof,
             )
@@ -541,6 +506,7 @@ class Wallet:
         """The financial manager paid back what a stop, lapse or closure made due."""
         today = brussels_date(now)
         application = self.application(application_id)
+        check_deadlines("execute_refund", application, today)
         account, payee = (
             ("due_enterprise", "enterprise")
             if command.kind == "own_share_to_enterprise"
@@ -566,6 +532,7 @@ class Wallet:
     ) -> None:
         """Undo a mis-posted money event with a reversal that names it."""
         application = self.application(application_id)
+        check_deadlines("reverse", application, brussels_date(now))
         if self.state.money_events.get(command.sequence) != application_id:
             raise NotFound(f"event {command.sequence} is not a money event of this application")
         if command.sequence in self.state.reversed_money_events:
@@ -576,7 +543,7 @@ class Wallet:
             raise InvalidState("no recovery is pending")
         legs = tuple(_leg(leg.account, -leg.amount) for leg in original.legs)
         for leg in legs:
-            if application.held(leg.account) + leg.amount < 0 and leg.account in ev.AT_FINANCIAL_MANAGER:
+            if application.held(leg.account) + leg.amount < 0 and leg.account in AT_FINANCIAL_MANAGER:
                 raise InsufficientFunds(f"reversing it would leave {leg.account} negative")
         if isinstance(original, (ev.OwnShareDeposited, ev.SubsidyToppedUp)):
             if application.held_total - original.amount < application.pending_total:
@@ -596,43 +563,40 @@ class Wallet:
     # ------------------------------------------------------------------ deadlines
 
     def due_lapses(self, today: date) -> list[Lapse]:
-        """Every deadline passed by ``today`` for the wallet's open applications."""
-        lapses = []
-        for application in self.state.applications.values():
-            if not application.is_open:
-                continue
-            deadlines = application.deadlines
-            if application.confirmed_on is None and today > deadlines.answer_by:
-                lapses.append(Lapse(application.application_id, "provider_answer", deadlines.answer_by))
-            elif (
-                application.own_share_received < application.own_share
-                and deadlines.deposit_by is not None
-                and today > deadlines.deposit_by
-            ):
-                lapses.append(Lapse(application.application_id, "own_share_deposit", deadlines.deposit_by))
-            elif today > deadlines.complete_by and (application.held_total or application.held("recovered")):
-                lapses.append(Lapse(application.application_id, "completion", deadlines.complete_by))
-        return lapses
+        """Every deadline passed unmet by ``today`` (:func:`ledger.lifecycle.due_lapse`)."""
+        lapses = (lifecycle.due_lapse(a, today) for a in self.state.applications.values())
+        return [lapse for lapse in lapses if lapse is not None]
 
     def apply_deadlines(self, actor: ev.Actor, now: datetime) -> list[Lapse]:
-        """Record a lapse (or a closure) for every deadline passed; its business date
-        is the first day after the deadline, not the day of the run."""
+        """Record a lapse (or a closure) for every deadline passed unmet; its business
+        date is the first day after the deadline, not the day of the run."""
         lapses = self.due_lapses(brussels_date(now))
         for lapse in lapses:
-            application = self.state.applications[lapse.application_id]
-            event_class = ev.ProjectClosed if lapse.rule == "completion" else ev.ApplicationLapsed
             self._end(
-                event_class,
-                application,
+                ev.ProjectClosed if lapse.closes else ev.ApplicationLapsed,
+                self.state.applications[lapse.application_id],
                 now,
                 actor,
-                lapse.deadline + timedelta(days=1),
+                lapse.business_date,
                 rule=lapse.rule,
                 deadline=lapse.deadline,
             )
         return lapses
 
 
-def regime_of(application: ApplicationState) -> Regime:
-    """The regime an application was decided under (for views, never for applying)."""
-    return rules_in_force(application.submitted_on)
+def project_wallet(wallet: Wallet | None, events: Iterable[Any]) -> Wallet | None:
+    """The repository's projector: wallet events through the one fold, checked to
+    follow one another; a snapshot starts the wallet it holds."""
+    for event in events:
+        if not isinstance(event, ev.WalletEvent):
+            wallet = event.mutate(None)  # a snapshot
+            continue
+        expected = 1 if wallet is None else wallet.version + 1
+        if event.originator_version != expected:
+            raise ValueError(f"event version {event.originator_version} does not follow wallet version {expected - 1}")
+        if wallet is None:
+            wallet = Wallet(event.originator_id, event.originator_version, apply_event(None, event))
+        else:
+            apply_event(wallet.state, event)
+            wallet.version = event.originator_version
+    return wallet

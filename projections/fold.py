@@ -10,8 +10,10 @@ transaction as the new tracking position.
 A *fresh* batch (a rebuild, which reads whole wallets at a time) needs no
 stored state and writes only inserts.
 
-The semantics mirror :mod:`ledger.events`, :mod:`ledger.state` and
-:mod:`ledger.views`; the tests check each view against the ledger's own fold.
+The semantics mirror the ledger's one fold, :mod:`ledger.fold`; the tests
+check each view against it. What the two share (how an application ends, what
+its next deadline is, how long a record is kept) is imported from ``ledger``.
+Every event type has a handler in :data:`HANDLERS`, named explicitly.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 import orjson
 
+from ledger.events import ENDINGS
+from ledger.lifecycle import next_deadline_of
 from ledger.regimes import RECORD_RETENTION_YEARS
-from ledger.rules import next_deadline_of, retain_until
+from ledger.rules import retain_until
 from ledger.state import account_kind, application_state_of
 from projections import schema as s
 from projections.log import Notification
@@ -91,16 +95,19 @@ def application_state(app: dict[str, Any]) -> str:
 
 def next_deadline(app: dict[str, Any]) -> tuple[str, str, str] | None:
     """(state, rule, date) of an open application's next deadline (:func:`ledger.rules.next_deadline_of`)."""
-    if app["final_state"] is not None:
-        return None
-    rule, deadline = next_deadline_of(
+    project_amount = app["own_share"] + app["subsidy"]
+    found = next_deadline_of(
+        ended=app["final_state"] is not None,
         confirmed=app["confirmed_on"] is not None,
         own_share_short=app["own_share_received"] < app["own_share"],
+        completed=app["completed_on"] is not None,
+        fully_paid_out=project_amount > 0 and app["paid_out"] >= project_amount,
+        holds_money=app["own_share_received"] + app["subsidy_received"] - app["paid_out"] > 0,
         answer_by=app["answer_by"],
         deposit_by=app["deposit_by"],
         complete_by=app["complete_by"],
     )
-    return application_state(app), rule, deadline
+    return None if found is None else (application_state(app), *found)
 
 
 def awaits_provider(app: dict[str, Any]) -> bool:
@@ -208,8 +215,9 @@ class BatchFold:
             else:
                 app = self.applications.get(application_id) or self._load_missing(application_id, notification_id)
                 handler = HANDLERS.get(type_name)
-                if handler is not None:
-                    handler(self, app, e)
+                if handler is None:
+                    raise LookupError(f"notification {notification_id}: the read models have no handler for {type_name}")
+                handler(self, app, e)
             retain = app["retain_until"]
         legs = e.get("legs")
         if legs:
@@ -293,26 +301,27 @@ class BatchFold:
         for figure in e["ceilings"]:
             slot = (enterprise_number, year, figure["key"])
             self.new_ceilings.setdefault(slot, (e["size"], e["rate"], cents(figure["ceiling"])))
-            self._ceiling(slot, subsidy, 0, 0)
+            self._ceiling(slot, subsidy, 0, 0, 0)
         if wallet[4] is None or keep > wallet[4]:
             wallet[4] = keep
             wallet[5] = True
             self.longer_kept[enterprise_number] = keep
         return app
 
-    def _ceiling(self, slot: tuple[str, int, str], claimed: int, used: int, freed: int) -> None:
+    def _ceiling(self, slot: tuple[str, int, str], claimed: int, used: int, freed: int, lost: int) -> None:
         delta = self.ceiling_deltas.get(slot)
         if delta is None:
-            self.ceiling_deltas[slot] = [claimed, used, freed]
+            self.ceiling_deltas[slot] = [claimed, used, freed, lost]
         else:
             delta[0] += claimed
             delta[1] += used
             delta[2] += freed
+            delta[3] += lost
 
-    def _ceilings_of(self, app: dict[str, Any], claimed: int, used: int, freed: int) -> None:
+    def _ceilings_of(self, app: dict[str, Any], claimed: int, used: int, freed: int, lost: int = 0) -> None:
         for key in app["ceiling_keys"].split(","):
             if key:
-                self._ceiling((app["enterprise_number"], app["year"], key), claimed, used, freed)
+                self._ceiling((app["enterprise_number"], app["year"], key), claimed, used, freed, lost)
 
     def _vectors(self, wallet: list[Any], app: dict[str, Any] | None) -> tuple[list[int], list[int]]:
         """The batch's money deltas of an application and of its wallet."""
@@ -558,43 +567,44 @@ class BatchFold:
             t.insert_rows(
                 s.CEILINGS.name,
                 s.CEILINGS.column_names,
-                [(*slot, *figures, *deltas.get(slot, (0, 0, 0))) for slot, figures in self.new_ceilings.items()],
+                [(*slot, *figures, *deltas.get(slot, (0, 0, 0, 0))) for slot, figures in self.new_ceilings.items()],
             )
             return
         t.executemany(
             f"INSERT INTO {s.CEILINGS.name} ({', '.join(s.CEILINGS.column_names)}) "
-            "VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0) ON CONFLICT (enterprise_number, year, ceiling_key) DO NOTHING",
+            "VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0) ON CONFLICT (enterprise_number, year, ceiling_key) DO NOTHING",
             [(*slot, *figures) for slot, figures in self.new_ceilings.items()],
         )
         t.executemany(
-            f"UPDATE {s.CEILINGS.name} SET claimed = claimed + ?, used = used + ?, freed = freed + ? "
+            f"UPDATE {s.CEILINGS.name} SET claimed = claimed + ?, used = used + ?, freed = freed + ?, lost = lost + ? "
             "WHERE enterprise_number = ? AND year = ? AND ceiling_key = ?",
             [(*delta, *slot) for slot, delta in deltas.items() if any(delta)],
         )
 
 
-ENDINGS = {
-    "ApplicationRefused": "refused",
-    "ApplicationLapsed": "lapsed",
-    "ProjectClosed": "closed",
-    "ProjectStopped": "stopped",
-}
-
-
 def _ending(final_state: str) -> Callable[[BatchFold, dict, dict], None]:
-    """An event that ends an application: the ceiling may be freed (legs are posted by apply)."""
+    """An event that ends an application: the ceiling may be freed or lost (legs are posted by apply)."""
 
     def ended(fold: BatchFold, app: dict[str, Any], e: dict) -> None:
         freed = cents(e.get("ceiling_freed", 0))
         returned = cents(e.get("ceiling_used_returned", 0))
-        if freed > 0 or returned > 0:
-            fold._ceilings_of(app, -freed, -returned, freed)
+        lost = cents(e.get("ceiling_lost", 0))
+        if freed > 0 or returned > 0 or lost > 0:
+            fold._ceilings_of(app, -freed, -returned, freed, lost)
         app["final_state"] = final_state
         app["final_on"] = e["business_date"]
         fold._cancel_orders(e)
         fold._changed(app)
 
     return ended
+
+
+def _recorded_by_apply(fold: BatchFold, app: dict[str, Any], e: dict) -> None:
+    """Handled in :meth:`BatchFold.apply` itself: it opens the wallet or the application row."""
+
+
+def _no_read_model(fold: BatchFold, app: dict[str, Any], e: dict) -> None:
+    """No read model keeps what this event records beyond its audit-trail row."""
 
 
 RECEIPT_HANDLERS: dict[str, Callable[..., None]] = {
@@ -604,12 +614,23 @@ RECEIPT_HANDLERS: dict[str, Callable[..., None]] = {
     "RecoveryRepaid": BatchFold._recovery_repaid,
     "RefundExecuted": BatchFold._refund_executed,
 }
-HANDLERS: dict[str, Callable[[BatchFold, dict, dict], None]] = {
+HANDLERS: dict[str, Callable[[BatchFold, Any, dict], None]] = {
+    "WalletOpened": _recorded_by_apply,
+    "SmeFiguresFiled": _no_read_model,
+    "ApplicationSubmitted": _recorded_by_apply,
     "ApplicationConfirmed": BatchFold._confirmed,
+    "ApplicationRefused": _ending(ENDINGS["ApplicationRefused"]),
+    "OwnShareDeposited": BatchFold._own_share_deposited,
+    "SubsidyToppedUp": BatchFold._subsidy_topped_up,
     "PayoutOrdered": BatchFold._payout_ordered,
+    "PayoutExecuted": BatchFold._payout_executed,
+    "ProjectStopped": _ending(ENDINGS["ProjectStopped"]),
     "RecoveryIssued": BatchFold._recovery_issued,
+    "RecoveryRepaid": BatchFold._recovery_repaid,
+    "RefundExecuted": BatchFold._refund_executed,
+    "ApplicationLapsed": _ending(ENDINGS["ApplicationLapsed"]),
+    "ProjectClosed": _ending(ENDINGS["ProjectClosed"]),
     "ServiceCompleted": BatchFold._service_completed,
     "EventReversed": BatchFold._event_reversed,
-    **RECEIPT_HANDLERS,
-    **{type_name: _ending(final_state) for type_name, final_state in ENDINGS.items()},
 }
+"""Every event type, named: what it changes in the read models."""

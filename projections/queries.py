@@ -115,7 +115,7 @@ class Views:
         }
 
     def ceilings(self, enterprise_number: str) -> dict[str, Any]:
-        """A wallet's yearly ceilings (steunplafonds): reserved + used = claimed; remaining = ceiling - claimed."""
+        """A wallet's yearly ceilings (steunplafonds): reserved + used + lost = claimed; remaining = ceiling - claimed."""
         number = canonical_enterprise_number(enterprise_number)
         rows = self._rows(
             f"SELECT * FROM {s.CEILINGS.name} WHERE enterprise_number = ? "
@@ -131,9 +131,10 @@ class Views:
                     "size": row["size"],
                     "rate": rate_percent(row["rate"]),
                     "ceiling": format_euro(row["ceiling"]),
-                    "reserved": format_euro(row["claimed"] - row["used"]),
+                    "reserved": format_euro(row["claimed"] - row["used"] - row["lost"]),
                     "used": format_euro(row["used"]),
                     "freed": format_euro(row["freed"]),
+                    "lost": format_euro(row["lost"]),
                     "remaining": format_euro(row["ceiling"] - row["claimed"]),
                 }
                 for row in rows

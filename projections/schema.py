@@ -19,7 +19,7 @@ from ledger.state import ACCOUNTS
 from projections.log import MAX_WALLET
 from projections.store import Target
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 TRACKING_NAME = "kmo_ledger_views"
 CREATION_LOCK = 0x6B6D6F2D76696577  # "kmo-view": PostgreSQL's advisory lock while the views are created
 
@@ -102,7 +102,7 @@ APPLICATION_BALANCES = Table(
 CEILINGS = Table(
     "ceilings",
     (("enterprise_number", TEXT), ("year", INT), ("ceiling_key", TEXT), ("size", TEXT), ("rate", INT),
-     ("ceiling", INT), ("claimed", INT), ("used", INT), ("freed", INT)),
+     ("ceiling", INT), ("claimed", INT), ("used", INT), ("freed", INT), ("lost", INT)),
     ("enterprise_number", "year", "ceiling_key"),
 )
 AUDIT_TRAIL = Table(

@@ -425,7 +425,7 @@ def ledger_postings(ledger: Any, start: date, end: date) -> list[Posting]:
             continue
         wallet = wallets.get(notification.originator_id)
         if wallet is None:
-            wallet = wallets[notification.originator_id] = ledger.repository.get(notification.originator_id).state
+            wallet = wallets[notification.originator_id] = ledger.wallet_state(notification.originator_id)
         application = wallet.applications.get(state["application_id"])
 
         postings.append(

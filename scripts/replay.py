@@ -50,13 +50,14 @@ def replay_report(events: list[Any], state: dict[str, Any]) -> dict[str, Any]:
     from ledger.state import AT_FINANCIAL_MANAGER
     from ledger.views import application_view, balances
 
-    timeline, totals, wallet = [], {}, None
-    for event, wallet in replay_steps(events):
+    timeline, totals = [], {}
+    folded = None
+    for event, folded in replay_steps(events):
         for leg in getattr(event, "legs", ()):
             if leg.account in AT_FINANCIAL_MANAGER:
                 totals[leg.account] = totals.get(leg.account, 0) + leg.amount
-        amount, detail = describe(event, wallet.state)
-        application = wallet.state.applications.get(getattr(event, "application_id", None) or "")
+        amount, detail = describe(event, folded)
+        application = folded.applications.get(getattr(event, "application_id", None) or "")
         timeline.append(
             {
                 "sequence": event.originator_version,
@@ -71,8 +72,8 @@ def replay_report(events: list[Any], state: dict[str, Any]) -> dict[str, Any]:
             }
         )
     decided = {}
-    if wallet is not None:
-        for application in wallet.state.applications.values():
+    if folded is not None:
+        for application in folded.applications.values():
             view = application_view(application)
             decided[application.application_id] = {
                 key: view[key]

@@ -117,10 +117,10 @@ def lapse(ledger: KmoLedger, step: Step = _nothing) -> Story:
     with freeze_time("2026-03-20 09:00:00"):
         assert [r.application_id for r in ledger.run_deadlines()] == [unanswered]
         step()
-    with freeze_time("2026-04-02 09:00:00"):
+    with freeze_time("2026-04-07 09:00:00"):
         assert [r.application_id for r in ledger.run_deadlines()] == [unpaid]
         step()
-        refund(story, refused, "own_share_to_enterprise", "700.00", date(2026, 4, 2))
+        refund(story, refused, "own_share_to_enterprise", "700.00", date(2026, 4, 7))
         step()
     with freeze_time("2027-02-01 09:00:00"):
         other = Story(ledger, OTHER_ENTERPRISE)
@@ -253,6 +253,7 @@ def differences_from_ledger(ledger: KmoLedger, views: Views, enterprises: list[s
                 "reserved": format_euro(ceiling.reserved),
                 "used": format_euro(ceiling.used),
                 "freed": format_euro(ceiling.freed),
+                "lost": format_euro(ceiling.lost),
                 "remaining": format_euro(ceiling.remaining),
             }
             same(f"{en} ceiling {ceiling.year}/{ceiling.key}", expected, {k: row.get(k) for k in expected})

@@ -142,7 +142,7 @@ def test_the_reads_answer_in_the_api_shapes_with_money_as_strings(ledger):
         # the recovered subsidy is freed and no longer counts as used (ledger.state.YearCeiling)
         assert ceiling == {
             "year": 2026, "key": "wallet", "size": "small", "rate": "30.00", "ceiling": "7500.00",
-            "reserved": "0.00", "used": "0.00", "freed": "3000.00", "remaining": "7500.00",
+            "reserved": "0.00", "used": "0.00", "freed": "3000.00", "lost": "0.00", "remaining": "7500.00",
         }
         totals = views.daily_totals(date(2026, 4, 12), date(2026, 4, 12))["totals"]
         assert {t["account_kind"]: (t["money_in"], t["money_out"]) for t in totals} == {

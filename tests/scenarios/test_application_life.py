@@ -43,14 +43,31 @@ def test_an_enterprise_that_pays_its_own_share_on_day_31_loses_the_subsidy(ledge
         application_id = story.submit(date(2026, 3, 16))
         story.confirm(application_id)
     with freeze_time("2026-04-02 09:00:00"):  # day 31 after 2026-03-02
-        with pytest.raises(DeadlinePassed):
-            story.deposit(application_id, date(2026, 4, 1))
+        with pytest.raises(DeadlinePassed, match="reached the account on 2026-04-02"):
+            story.deposit(application_id, date(2026, 4, 2))
+        assert story.ledger.run_deadlines() == []  # the posting grace: a day-30 deposit may still be posted
+    with freeze_time("2026-04-07 09:00:00"):  # the posting grace of 5 days has passed
         lapsed = story.ledger.run_deadlines()
         assert [(r.rule, r.deadline) for r in lapsed] == [("own_share_deposit", date(2026, 4, 1))]
         view = story.application(application_id)
         assert view["state"] == "lapsed" and view["ended_on"] == "2026-04-02"
         ceiling = story.wallet()["ceilings"][0]
         assert ceiling["remaining"] == "7500.00"
+
+
+def test_an_own_share_that_reached_the_account_on_day_30_may_be_posted_within_the_grace(ledger):
+    with freeze_time("2026-03-02 09:00:00"):
+        story = Story(ledger)
+        on_time = story.submit(date(2026, 3, 16))
+        too_late = story.submit(date(2026, 3, 16), fee="500.00")
+        story.confirm(on_time)
+        story.confirm(too_late)
+    with freeze_time("2026-04-06 09:00:00"):  # deadline 2026-04-01 + 5 days of grace: the last day
+        story.deposit(on_time, date(2026, 4, 1))
+    with freeze_time("2026-04-07 09:00:00"):
+        with pytest.raises(DeadlinePassed, match="own share deposit was due by 2026-04-01"):
+            story.deposit(too_late, date(2026, 4, 1))
+    assert story.application(on_time)["own_share_received"] == story.application(on_time)["own_share"]
 
 
 def test_a_small_enterprise_with_6000_granted_gets_the_ceilings_remainder_of_1500(ledger):
