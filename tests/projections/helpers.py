@@ -188,6 +188,43 @@ def payout_orders(ledger: KmoLedger, step: Step = _nothing) -> Story:
     return story
 
 
+def late_endings(ledger: KmoLedger, step: Step = _nothing) -> Story:
+    """Endings after their year: an application of late December whose provider
+    never answers lapses in January (its subsidy lost to its year); a funded one
+    takes a payout order on its completion deadline, is closed with that order
+    kept, which is executed after the closure; a completed one with money held
+    waits for the closure."""
+    with freeze_time("2025-03-03 09:00:00"):
+        story = Story(ledger)
+        closed = story.submit(date(2025, 3, 17), fee="2000.00")
+        step()
+        story.fund(closed, date(2025, 3, 3))
+        step()
+        completed = story.submit(date(2025, 3, 17), fee="1000.00")
+        step()
+        story.fund(completed, date(2025, 3, 3))
+        step()
+    with freeze_time("2025-03-20 09:00:00"):
+        ledger.complete(story.en, completed, c.CompleteService(completed_on=date(2025, 3, 19)), BACK_OFFICE)
+        step()
+    with freeze_time("2025-12-24 09:00:00"):
+        unanswered = story.submit(date(2026, 1, 5), fee="500.00")
+        step()
+    with freeze_time("2026-01-08 09:00:00"):
+        assert [r.application_id for r in ledger.run_deadlines()] == [unanswered]
+        step()
+    with freeze_time("2026-12-31 09:00:00"):
+        order_id = story.order(closed, "1000.00")
+        step()
+    with freeze_time("2027-01-04 09:00:00"):
+        assert {r.application_id for r in ledger.run_deadlines()} == {closed, completed}
+        step()
+        ledger.execute_payout(story.en, closed, c.ExecutePayout(order_id=order_id, value_date=date(2027, 1, 4)),
+                              BACK_OFFICE)
+        step()
+    return story
+
+
 def reverse_last(story: Story, application_id: str, reason: str) -> None:
     sequence = story.ledger.wallet_events(story.en)[-1].originator_version
     story.ledger.reverse(story.en, application_id, c.ReverseEvent(sequence=sequence, reason=reason), BACK_OFFICE)
@@ -195,6 +232,7 @@ def reverse_last(story: Story, application_id: str, reason: str) -> None:
 
 SCENARIOS = {
     "full_life": full_life, "stop": stop, "lapse": lapse, "reversals": reversals, "payout_orders": payout_orders,
+    "late_endings": late_endings,
 }
 
 

@@ -100,3 +100,17 @@ def test_money_still_held_after_the_completion_year_goes_back(ledger):
     assert view["state"] == "closed"
     assert view["due"] == {"enterprise": "3500.00", "government": "1500.00"}
     assert story.ledger.verify_wallet(story.en) == []
+
+
+def test_a_lapse_in_the_next_year_shows_its_subsidy_as_lost_to_its_year_not_reserved(ledger):
+    with freeze_time("2025-12-24 09:00:00"):
+        story = Story(ledger)
+        application_id = story.submit(date(2026, 1, 5), fee="1000.00")  # 300.00 of the 2025 ceiling
+    with freeze_time("2026-01-08 09:00:00"):  # the provider's answer was due on 2026-01-07
+        [lapse] = story.ledger.run_deadlines()
+    assert (lapse.application_id, lapse.rule) == (application_id, "provider_answer")
+    ceiling = next(c for c in story.wallet()["ceilings"] if c["year"] == 2025)
+    assert (ceiling["reserved"], ceiling["lost"], ceiling["freed"], ceiling["remaining"]) == (
+        "0.00", "300.00", "0.00", "7200.00",
+    )
+    assert story.ledger.verify_wallet(story.en) == []
