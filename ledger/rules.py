@@ -26,7 +26,7 @@ from ledger.errors import (
 )
 from ledger.identifiers import provider_kind
 from ledger.money import Cents, format_euro, percent_of
-from ledger.regimes import THEMES, Regime
+from ledger.regimes import RECORD_RETENTION_YEARS, THEMES, Regime
 
 # --------------------------------------------------------------------------- SME test
 
@@ -283,6 +283,14 @@ def retain_until(regime_years: int, anchor: date) -> date:
     if anchor.month == 2 and anchor.day == 29 and not isleap(year):
         return date(year, 2, 28)
     return anchor.replace(year=year)
+
+
+def wallet_record_retain_until(recorded_on: date, longest_application: date | None) -> date:
+    """RULES.md §7: a record that belongs to no application (a wallet opening,
+    filed SME figures) is kept as long as the wallet's longest-kept application,
+    and at least 5 years after it was recorded."""
+    own = retain_until(RECORD_RETENTION_YEARS, recorded_on)
+    return own if longest_application is None or own >= longest_application else longest_application
 
 
 def pro_rata_subsidy_part(total_after: int, subsidy: int, project_amount: int, before: int) -> int:

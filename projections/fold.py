@@ -26,7 +26,7 @@ import orjson
 
 from ledger.events import ENDINGS
 from ledger.lifecycle import next_deadline_of
-from ledger.regimes import RECORD_RETENTION_YEARS
+from ledger import rules
 from ledger.rules import retain_until
 from ledger.state import account_kind, application_state_of
 from projections import schema as s
@@ -73,11 +73,12 @@ def days_after(day: str, days: int) -> str:
     return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
 
 
+@lru_cache(maxsize=4096)
 def wallet_record_retain_until(recorded_on: str, longest: str | None) -> str:
-    """Retention of a record that belongs to no application (wallet opening, SME
-    figures): as long as the wallet's longest-kept application, at least 5 years."""
-    own = kept_until(RECORD_RETENTION_YEARS, recorded_on)
-    return own if longest is None or own >= longest else longest
+    """:func:`ledger.rules.wallet_record_retain_until` of ISO days, as an ISO day."""
+    return rules.wallet_record_retain_until(
+        date.fromisoformat(recorded_on), None if longest is None else date.fromisoformat(longest)
+    ).isoformat()
 
 
 def application_state(app: dict[str, Any]) -> str:
