@@ -24,11 +24,11 @@ from pydantic import BaseModel
 from api.auth import Caller, allow, application_in_reach
 from api.settings import Role
 from ledger.application import AlreadyAnswered, Idempotency, KmoLedger
-from ledger.clock import brussels_date
-from ledger.errors import IdempotencyKeyReused, VersionMismatch
-from ledger.records import IdempotencyRecorded, Record, idempotency_id
-from ledger.views import application_view, wallet_view
-from ledger.wallet import Wallet
+from ledger.domain.clock import brussels_date
+from ledger.domain.errors import IdempotencyKeyReused, VersionMismatch
+from ledger.storage.records import IdempotencyRecorded, Record, idempotency_id
+from ledger.summaries import application_view, wallet_view
+from ledger.domain.wallet import Wallet
 
 T = TypeVar("T")
 REPLAYED_HEADER = "Idempotent-Replayed"

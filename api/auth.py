@@ -20,9 +20,9 @@ from api.problems import Forbidden, Unauthorized
 from api.reads import ReadModels
 from api.settings import KEY_ID_DIGITS, ApiKey, Role
 from ledger.application import KmoLedger
-from ledger.errors import NotFound
-from ledger.events import Actor
-from ledger.identifiers import provider_number
+from ledger.domain.errors import NotFound
+from ledger.domain.events import Actor
+from ledger.domain.identifiers import provider_number
 
 ALL_ROLES: tuple[Role, ...] = ("back-office", "provider", "auditor", "reconciler")
 

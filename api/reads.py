@@ -18,8 +18,8 @@ from typing import Any, Callable, TypeVar
 
 from api.problems import ReadModelsUnavailable
 from ledger.application import KmoLedger
-from ledger.clock import brussels_date
-from ledger.errors import ValidationFailed
+from ledger.domain.clock import brussels_date
+from ledger.domain.errors import ValidationFailed
 from projections import Projector, Views
 from projections.schema import SchemaOutdated
 from projections.store import Target

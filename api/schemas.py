@@ -3,7 +3,7 @@
 Requests are separate from the ledger's commands: each request schema checks
 the wire form (money as a euro string or number with at most two decimals,
 dates as ``YYYY-MM-DD``) and turns itself into one command with ``command()``.
-Responses mirror :mod:`ledger.views` (money as two-decimal strings).
+Responses mirror :mod:`ledger.summaries` (money as two-decimal strings).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from ledger import commands as c
-from ledger.errors import ValidationFailed
-from ledger.money import format_euro, parse_euro
-from ledger.regimes import THEMES
-from ledger.rules import CostLine, Holding, SmeFigures
+from ledger.domain import commands as c
+from ledger.domain.errors import ValidationFailed
+from ledger.domain.money import format_euro, parse_euro
+from ledger.domain.regimes import THEMES
+from ledger.domain.rules import CostLine, Holding, SmeFigures
 
 # --------------------------------------------------------------------------- wire types
 

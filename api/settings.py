@@ -38,8 +38,8 @@ class ApiKey(BaseModel):
 
     @model_validator(mode="after")
     def _provider_names_itself(self) -> ApiKey:
-        from ledger.errors import LedgerError
-        from ledger.identifiers import provider_number
+        from ledger.domain.errors import LedgerError
+        from ledger.domain.identifiers import provider_number
 
         if self.role == "provider":
             if not self.provider:

@@ -19,13 +19,13 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
-from ledger import commands as c
-from ledger import events as ev
-from ledger.clock import Clock, SystemClock, brussels_date
-from ledger.errors import AlreadyExists, Conflict, IdempotencyKeyReused, LedgerError, NotFound, VersionMismatch
-from ledger.identifiers import canonical_enterprise_number, compact_payment_reference, payment_reference, wallet_id
-from ledger.mapper import OrjsonTranscoder, PydanticMapper
-from ledger.records import (
+from ledger.domain import commands as c
+from ledger.domain import events as ev
+from ledger.domain.clock import Clock, SystemClock, brussels_date
+from ledger.domain.errors import AlreadyExists, Conflict, IdempotencyKeyReused, LedgerError, NotFound, VersionMismatch
+from ledger.domain.identifiers import canonical_enterprise_number, compact_payment_reference, payment_reference, wallet_id
+from ledger.storage.mapper import OrjsonTranscoder, PydanticMapper
+from ledger.storage.records import (
     IdempotencyRecorded,
     PaymentReferenceClaimed,
     Record,
@@ -33,41 +33,18 @@ from ledger.records import (
     reference_id,
 )
 from ledger.storage import DEFAULT_DATABASE_URL, SQLITE_MODULE, persistence_env
-from ledger.fold import apply_event
-from ledger.lifecycle import Lapse
-from ledger.state import WalletState
-from ledger.verification import verify_rows
-from ledger.views import application_view, wallet_view
-from ledger.wallet import Wallet, project_wallet
-from ledger.writer import GroupCommit, WriterTurn
+from ledger.domain.fold import apply_event
+from ledger.domain.lifecycle import Lapse
+from ledger.domain.state import WalletState
+from ledger.audit.verification import verify_rows
+from ledger.summaries import application_view, wallet_view
+from ledger.domain.wallet import Wallet, project_wallet
+from ledger.storage.snapshots import WalletSnapshot
+from ledger.storage.topics import stored_topic
+from ledger.storage.writer import GroupCommit, WriterTurn
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 20
-WALLET_EVENT_TOPICS = tuple(get_topic(cls) for cls in ev.EVENT_TYPES.values())
-
-
-class WalletSnapshot(BaseModel):
-    """A wallet's state at a version, so a long wallet loads as fast as a short one."""
-
-    model_config = ConfigDict(frozen=True)
-    originator_id: UUID
-    originator_version: int
-    timestamp: datetime
-    topic: str
-    state: dict[str, Any]
-
-    @classmethod
-    def take(cls, wallet: Wallet) -> WalletSnapshot:
-        return cls(
-            originator_id=wallet.id,
-            originator_version=wallet.version,
-            timestamp=SystemClock().now(),
-            topic=get_topic(Wallet),
-            state=wallet.state.model_dump(mode="json"),
-        )
-
-    def mutate(self, _: None) -> Wallet:
-        return Wallet(self.originator_id, self.originator_version, WalletState.model_validate(self.state))
 
 
 @dataclass(frozen=True)
@@ -406,7 +383,7 @@ class KmoLedger(Application[UUID]):
     def wallet_ids_with_applications(self) -> Iterator[UUID]:
         """Every wallet that ever had an application, from the notification log."""
         seen: set[UUID] = set()
-        start, topics = 1, [get_topic(ev.ApplicationSubmitted)]
+        start, topics = 1, [stored_topic(ev.ApplicationSubmitted)]
         while True:
             batch = self.recorder.select_notifications(start, 1000, topics=topics)
             if not batch:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-from ledger.clock import SystemClock, brussels_date
+from ledger.domain.clock import SystemClock, brussels_date
 from projections import schema as s
 from projections.store import Target, connect
 

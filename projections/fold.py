@@ -10,7 +10,7 @@ transaction as the new tracking position.
 A *fresh* batch (a rebuild, which reads whole wallets at a time) needs no
 stored state and writes only inserts.
 
-The semantics mirror the ledger's one fold, :mod:`ledger.fold`; the tests
+The semantics mirror the ledger's one fold, :mod:`ledger.domain.fold`; the tests
 check each view against it. What the two share (how an application ends, what
 its next deadline is, how long a record is kept) is imported from ``ledger``.
 Every event type has a handler in :data:`HANDLERS`, named explicitly.
@@ -24,11 +24,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 import orjson
 
-from ledger.events import ENDINGS
-from ledger.lifecycle import next_deadline_of
-from ledger import rules
-from ledger.rules import retain_until
-from ledger.state import account_kind, application_state_of
+from ledger.domain.events import ENDINGS
+from ledger.domain.lifecycle import next_deadline_of
+from ledger.domain import rules
+from ledger.domain.rules import retain_until
+from ledger.domain.state import account_kind, application_state_of
 from projections import schema as s
 from projections.log import Notification
 from projections.store import Target, chunks
@@ -62,7 +62,7 @@ def cents(value: Any) -> int:
 
 @lru_cache(maxsize=4096)
 def kept_until(years: int, day: str) -> str:
-    """:func:`ledger.rules.retain_until` of an ISO day, as an ISO day (a ledger's
+    """:func:`ledger.domain.rules.retain_until` of an ISO day, as an ISO day (a ledger's
     events share few days: each is computed once)."""
     return retain_until(years, date.fromisoformat(day)).isoformat()
 
@@ -75,14 +75,14 @@ def days_after(day: str, days: int) -> str:
 
 @lru_cache(maxsize=4096)
 def wallet_record_retain_until(recorded_on: str, longest: str | None) -> str:
-    """:func:`ledger.rules.wallet_record_retain_until` of ISO days, as an ISO day."""
+    """:func:`ledger.domain.rules.wallet_record_retain_until` of ISO days, as an ISO day."""
     return rules.wallet_record_retain_until(
         date.fromisoformat(recorded_on), None if longest is None else date.fromisoformat(longest)
     ).isoformat()
 
 
 def application_state(app: dict[str, Any]) -> str:
-    """:func:`ledger.state.application_state_of` of a folded application."""
+    """:func:`ledger.domain.state.application_state_of` of a folded application."""
     return application_state_of(
         final_state=app["final_state"],
         completed=app["completed_on"] is not None,
@@ -95,7 +95,7 @@ def application_state(app: dict[str, Any]) -> str:
 
 
 def next_deadline(app: dict[str, Any]) -> tuple[str, str, str] | None:
-    """(state, rule, date) of an open application's next deadline (:func:`ledger.rules.next_deadline_of`)."""
+    """(state, rule, date) of an open application's next deadline (:func:`ledger.domain.rules.next_deadline_of`)."""
     project_amount = app["own_share"] + app["subsidy"]
     found = next_deadline_of(
         ended=app["final_state"] is not None,

@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from ledger.application import WALLET_EVENT_TOPICS
+from ledger.storage.topics import WALLET_EVENT_TOPICS
 
 MAX_WALLET = "f" * 32
 """Above every wallet id but this one (the all-ones UUID is never a wallet's uuid5)."""

@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 
-from ledger.errors import NotFound, ValidationFailed
-from ledger.identifiers import canonical_enterprise_number, provider_number
-from ledger.money import format_euro
-from ledger.views import rate_percent
+from ledger.domain.errors import NotFound, ValidationFailed
+from ledger.domain.identifiers import canonical_enterprise_number, provider_number
+from ledger.domain.money import format_euro
+from ledger.summaries import rate_percent
 from projections import schema as s
 from projections.store import Target, connect
 

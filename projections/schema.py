@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from ledger.state import ACCOUNTS
+from ledger.domain.state import ACCOUNTS
 from projections.log import MAX_WALLET
 from projections.store import Target
 

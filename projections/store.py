@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import quote, unquote, urlsplit
 
-from ledger.errors import ValidationFailed
+from ledger.domain.errors import ValidationFailed
 from ledger.storage import POSTGRES_MODULE, SQLITE_MODULE
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

@@ -75,7 +75,7 @@ class _Line:
 
 
 def chain_hash(content: dict, has_float: bool = True) -> str:
-    """SHA-256 of the canonical JSON of an event's content (as ``ledger.events.chain_hash``)."""
+    """SHA-256 of the canonical JSON of an event's content (as ``ledger.domain.events.chain_hash``)."""
     if has_float:
         text = canonical(content)
     else:

@@ -25,13 +25,13 @@ from typing import Any, Callable
 
 import orjson
 
-from ledger import commands as c
+from ledger.domain import commands as c
 from ledger.application import Idempotency, KmoLedger
-from ledger.clock import SystemClock, brussels_date
-from ledger.events import Actor
-from ledger.identifiers import wallet_id
-from ledger.money import format_euro, parse_euro
-from ledger.views import application_view, wallet_view
+from ledger.domain.clock import SystemClock, brussels_date
+from ledger.domain.events import Actor
+from ledger.domain.identifiers import wallet_id
+from ledger.domain.money import format_euro, parse_euro
+from ledger.summaries import application_view, wallet_view
 
 ACTOR = Actor(key_id="bench", role="back-office")
 SME = {"fte": 10, "turnover": "1000000.00", "balance_total": "500000.00"}

@@ -90,7 +90,7 @@ def run(prog: str, body: Callable[[], int]) -> int:
     """Run a tool's body; every failure becomes one line on standard error and an exit code."""
     from eventsourcing.persistence import PersistenceError
 
-    from ledger.errors import LedgerError
+    from ledger.domain.errors import LedgerError
 
     try:
         return body()

@@ -106,7 +106,7 @@ def _export(argv: list[str] | None) -> int:
 
 def write_archive(ledger: Any, out: Path) -> dict[str, Any]:
     """Stream the wallet events into one file per business year; returns the manifest written."""
-    from ledger.application import WALLET_EVENT_TOPICS
+    from ledger.storage.topics import WALLET_EVENT_TOPICS
 
     through = ledger.recorder.max_notification_id() or 0
     files: dict[str, YearFile] = {}

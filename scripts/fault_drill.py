@@ -31,8 +31,8 @@ from pathlib import Path
 
 import httpx
 
-from ledger.clock import SystemClock, brussels_date
-from ledger.identifiers import canonical_enterprise_number
+from ledger.domain.clock import SystemClock, brussels_date
+from ledger.domain.identifiers import canonical_enterprise_number
 from scripts.local_server import Server
 
 KEY = "drill-back-office-" + uuid.uuid4().hex

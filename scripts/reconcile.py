@@ -73,7 +73,7 @@ class Entry:
     reversal: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        from ledger.money import format_euro
+        from ledger.domain.money import format_euro
 
         return {
             "id": self.id,
@@ -115,7 +115,7 @@ class Posting:
     kind: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        from ledger.money import format_euro
+        from ledger.domain.money import format_euro
 
         return {
             "enterprise_number": self.enterprise_number,
@@ -172,7 +172,7 @@ def parse_day(text: str | None, where: str) -> date | None:
 
 def structured_reference(text: str | None) -> str | None:
     """The 12 digits of a valid Belgian structured reference (OGM/VCS), else None."""
-    from ledger.identifiers import compact_payment_reference
+    from ledger.domain.identifiers import compact_payment_reference
 
     if not text:
         return None
@@ -404,13 +404,13 @@ def parse_csv(path: Path) -> Statement:
 
 def ledger_postings(ledger: Any, start: date, end: date) -> list[Posting]:
     """Money events with a value date from ``start`` to ``end``, reversed ones left out."""
-    from eventsourcing.utils import get_topic
+    from ledger.storage.topics import stored_topic
 
-    from ledger import events as ev
-    from ledger.identifiers import compact_payment_reference
-    from ledger.money import parse_euro
+    from ledger.domain import events as ev
+    from ledger.domain.identifiers import compact_payment_reference
+    from ledger.domain.money import parse_euro
 
-    topics = [get_topic(ev.EVENT_TYPES[name]) for name in CREDIT_EVENTS + DEBIT_EVENTS + ("EventReversed",)]
+    topics = [stored_topic(ev.EVENT_TYPES[name]) for name in CREDIT_EVENTS + DEBIT_EVENTS + ("EventReversed",)]
     wallets: dict[UUID, Any] = {}
     reversed_events: set[tuple[UUID, int]] = set()
     postings: list[Posting] = []
@@ -466,7 +466,7 @@ class Reconciliation:
 def reconcile(statement: Statement, postings: list[Posting], owner_of=lambda reference: None) -> Reconciliation:
     """Match statement entries and postings; ``owner_of(reference)`` names the
     application a structured reference was given to (for the unmatched report)."""
-    from ledger.money import format_euro
+    from ledger.domain.money import format_euro
 
     result = Reconciliation(statement)
     open_entries = [e for e in statement.entries if e.currency == "EUR"]
@@ -612,7 +612,7 @@ def _reconcile(argv: list[str] | None) -> int:
 
 
 def as_report(result: Reconciliation) -> dict[str, Any]:
-    from ledger.money import format_euro
+    from ledger.domain.money import format_euro
 
     statement = result.statement
     return {

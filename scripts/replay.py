@@ -26,8 +26,8 @@ def _replay(argv: list[str] | None) -> int:
     parser.add_argument("--as-of", type=cli.iso_date, metavar="DATE", help="business date YYYY-MM-DD")
     args = parser.parse_args(argv)
 
-    from ledger.clock import brussels_date
-    from ledger.identifiers import canonical_enterprise_number
+    from ledger.domain.clock import brussels_date
+    from ledger.domain.identifiers import canonical_enterprise_number
 
     enterprise = canonical_enterprise_number(args.enterprise)
     with cli.open_ledger() as ledger:
@@ -46,9 +46,9 @@ def replay_report(events: list[Any], state: dict[str, Any]) -> dict[str, Any]:
     """The timeline (one row per event, balances after it) and the state, its
     applications completed with the regime, rate and balances they were decided with."""
     from ledger.application import replay_steps
-    from ledger.money import format_euro
-    from ledger.state import AT_FINANCIAL_MANAGER
-    from ledger.views import application_view, balances
+    from ledger.domain.money import format_euro
+    from ledger.domain.state import AT_FINANCIAL_MANAGER
+    from ledger.summaries import application_view, balances
 
     timeline, totals = [], {}
     folded = None
@@ -86,9 +86,9 @@ def replay_report(events: list[Any], state: dict[str, Any]) -> dict[str, Any]:
 
 def describe(event: Any, state: Any) -> tuple[int | None, str]:
     """The amount an event moved (cents, or None) and one line in the rule book's words."""
-    from ledger import events as ev
-    from ledger.money import format_euro
-    from ledger.views import rate_percent
+    from ledger.domain import events as ev
+    from ledger.domain.money import format_euro
+    from ledger.summaries import rate_percent
 
     def euro(cents: int) -> str:
         return format_euro(cents)

@@ -8,12 +8,12 @@ import uuid
 from datetime import timedelta
 from typing import Callable
 
-from ledger import commands as c
+from ledger.domain import commands as c
 from ledger.application import KmoLedger
-from ledger.clock import SystemClock, brussels_date
-from ledger.events import Actor
-from ledger.identifiers import payment_reference, wallet_id
-from ledger.wallet import Wallet
+from ledger.domain.clock import SystemClock, brussels_date
+from ledger.domain.events import Actor
+from ledger.domain.identifiers import payment_reference, wallet_id
+from ledger.domain.wallet import Wallet
 
 ACTOR = Actor(key_id="seed", role="back-office")
 SME = {"fte": 10, "turnover": "1000000.00", "balance_total": "500000.00"}

@@ -8,7 +8,7 @@ either way the file in use is printed.
 one Python process computes on one core at a time). They share the store:
 each command is still decided on the wallet's latest version (a process that
 finds the wallet changed by another decides again), and SQLite's writers of
-every process take turns (:class:`ledger.writer.WriterTurn`).
+every process take turns (:class:`ledger.storage.writer.WriterTurn`).
 """
 
 from __future__ import annotations

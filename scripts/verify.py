@@ -40,8 +40,8 @@ def _verify(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     anchors = load_anchors(args.against) if args.against else {}
 
-    from ledger.errors import NotFound
-    from ledger.identifiers import canonical_enterprise_number, wallet_id
+    from ledger.domain.errors import NotFound
+    from ledger.domain.identifiers import canonical_enterprise_number, wallet_id
 
     with cli.open_ledger() as ledger:
         if args.enterprise:
@@ -101,12 +101,12 @@ def all_wallet_ids(ledger: Any):
     """Every wallet in the notification log, in order of opening. Wallets are also
     found by their applications, so a wallet whose opening event was deleted is
     still verified (and its missing first event named)."""
-    from eventsourcing.utils import get_topic
+    from ledger.storage.topics import stored_topic
 
-    from ledger import events as ev
+    from ledger.domain import events as ev
 
     seen: set[UUID] = set()
-    topics = [get_topic(ev.WalletOpened), get_topic(ev.ApplicationSubmitted), get_topic(ev.SmeFiguresFiled)]
+    topics = [stored_topic(ev.WalletOpened), stored_topic(ev.ApplicationSubmitted), stored_topic(ev.SmeFiguresFiled)]
     for notification in cli.notifications(ledger, topics):
         if notification.originator_id not in seen:
             seen.add(notification.originator_id)
@@ -116,11 +116,11 @@ def all_wallet_ids(ledger: Any):
 def unbacked_claims(ledger: Any, applications: set[str], enterprise: str | None = None):
     """Payment references claimed (in the same transaction as the submission) by
     an application whose submission is no longer stored: a deleted event."""
-    from eventsourcing.utils import get_topic
+    from ledger.storage.topics import stored_topic
 
-    from ledger.records import PaymentReferenceClaimed
+    from ledger.storage.records import PaymentReferenceClaimed
 
-    for notification in cli.notifications(ledger, [get_topic(PaymentReferenceClaimed)]):
+    for notification in cli.notifications(ledger, [stored_topic(PaymentReferenceClaimed)]):
         claim = orjson.loads(notification.state)
         if enterprise is not None and claim.get("enterprise_number") != enterprise:
             continue
@@ -145,7 +145,7 @@ def verify_rows(
 ) -> list[str]:
     """The problems of one wallet: its chain, its invariants (as ``KmoLedger.verify_wallet``),
     its latest snapshot and any sealed chain heads."""
-    from ledger.verification import verify_rows as check_wallet
+    from ledger.audit.verification import verify_rows as check_wallet
 
     extra = check_snapshot(ledger, aggregate_id, rows) + check_anchors(rows, heads)
     return check_wallet(aggregate_id, rows) + extra

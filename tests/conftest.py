@@ -15,7 +15,7 @@ from datetime import date, timedelta
 import pytest
 
 from ledger.application import KmoLedger
-from ledger.events import Actor
+from ledger.domain.events import Actor
 
 POSTGRES_URL = os.environ.get("KMO_LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACK_OFFICE = Actor(key_id="bo-test", role="back-office")

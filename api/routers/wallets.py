@@ -22,7 +22,7 @@ from api.schemas import (
     VerificationOut,
     WalletOut,
 )
-from ledger.wallet import Wallet
+from ledger.domain.wallet import Wallet
 
 router = APIRouter(prefix="/wallets", tags=["wallets"])
 AsOf = Annotated[

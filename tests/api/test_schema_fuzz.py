@@ -15,9 +15,9 @@ from schemathesis import GenerationMode, checks
 
 from api import create_app
 from api.settings import Settings
-from ledger import commands as c
+from ledger.domain import commands as c
 from ledger.application import KmoLedger
-from ledger.clock import SystemClock, brussels_date
+from ledger.domain.clock import SystemClock, brussels_date
 from tests.api.conftest import Api, write_keys
 from tests.api.test_openapi import OPERATION_IDS
 from tests.conftest import BACK_OFFICE, ENTERPRISE, PROVIDER_ACTOR, TRAINER, sme, training

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from api import create_app
 from api.settings import Settings
 from ledger.application import KmoLedger
-from ledger.clock import SystemClock, brussels_date
+from ledger.domain.clock import SystemClock, brussels_date
 from scripts.bench import Store, _application_lives, application_life, enterprise, main
 from tests.api.conftest import KEYS, write_keys
 

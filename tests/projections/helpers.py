@@ -13,12 +13,12 @@ from typing import Callable
 
 from freezegun import freeze_time
 
-from ledger import commands as c
+from ledger.domain import commands as c
 from ledger.application import KmoLedger
-from ledger.money import format_euro, parse_euro
-from ledger.regimes import RECORD_RETENTION_YEARS
-from ledger.rules import retain_until
-from ledger.state import account_kind
+from ledger.domain.money import format_euro, parse_euro
+from ledger.domain.regimes import RECORD_RETENTION_YEARS
+from ledger.domain.rules import retain_until
+from ledger.domain.state import account_kind
 from projections.queries import Views
 from tests.conftest import BACK_OFFICE, OTHER_ENTERPRISE, sme
 from tests.scenarios.helpers import Story
@@ -240,7 +240,7 @@ SCENARIOS = {
 
 
 def differences_from_ledger(ledger: KmoLedger, views: Views, enterprises: list[str]) -> list[str]:
-    """Every view against what the ledger's own fold (:mod:`ledger.views`) says."""
+    """Every view against what the ledger's own fold (:mod:`ledger.summaries`) says."""
     problems: list[str] = []
 
     def same(what: str, expected, actual) -> None:

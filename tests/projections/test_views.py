@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from ledger.application import KmoLedger
-from ledger.errors import NotFound
+from ledger.domain.errors import NotFound
 from projections import Projector, Views, find_differences
 from projections.consistency import compare_targets
 from tests.conftest import ENTERPRISE, OTHER_ENTERPRISE
@@ -139,7 +139,7 @@ def test_the_reads_answer_in_the_api_shapes_with_money_as_strings(ledger):
         assert balances["due"] == {"enterprise": "0.00", "government": "2000.00"}
         assert balances["account_kinds"]["held"] == "0.00" and balances["account_kinds"]["due"] == "2000.00"
         ceiling = views.ceilings(story.en)["ceilings"][0]
-        # the recovered subsidy is freed and no longer counts as used (ledger.state.YearCeiling)
+        # the recovered subsidy is freed and no longer counts as used (ledger.domain.state.YearCeiling)
         assert ceiling == {
             "year": 2026, "key": "wallet", "size": "small", "rate": "30.00", "ceiling": "7500.00",
             "reserved": "0.00", "used": "0.00", "freed": "3000.00", "lost": "0.00", "remaining": "7500.00",
@@ -276,7 +276,7 @@ def test_views_behind_the_log_are_compared_at_their_own_position(ledger):
 def test_names_with_tabs_newlines_and_backslashes_survive_a_rebuild(ledger):
     """PostgreSQL's rebuild writes views with COPY's text format, where those
     characters must be escaped: the view shows the name exactly as opened."""
-    from ledger import commands as c
+    from ledger.domain import commands as c
     from tests.conftest import BACK_OFFICE, ENTERPRISE
     from tests.scenarios.helpers import sme
 

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 from freezegun import freeze_time
 
-from ledger.errors import DeadlinePassed
+from ledger.domain.errors import DeadlinePassed
 from tests.scenarios.helpers import Story
 
 

@@ -7,9 +7,9 @@ from datetime import date
 
 from freezegun import freeze_time
 
-from ledger import commands as c
+from ledger.domain import commands as c
 from ledger.application import KmoLedger
-from ledger.errors import CeilingExceeded
+from ledger.domain.errors import CeilingExceeded
 from tests.conftest import BACK_OFFICE, ENTERPRISE, sme, training
 
 

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 from freezegun import freeze_time
 
-from ledger.errors import DeadlinePassed, InvalidState
+from ledger.domain.errors import DeadlinePassed, InvalidState
 from tests.scenarios.helpers import Story
 
 

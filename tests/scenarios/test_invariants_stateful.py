@@ -26,12 +26,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from ledger import commands as c
-from ledger import events as ev
+from ledger.domain import commands as c
+from ledger.domain import events as ev
 from ledger.application import KmoLedger
-from ledger.clock import brussels_date
-from ledger.errors import LedgerError
-from ledger.money import parse_euro
+from ledger.domain.clock import brussels_date
+from ledger.domain.errors import LedgerError
+from ledger.domain.money import parse_euro
 from tests.conftest import BACK_OFFICE, ENTERPRISE, PROVIDER_ACTOR, sme, training
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)

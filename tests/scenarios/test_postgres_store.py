@@ -10,7 +10,7 @@ from typing import Callable, TypeVar
 import psycopg
 import pytest
 
-from ledger import commands as c
+from ledger.domain import commands as c
 from ledger.application import KmoLedger
 from tests.conftest import BACK_OFFICE, ENTERPRISE, sme
 

@@ -6,9 +6,9 @@ from datetime import date
 
 from freezegun import freeze_time
 
-from ledger import commands as c
+from ledger.domain import commands as c
 from ledger.application import KmoLedger, replay_events
-from ledger.identifiers import wallet_id
+from ledger.domain.identifiers import wallet_id
 from tests.conftest import BACK_OFFICE, ENTERPRISE, sme
 
 
@@ -33,7 +33,7 @@ def test_a_wallet_with_hundreds_of_events_loads_from_a_snapshot_equal_to_a_full_
 def test_a_replay_as_of_a_date_from_a_snapshot_equals_a_fold_of_the_events_up_to_that_date(sqlite_url):
     from datetime import timedelta
 
-    from ledger.views import wallet_view
+    from ledger.summaries import wallet_view
 
     ledger = KmoLedger(sqlite_url)
     day = date(2026, 1, 5)

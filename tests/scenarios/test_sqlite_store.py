@@ -10,7 +10,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from ledger.application import KmoLedger
-from ledger.sqlite_store import ONE_STATEMENT_ROWS, LedgerSQLiteRecorder, rows_per_statement
+from ledger.storage.sqlite import ONE_STATEMENT_ROWS, LedgerSQLiteRecorder, rows_per_statement
 
 
 def stored(originator_id, version: int = 1) -> StoredEvent:

@@ -7,9 +7,9 @@ from datetime import date
 import pytest
 from freezegun import freeze_time
 
-from ledger import commands as c
-from ledger.errors import InsufficientFunds, InvalidState, ValidationFailed
-from ledger.money import parse_euro
+from ledger.domain import commands as c
+from ledger.domain.errors import InsufficientFunds, InvalidState, ValidationFailed
+from ledger.domain.money import parse_euro
 from tests.conftest import BACK_OFFICE
 from tests.scenarios.helpers import Story
 
@@ -144,7 +144,7 @@ def test_a_mis_posted_deposit_is_reversed_and_posted_again(ledger):
 
 
 def test_a_deposit_with_a_wrong_amount_or_reference_records_nothing(ledger):
-    from ledger.errors import AmountMismatch, PaymentReferenceMismatch
+    from ledger.domain.errors import AmountMismatch, PaymentReferenceMismatch
 
     with freeze_time("2026-03-02 09:00:00"):
         story = Story(ledger)

@@ -10,11 +10,11 @@ from datetime import date, datetime, timezone
 import pytest
 from freezegun import freeze_time
 
-from ledger import events as ev
-from ledger import verification as v
+from ledger.domain import events as ev
+from ledger.audit import verification as v
 from ledger.application import KmoLedger
-from ledger.identifiers import wallet_id
-from ledger.state import Leg
+from ledger.domain.identifiers import wallet_id
+from ledger.domain.state import Leg
 from tests.conftest import ENTERPRISE
 from tests.scenarios.helpers import Story
 

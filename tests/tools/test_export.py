@@ -19,8 +19,8 @@ import orjson
 import pytest
 from freezegun import freeze_time
 
-from ledger import commands as c
-from ledger.events import chain_hash
+from ledger.domain import commands as c
+from ledger.domain.events import chain_hash
 from scripts import archive_verifier, export, verify
 from tests.conftest import BACK_OFFICE, OTHER_ENTERPRISE, sme
 from tests.scenarios.helpers import Story

@@ -11,7 +11,7 @@ import pytest
 from freezegun import freeze_time
 from stdnum.be import ogm_vcs
 
-from ledger import commands as c
+from ledger.domain import commands as c
 from scripts import reconcile
 from tests.conftest import BACK_OFFICE
 from tests.scenarios.helpers import Story

@@ -10,9 +10,9 @@ import orjson
 import pytest
 from freezegun import freeze_time
 
-from ledger.commands import FileSmeFigures
-from ledger.events import chain_hash
-from ledger.identifiers import wallet_id
+from ledger.domain.commands import FileSmeFigures
+from ledger.domain.events import chain_hash
+from ledger.domain.identifiers import wallet_id
 from scripts import export, verify
 from tests.conftest import BACK_OFFICE, ENTERPRISE, OTHER_ENTERPRISE
 from tests.scenarios.helpers import Story

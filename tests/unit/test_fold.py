@@ -10,8 +10,8 @@ from uuid import uuid4
 
 import pytest
 
-from ledger import events as ev
-from ledger import fold
+from ledger.domain import events as ev
+from ledger.domain import fold
 from projections import fold as views_fold
 
 
@@ -40,6 +40,6 @@ def test_an_event_type_without_a_handler_is_refused_not_skipped():
 
 
 def test_events_import_neither_the_wallet_nor_the_fold():
-    code = "import sys, ledger.events; print(sorted(m for m in sys.modules if m in ('ledger.wallet', 'ledger.fold')))"
+    code = "import sys, ledger.domain.events; print(sorted(m for m in sys.modules if m in ('ledger.domain.wallet', 'ledger.domain.fold')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

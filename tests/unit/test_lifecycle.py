@@ -15,10 +15,10 @@ from typing import Callable
 
 import pytest
 
-from ledger import commands as c
-from ledger import lifecycle
-from ledger.errors import LedgerError
-from ledger.wallet import Wallet
+from ledger.domain import commands as c
+from ledger.domain import lifecycle
+from ledger.domain.errors import LedgerError
+from ledger.domain.wallet import Wallet
 from tests.conftest import BACK_OFFICE, ENTERPRISE, PROVIDER_ACTOR, sme, training
 
 SUBMITTED = date(2026, 3, 2)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.errors import (
+from ledger.domain.errors import (
     BelowMinimumCost,
     CeilingExceeded,
     InvalidEnterpriseNumber,
@@ -18,10 +18,10 @@ from ledger.errors import (
     ThemeRequired,
     ValidationFailed,
 )
-from ledger.identifiers import canonical_enterprise_number, compact_payment_reference, payment_reference, provider_number
-from ledger.money import format_euro, parse_euro
-from ledger.regimes import rules_in_force
-from ledger.rules import (
+from ledger.domain.identifiers import canonical_enterprise_number, compact_payment_reference, payment_reference, provider_number
+from ledger.domain.money import format_euro, parse_euro
+from ledger.domain.regimes import rules_in_force
+from ledger.domain.rules import (
     CostLine,
     Holding,
     SmeFigures,

@@ -14,7 +14,7 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
-from ledger.writer import GroupCommit, WriterTurn
+from ledger.storage.writer import GroupCommit, WriterTurn
 
 
 def event(label: str) -> StoredEvent:

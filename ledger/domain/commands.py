@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.money import Cents
-from ledger.rules import CostLine, SmeFigures
+from ledger.domain.money import Cents
+from ledger.domain.rules import CostLine, SmeFigures
 
 StopReason = Literal[
     "on_request",

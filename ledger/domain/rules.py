@@ -1,6 +1,6 @@
 """The scheme's rules as plain functions, in the rule book's words.
 
-Each rule takes its numbers from a :class:`~ledger.regimes.Regime`; none reads
+Each rule takes its numbers from a :class:`~ledger.domain.regimes.Regime`; none reads
 the clock. They decide; events then record what they decided.
 """
 
@@ -14,7 +14,7 @@ from typing import Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.errors import (
+from ledger.domain.errors import (
     BelowMinimumCost,
     CeilingExceeded,
     InvalidProviderNumber,
@@ -24,9 +24,9 @@ from ledger.errors import (
     ThemeRequired,
     ValidationFailed,
 )
-from ledger.identifiers import provider_kind
-from ledger.money import Cents, format_euro, percent_of
-from ledger.regimes import RECORD_RETENTION_YEARS, THEMES, Regime
+from ledger.domain.identifiers import provider_kind
+from ledger.domain.money import Cents, format_euro, percent_of
+from ledger.domain.regimes import RECORD_RETENTION_YEARS, THEMES, Regime
 
 # --------------------------------------------------------------------------- SME test
 

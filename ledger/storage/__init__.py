@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ledger.errors import ValidationFailed
+from ledger.domain.errors import ValidationFailed
 
 DEFAULT_DATABASE_URL = "sqlite:///" + str(Path("var") / "ledger.db")
-SQLITE_MODULE = "ledger.sqlite_store:LedgerSQLiteFactory"
-POSTGRES_MODULE = "ledger.postgres_store:LedgerPostgresFactory"
+SQLITE_MODULE = "ledger.storage.sqlite:LedgerSQLiteFactory"
+POSTGRES_MODULE = "ledger.storage.postgres:LedgerPostgresFactory"
 
 
 def persistence_env(database_url: str) -> dict[str, str]:
@@ -31,7 +31,7 @@ def persistence_env(database_url: str) -> dict[str, str]:
     if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         env = {
             "PERSISTENCE_MODULE": POSTGRES_MODULE,
-            # the insert is one call of a stored function (ledger.postgres_store)
+            # the insert is one call of a stored function (ledger.storage.postgres)
             "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
             "POSTGRES_DBNAME": parts.path.lstrip("/") or "postgres",
             "POSTGRES_HOST": parts.hostname or "127.0.0.1",

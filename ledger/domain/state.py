@@ -1,7 +1,7 @@
 """The wallet's state: what applying its events has built, nothing else.
 
-Plain data, changed only by the one fold, :mod:`ledger.fold`. Views (:mod:`ledger.views`)
-read it; decisions (:mod:`ledger.wallet`) read it before raising events.
+Plain data, changed only by the one fold, :mod:`ledger.domain.fold`. Views (:mod:`ledger.summaries`)
+read it; decisions (:mod:`ledger.domain.wallet`) read it before raising events.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.money import Cents
-from ledger.rules import CostAssessment, SmeFigures
+from ledger.domain.money import Cents
+from ledger.domain.rules import CostAssessment, SmeFigures
 
 Account = Literal[
     "enterprise",

@@ -11,7 +11,7 @@ from functools import lru_cache
 from stdnum import exceptions as stdnum_errors
 from stdnum.be import ogm_vcs, vat
 
-from ledger.errors import InvalidEnterpriseNumber, InvalidProviderNumber
+from ledger.domain.errors import InvalidEnterpriseNumber, InvalidProviderNumber
 
 WALLET_NAMESPACE = uuid.UUID("6f1c7c61-2a57-4a8a-9a3e-6d1f5b0c4e21")
 _PROVIDER = re.compile(r"^DV\.([OA])(\d{6})$")

@@ -10,8 +10,10 @@ from typing import Any
 
 import orjson
 from eventsourcing.persistence import Mapper, ProgrammingError, StoredEvent, Transcoder, Transcoding
-from eventsourcing.utils import get_topic, resolve_topic
+from eventsourcing.utils import resolve_topic
 from pydantic import BaseModel
+
+from ledger.storage.topics import register, stored_topic
 
 
 class OrjsonTranscoder(Transcoder):
@@ -26,12 +28,18 @@ class OrjsonTranscoder(Transcoder):
 
 
 class PydanticMapper(Mapper):
+    """Stores each class under its stable topic (:mod:`ledger.storage.topics`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        register()
+
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         state = domain_event.model_dump(mode="json", exclude={"originator_id", "originator_version"})
         return StoredEvent(
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,
-            topic=get_topic(type(domain_event)),
+            topic=stored_topic(type(domain_event)),
             state=self.transcoder.encode(state),
         )
 

@@ -16,10 +16,10 @@ from datetime import date
 from typing import Any, Iterable, Sequence
 from uuid import UUID
 
-from ledger import events as ev
-from ledger.fold import apply_event
-from ledger.money import format_euro
-from ledger.state import AT_FINANCIAL_MANAGER, WalletState
+from ledger.domain import events as ev
+from ledger.domain.fold import apply_event
+from ledger.domain.money import format_euro
+from ledger.domain.state import AT_FINANCIAL_MANAGER, WalletState
 
 LEGS_BALANCE = "the legs of an event sum to zero"
 HELD_NOT_NEGATIVE = "no held balance is negative"

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Iterable, Mapping
 
-from ledger.money import format_euro
-from ledger.regimes import rules_in_force
-from ledger import lifecycle
-from ledger.errors import LedgerError
-from ledger.state import ApplicationState, WalletState
+from ledger.domain.money import format_euro
+from ledger.domain.regimes import rules_in_force
+from ledger.domain import lifecycle
+from ledger.domain.errors import LedgerError
+from ledger.domain.state import ApplicationState, WalletState
 
 
 def rate_percent(basis_points: int) -> str:
@@ -18,7 +18,7 @@ def rate_percent(basis_points: int) -> str:
 
 
 def next_deadline(application: ApplicationState) -> dict[str, Any] | None:
-    """The application's next deadline and the rule behind it (:func:`ledger.lifecycle.next_deadline`)."""
+    """The application's next deadline and the rule behind it (:func:`ledger.domain.lifecycle.next_deadline`)."""
     found = lifecycle.next_deadline(application)
     return None if found is None else {"rule": found[0], "date": found[1].isoformat()}
 

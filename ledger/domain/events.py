@@ -5,7 +5,7 @@ money legs), so applying one never reads the clock or a rule table: a replay in
 ten years gives the same wallet even after the rules changed.
 
 Events are plain data: they know nothing of the wallet aggregate or its state.
-One function, :func:`ledger.fold.apply_event`, folds them into state.
+One function, :func:`ledger.domain.fold.apply_event`, folds them into state.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from ledger.money import Cents
-from ledger.rules import CostAssessment, SmeFigures
-from ledger.state import AT_FINANCIAL_MANAGER, Deadlines, Leg
+from ledger.domain.money import Cents
+from ledger.domain.rules import CostAssessment, SmeFigures
+from ledger.domain.state import AT_FINANCIAL_MANAGER, Deadlines, Leg
 
 ENVELOPE = frozenset(
     {"originator_id", "originator_version", "timestamp", "business_date", "actor", "hash", "previous_hash"}

@@ -14,7 +14,7 @@ from datetime import date
 from types import MappingProxyType
 from typing import Any, Literal, Mapping
 
-from ledger.errors import ValidationFailed
+from ledger.domain.errors import ValidationFailed
 
 THEMES = (
     "business_strategy",

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from ledger import events as ev
-from ledger.state import AT_FINANCIAL_MANAGER, ApplicationState, PayoutOrder, Recovery, WalletState, YearCeiling
+from ledger.domain import events as ev
+from ledger.domain.state import AT_FINANCIAL_MANAGER, ApplicationState, PayoutOrder, Recovery, WalletState, YearCeiling
 
 
 def apply_event(state: WalletState | None, event: ev.WalletEvent) -> WalletState:

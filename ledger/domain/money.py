@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
-from ledger.errors import ValidationFailed
+from ledger.domain.errors import ValidationFailed
 
 CENT = Decimal("0.01")
 

@@ -1,7 +1,7 @@
 """The wallet aggregate: one per enterprise. Each command method decides, then
 raises events; the events change the state through the one fold
-(:mod:`ledger.fold`). Every command on an application first passes the
-lifecycle's guard (:func:`ledger.lifecycle.check_deadlines`)."""
+(:mod:`ledger.domain.fold`). Every command on an application first passes the
+lifecycle's guard (:func:`ledger.domain.lifecycle.check_deadlines`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Iterable
 
-from ledger import commands as c
-from ledger import events as ev
-from ledger import lifecycle
-from ledger.clock import brussels_date
-from ledger.errors import (
+from ledger.domain import commands as c
+from ledger.domain import events as ev
+from ledger.domain import lifecycle
+from ledger.domain.clock import brussels_date
+from ledger.domain.errors import (
     AmountMismatch,
     InsufficientFunds,
     InvalidState,
@@ -22,12 +22,12 @@ from ledger.errors import (
     PaymentReferenceMismatch,
     ValidationFailed,
 )
-from ledger.identifiers import canonical_enterprise_number, compact_payment_reference, provider_number
-from ledger.money import format_euro
-from ledger.fold import apply_event
-from ledger.lifecycle import Facts, Lapse, check_deadlines
-from ledger.regimes import rules_in_force
-from ledger.rules import (
+from ledger.domain.identifiers import canonical_enterprise_number, compact_payment_reference, provider_number
+from ledger.domain.money import format_euro
+from ledger.domain.fold import apply_event
+from ledger.domain.lifecycle import Facts, Lapse, check_deadlines
+from ledger.domain.regimes import rules_in_force
+from ledger.domain.rules import (
     assess_costs,
     check_eligible_enterprise,
     check_minimum_cost,
@@ -38,7 +38,7 @@ from ledger.rules import (
     sme_size,
     training_hours_cap,
 )
-from ledger.state import AT_FINANCIAL_MANAGER, ApplicationState, Leg, WalletState
+from ledger.domain.state import AT_FINANCIAL_MANAGER, ApplicationState, Leg, WalletState
 
 
 def _leg(account: str, amount: int) -> Leg:
@@ -424,7 +424,7 @@ class Wallet:
         returned: int = 0,
         **fields: Any,
     ) -> None:
-        """End the application (:func:`ledger.lifecycle.ending_effect`): a closure
+        """End the application (:func:`ledger.domain.lifecycle.ending_effect`): a closure
         keeps the payout orders placed in time; every other ending cancels them."""
         keeps_orders = event_class is ev.ProjectClosed
         effect = lifecycle.ending_effect(application, business_date, returned, keeps_orders)
@@ -443,7 +443,7 @@ class Wallet:
         )
 
     def stop(self, application_id: str, command: c.StopProject, actor: ev.Actor, now: datetime) -> str:
-        """Stop a project (stopzetting), as :func:`ledger.lifecycle.stop_outcome`
+        """Stop a project (stopzetting), as :func:`ledger.domain.lifecycle.stop_outcome`
         decides. Returns ``stopped`` or ``recovery_issued``."""
         today = brussels_date(now)
         application = self._open_application(application_id, "stop", today)
@@ -563,7 +563,7 @@ class Wallet:
     # ------------------------------------------------------------------ deadlines
 
     def due_lapses(self, today: date) -> list[Lapse]:
-        """Every deadline passed unmet by ``today`` (:func:`ledger.lifecycle.due_lapse`)."""
+        """Every deadline passed unmet by ``today`` (:func:`ledger.domain.lifecycle.due_lapse`)."""
         lapses = (lifecycle.due_lapse(a, today) for a in self.state.applications.values())
         return [lapse for lapse in lapses if lapse is not None]
 

@@ -5,8 +5,8 @@ what that does to the ceiling, and the outcomes of a stop.
 
 Everything here decides; nothing reads the clock (``today`` is given) and
 nothing applies an event. The numbers come from the application's recorded
-:class:`~ledger.state.Deadlines` (fixed when it was submitted) or from its
-:class:`~ledger.regimes.Regime`.
+:class:`~ledger.domain.state.Deadlines` (fixed when it was submitted) or from its
+:class:`~ledger.domain.regimes.Regime`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Callable, Literal, Mapping, TypeVar
 
-from ledger.errors import DeadlinePassed, InvalidState, ValidationFailed
-from ledger.regimes import Regime
-from ledger.state import ApplicationState, Deadlines
+from ledger.domain.errors import DeadlinePassed, InvalidState, ValidationFailed
+from ledger.domain.regimes import Regime
+from ledger.domain.state import ApplicationState, Deadlines
 
 DeadlineRule = Literal["provider_answer", "own_share_deposit", "completion", "closure"]
 DEADLINE_NAMES: Mapping[str, str] = {

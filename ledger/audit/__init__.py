@@ -1,0 +1,1 @@
+"""Audit: verification of the stored history, replays as of a date, exports."""
