@@ -33,7 +33,7 @@ from ledger.storage.records import (
     reference_id,
 )
 from ledger.storage import DEFAULT_DATABASE_URL, SQLITE_MODULE, persistence_env
-from ledger.domain.fold import apply_event
+from ledger.audit.replay import replay_steps
 from ledger.domain.lifecycle import Lapse
 from ledger.domain.state import WalletState
 from ledger.audit.verification import verify_rows
@@ -497,23 +497,3 @@ class KmoLedger(Application[UUID]):
         if not rows:
             raise NotFound(f"no wallet for enterprise {enterprise_number}")
         return verify_rows(aggregate_id, rows)
-
-
-def replay_steps(
-    events: Iterable[ev.WalletEvent], state: WalletState | None = None
-) -> Iterator[tuple[ev.WalletEvent, WalletState]]:
-    """Fold events through the one fold (onto ``state``, e.g. from a snapshot)
-    without the aggregate's version check, for replays as of a date (a lapse
-    dated before later events of other applications is then still applied);
-    yields the state after each event."""
-    for event in events:
-        state = apply_event(state, event)
-        yield event, state
-
-
-def replay_events(events: list[ev.WalletEvent]) -> WalletState | None:
-    """The wallet's state after all the given events (see :func:`replay_steps`)."""
-    state = None
-    for _event, state in replay_steps(events):
-        pass
-    return state

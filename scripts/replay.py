@@ -45,7 +45,7 @@ def _replay(argv: list[str] | None) -> int:
 def replay_report(events: list[Any], state: dict[str, Any]) -> dict[str, Any]:
     """The timeline (one row per event, balances after it) and the state, its
     applications completed with the regime, rate and balances they were decided with."""
-    from ledger.application import replay_steps
+    from ledger.audit.replay import replay_steps
     from ledger.domain.money import format_euro
     from ledger.domain.state import AT_FINANCIAL_MANAGER
     from ledger.summaries import application_view, balances

@@ -7,7 +7,8 @@ from datetime import date
 from freezegun import freeze_time
 
 from ledger.domain import commands as c
-from ledger.application import KmoLedger, replay_events
+from ledger.application import KmoLedger
+from ledger.audit.replay import replay_events
 from ledger.domain.identifiers import wallet_id
 from tests.conftest import BACK_OFFICE, ENTERPRISE, sme
 
