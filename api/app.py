@@ -14,6 +14,7 @@ from api.reads import ReadModels
 from api.routers import applications, operations, wallets
 from api.settings import Settings
 from ledger.application import KmoLedger
+from ledger.build import build_ledger
 
 DESCRIPTION = """\
 The KMO-portefeuille (SME wallet) ledger: every euro in or out of a wallet is
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if ledger is None:
-            app.state.ledger = KmoLedger(settings.database_url)
+            app.state.ledger = build_ledger(settings)
         app.state.read_models = ReadModels(app.state.ledger)
         try:
             yield

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from ledger.storage import DEFAULT_DATABASE_URL
+from ledger.build import LedgerSettings
 
 Role = Literal["back-office", "provider", "auditor", "reconciler"]
 ROLES: tuple[Role, ...] = ("back-office", "provider", "auditor", "reconciler")
@@ -61,11 +61,11 @@ def key_id(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:KEY_ID_DIGITS]
 
 
-class Settings(BaseSettings):
-    """The server's configuration: ``KMO_LEDGER_*`` environment variables."""
+class Settings(LedgerSettings):
+    """The server's configuration: ``KMO_LEDGER_*`` environment variables (the
+    ledger's own, :class:`ledger.build.LedgerSettings`, and the API's)."""
 
     model_config = SettingsConfigDict(env_prefix="KMO_LEDGER_", extra="ignore")
-    database_url: str = DEFAULT_DATABASE_URL
     api_keys_file: Path | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 

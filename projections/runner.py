@@ -27,6 +27,7 @@ from contextlib import closing, contextmanager, nullcontext
 from typing import Any, Callable, Iterator
 
 from ledger.application import KmoLedger
+from ledger.build import build_ledger, ledger_at
 from projections import schema
 from projections.fold import BatchFold
 from projections.log import Notification, NotificationLog
@@ -268,7 +269,7 @@ class Projector:
 
 def _open(ledger_or_url: KmoLedger | str) -> tuple[KmoLedger, bool]:
     if isinstance(ledger_or_url, str):
-        return KmoLedger(ledger_or_url), True
+        return ledger_at(ledger_or_url), True
     return ledger_or_url, False
 
 
@@ -295,7 +296,7 @@ def rebuild(
     batch_size: int = REBUILD_BATCH_SIZE, workers: int | None = None,
 ) -> tuple[int, float]:
     """Drop and rebuild every view from event 1: (events applied, seconds)."""
-    ledger = KmoLedger(database_url)
+    ledger = ledger_at(database_url)
     try:
         with Projector(ledger, views_url, rebuild_batch_size=batch_size, check_schema=False) as projector:
             started = time.perf_counter()
@@ -473,7 +474,7 @@ def fold_ranges_in_this_process(until: int, batch_size: int) -> None:
     import sys
 
     # the parent made the tables; workers creating them at once race in PostgreSQL's catalog
-    ledger = KmoLedger(os.environ[EVENTS_URL_VARIABLE], env={"CREATE_TABLE": "n"})
+    ledger = build_ledger(env={"CREATE_TABLE": "n"})
     try:
         with Projector(
             ledger, os.environ[VIEWS_URL_VARIABLE], rebuild_batch_size=batch_size, check_schema=False

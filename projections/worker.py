@@ -7,12 +7,11 @@ date until interrupted (SIGINT or SIGTERM).
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
 
-from ledger.storage import DEFAULT_DATABASE_URL
+from ledger.build import LedgerSettings
 from projections.runner import run_worker
 
 
@@ -32,8 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    database_url = os.environ.get("KMO_LEDGER_DATABASE_URL", DEFAULT_DATABASE_URL)
-    run_worker(database_url, stop=stop, poll_seconds=args.poll)
+    run_worker(LedgerSettings().database_url, stop=stop, poll_seconds=args.poll)
     return 0
 
 

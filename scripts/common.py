@@ -9,7 +9,6 @@ Nothing here is built at import time: each call reads the environment anew.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +20,6 @@ import orjson
 EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
-DATABASE_URL_VARIABLE = "KMO_LEDGER_DATABASE_URL"
 NOTIFICATION_BATCH = 500
 
 
@@ -64,17 +62,17 @@ def iso_date(text: str) -> date:
 
 def database_url() -> str:
     """``KMO_LEDGER_DATABASE_URL``, or the default SQLite file, as the server uses."""
-    from ledger.storage import DEFAULT_DATABASE_URL
+    from ledger.build import LedgerSettings
 
-    return os.environ.get(DATABASE_URL_VARIABLE) or DEFAULT_DATABASE_URL
+    return LedgerSettings().database_url
 
 
 @contextmanager
 def open_ledger() -> Iterator[Any]:
     """The ledger application on the configured database, closed afterwards."""
-    from ledger.application import KmoLedger
+    from ledger.build import build_ledger
 
-    ledger = KmoLedger(database_url())
+    ledger = build_ledger()
     try:
         yield ledger
     finally:

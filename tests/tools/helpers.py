@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from scripts.common import DATABASE_URL_VARIABLE
+DATABASE_URL_VARIABLE = "KMO_LEDGER_DATABASE_URL"
 
 
 TOOL_CLOCK = {"ignore": ["psycopg_pool"]}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from scripts import cli, export, reconcile, replay, run_deadlines, verify
-from scripts.common import DATABASE_URL_VARIABLE
+DATABASE_URL_VARIABLE = "KMO_LEDGER_DATABASE_URL"
 from tests.tools.helpers import Tools
 
 TOOLS = [replay, verify, export, reconcile, run_deadlines]

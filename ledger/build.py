@@ -1,0 +1,37 @@
+"""The one place a ledger is built: settings from the environment -> ``KmoLedger``.
+
+The API (:func:`api.create_app`), every command of the command line and the
+projection workers build their ledger here; nothing else reads
+``KMO_LEDGER_DATABASE_URL``. Nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.application import KmoLedger
+from ledger.domain.clock import Clock
+from ledger.storage import DEFAULT_DATABASE_URL
+
+
+class LedgerSettings(BaseSettings):
+    """Where the ledger keeps its events: ``KMO_LEDGER_DATABASE_URL``, read when made."""
+
+    model_config = SettingsConfigDict(env_prefix="KMO_LEDGER_", extra="ignore")
+    database_url: str = DEFAULT_DATABASE_URL
+
+
+def build_ledger(
+    settings: LedgerSettings | None = None, *, clock: Clock | None = None, env: dict[str, Any] | None = None
+) -> KmoLedger:
+    """The ledger on ``settings`` (default: the environment, read now); ``env``
+    adds library settings (e.g. ``{"CREATE_TABLE": "n"}`` for a worker process)."""
+    settings = settings or LedgerSettings()
+    return KmoLedger(settings.database_url, clock=clock, env=env)
+
+
+def ledger_at(database_url: str, **options: Any) -> KmoLedger:
+    """:func:`build_ledger` on a given database URL (tests, tools given a URL)."""
+    return build_ledger(LedgerSettings(database_url=database_url), **options)
