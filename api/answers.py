@@ -15,18 +15,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Callable, TypeVar
 
 import orjson
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.auth import Caller, allow, application_in_reach
 from api.settings import Role
-from ledger.application import AlreadyAnswered, Idempotency, KmoLedger
+from ledger.application import KmoLedger
+from ledger.idempotency import AlreadyAnswered, Idempotency
 from ledger.domain.clock import brussels_date
-from ledger.domain.errors import IdempotencyKeyReused, VersionMismatch
-from ledger.storage.records import IdempotencyRecorded, Record, idempotency_id
+from ledger.domain.errors import VersionMismatch
 from ledger.summaries import application_view, wallet_view
 from ledger.domain.wallet import Wallet
 
@@ -168,44 +166,15 @@ class Posting:
     def run_once(
         self, ledger: KmoLedger, caller: Caller, payload: BaseModel | None, produce: Callable[[], BaseModel]
     ) -> JSONResponse:
-        """For work across wallets (the deadline run): the first answer is stored
-        right after the work, in a transaction of its own. A retry whose first
-        answer was lost runs again, which is safe for work that is idempotent
-        by nature."""
+        """For work across wallets (the deadline run): :meth:`KmoLedger.answer_once`."""
         idempotency = self.idempotency(caller, payload, lambda result: (200, result))
         if idempotency is None:
             return Answer(_json(produce()))
-        record_id = idempotency_id(idempotency.scope, idempotency.key)
-        stored = _stored_answer(ledger, record_id, idempotency.fingerprint)
-        if stored is not None:
-            return stored
-        body = _json(produce())
-        receipt = IdempotencyRecorded(
-            originator_id=record_id,
-            timestamp=ledger.clock.now(),
-            scope=idempotency.scope,
-            key=idempotency.key,
-            fingerprint=idempotency.fingerprint,
-            status=200,
-            body=body,
-        )
         try:
-            ledger.save(Record(receipt))
-        except IntegrityError:
-            stored = _stored_answer(ledger, record_id, idempotency.fingerprint)
-            if stored is not None:
-                return stored
-        return Answer(body)
-
-
-def _stored_answer(ledger: KmoLedger, record_id: Any, expected_fingerprint: str) -> JSONResponse | None:
-    try:
-        record: Record = ledger.repository.get(record_id)
-    except AggregateNotFoundError:
-        return None
-    if record.event.fingerprint != expected_fingerprint:
-        raise IdempotencyKeyReused("this Idempotency-Key was used before with another request; use a new key")
-    return Answer(record.event.body, record.event.status, headers={REPLAYED_HEADER: "true"})
+            status, body = ledger.answer_once(idempotency, lambda: _json(produce()))
+        except AlreadyAnswered as first:
+            return Answer(first.body, first.status, headers={REPLAYED_HEADER: "true"})
+        return Answer(body, status)
 
 
 @dataclass(frozen=True)

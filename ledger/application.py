@@ -25,13 +25,8 @@ from ledger.domain.clock import Clock, SystemClock, brussels_date
 from ledger.domain.errors import AlreadyExists, Conflict, IdempotencyKeyReused, LedgerError, NotFound, VersionMismatch
 from ledger.domain.identifiers import canonical_enterprise_number, compact_payment_reference, payment_reference, wallet_id
 from ledger.storage.mapper import OrjsonTranscoder, PydanticMapper
-from ledger.storage.records import (
-    IdempotencyRecorded,
-    PaymentReferenceClaimed,
-    Record,
-    idempotency_id,
-    reference_id,
-)
+from ledger.idempotency import AlreadyAnswered, Idempotency, answer_record, check_first_answer
+from ledger.storage.records import PaymentReferenceClaimed, Record, reference_id
 from ledger.storage import DEFAULT_DATABASE_URL, SQLITE_MODULE, persistence_env
 from ledger.audit.replay import replay_steps
 from ledger.domain.lifecycle import Lapse
@@ -45,24 +40,6 @@ from ledger.storage.writer import GroupCommit, WriterTurn
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 20
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    """An Idempotency-Key: the first answer is stored with the events it produced."""
-
-    scope: str
-    key: str
-    fingerprint: str
-    render: Callable[[Any], tuple[int, Any]]
-
-
-class AlreadyAnswered(Exception):
-    """The same key and body were answered before: here is that first answer."""
-
-    def __init__(self, status: int, body: Any):
-        super().__init__(status)
-        self.status, self.body = status, body
 
 
 @dataclass(frozen=True)
@@ -169,35 +146,26 @@ class KmoLedger(Application[UUID]):
             raise NotFound("no wallet for this enterprise number") from None
 
     def _answered(self, idempotency: Idempotency | None) -> None:
-        if idempotency is None:
-            return
-        try:
-            record: Record = self.repository.get(idempotency_id(idempotency.scope, idempotency.key))
-        except AggregateNotFoundError:
-            return
-        if record.event.fingerprint != idempotency.fingerprint:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was used before with another request; use a new key"
-            )
-        raise AlreadyAnswered(record.event.status, record.event.body)
+        if idempotency is not None:
+            check_first_answer(self.repository, idempotency)
 
-    def _receipt(self, idempotency: Idempotency | None, result: Any, now: datetime) -> list[Record]:
-        if idempotency is None:
-            return []
-        status, body = idempotency.render(result)
-        return [
-            Record(
-                IdempotencyRecorded(
-                    originator_id=idempotency_id(idempotency.scope, idempotency.key),
-                    timestamp=now,
-                    scope=idempotency.scope,
-                    key=idempotency.key,
-                    fingerprint=idempotency.fingerprint,
-                    status=status,
-                    body=orjson.loads(orjson.dumps(body)),
-                )
-            )
-        ]
+    @staticmethod
+    def _receipt(idempotency: Idempotency | None, result: Any, now: datetime) -> list[Record]:
+        return [] if idempotency is None else [answer_record(idempotency, result, now)]
+
+    def answer_once(self, idempotency: Idempotency, produce: Callable[[], Any]) -> tuple[int, Any]:
+        """For work across wallets (the deadline run): the first answer is stored
+        right after the work, in a transaction of its own; a retry gets it back
+        (:class:`AlreadyAnswered`). A retry whose first answer was lost runs the
+        work again, which is safe for work that is idempotent by nature."""
+        self._answered(idempotency)
+        result = produce()
+        record = answer_record(idempotency, result, self.clock.now())
+        try:
+            self.save(record)
+        except IntegrityError:
+            self._answered(idempotency)  # another process answered first: that answer stands
+        return record.event.status, record.event.body
 
     def _execute(
         self,

@@ -26,7 +26,8 @@ from typing import Any, Callable
 import orjson
 
 from ledger.domain import commands as c
-from ledger.application import Idempotency, KmoLedger
+from ledger.application import KmoLedger
+from ledger.idempotency import Idempotency
 from ledger.domain.clock import SystemClock, brussels_date
 from ledger.domain.events import Actor
 from ledger.domain.identifiers import wallet_id
