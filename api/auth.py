@@ -128,7 +128,6 @@ async def own_inbox(
     return number
 
 
-BackOffice = Annotated[Caller, Depends(allow("back-office"))]
 Reader = Annotated[Caller, Depends(allow("back-office", "auditor", "reconciler"))]
 """Everyone but a provider."""
 Auditing = Annotated[Caller, Depends(allow("back-office", "auditor"))]

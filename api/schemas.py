@@ -16,16 +16,18 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from ledger.domain import commands as c
+from ledger.domain.clock import EARLIEST, LATEST
 from ledger.domain.errors import ValidationFailed
+from ledger.domain.lifecycle import StopReason
 from ledger.domain.money import format_euro, parse_euro
-from ledger.domain.regimes import THEMES
-from ledger.domain.rules import CostLine, Holding, SmeFigures
+from ledger.domain.regimes import THEMES, Service, Size
+from ledger.domain.rules import CostKind, CostLine, Holding, SmeFigures
+from ledger.domain.state import ApplicationStateName
 
 # --------------------------------------------------------------------------- wire types
 
 MAX_CENTS = 1_000_000_000_000_00
 """The largest amount accepted on input: one trillion euro."""
-EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
 Day = date
 """``date`` under another name, for fields that are themselves called ``date``."""
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -88,10 +90,6 @@ Count = Annotated[Decimal, Field(ge=0, le=1_000_000, max_digits=10, decimal_plac
 Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2, allow_inf_nan=False)]
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 Theme = Literal[THEMES]  # type: ignore[valid-type]
-ApplicationStateName = Literal[
-    "submitted", "confirmed", "funded", "paying", "paid_out", "completed",
-    "refused", "lapsed", "stopped", "closed",
-]
 
 
 class RequestBody(BaseModel):
@@ -159,7 +157,7 @@ class OpenWalletIn(RequestBody):
 
 class FileSmeFiguresIn(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"year": 2025, "sme": SME_EXAMPLE}]})
-    year: int = Field(ge=2000, le=2099, description="The financial year the figures close")
+    year: int = Field(ge=EARLIEST.year, le=LATEST.year, description="The financial year the figures close")
     sme: SmeFiguresIn
 
     def command(self) -> c.FileSmeFigures:
@@ -167,10 +165,7 @@ class FileSmeFiguresIn(RequestBody):
 
 
 class CostLineIn(RequestBody):
-    kind: Literal[
-        "fee", "trainer_travel", "course_material", "catering",
-        "vat", "participant_transport", "other_ineligible",
-    ]
+    kind: CostKind
     amount: EuroIn
     participants: int | None = Field(default=None, ge=1, le=100_000, description="catering only")
     days: int | None = Field(default=None, ge=1, le=1000, description="catering only")
@@ -194,7 +189,7 @@ class SubmitApplicationIn(RequestBody):
             ]
         }
     )
-    service: c.Service
+    service: Service
     provider: str = Field(max_length=32, examples=["DV.O207084"])
     themes: list[Theme] = Field(default=[], max_length=len(THEMES))
     enrolled_on: IsoDate
@@ -274,7 +269,7 @@ class PayoutIn(RequestBody):
 
 class StopIn(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "on_request"}]})
-    reason: c.StopReason
+    reason: StopReason
     proof: str | None = Field(default=None, max_length=500, description="the proof document's reference")
 
     def command(self) -> c.StopProject:
@@ -367,7 +362,7 @@ class WalletOut(ResponseBody):
     enterprise_number: str = Field(examples=["0403170701"])
     name: str
     opened_on: date
-    sizes: dict[str, Literal["small", "medium"]] = Field(examples=[{"2026": "small"}])
+    sizes: dict[str, Size] = Field(examples=[{"2026": "small"}])
     held: HeldOut
     due: DueOut
     ceilings: list[CeilingOut]

@@ -7,6 +7,8 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
+"""The dates the ledger accepts anywhere (the API, the command line, SME figures' years)."""
 
 
 class Clock(Protocol):

@@ -8,26 +8,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ledger.domain.clock import EARLIEST, LATEST
+from ledger.domain.lifecycle import StopReason
 from ledger.domain.money import Cents
+from ledger.domain.regimes import Service
 from ledger.domain.rules import CostLine, SmeFigures
 
-StopReason = Literal[
-    "on_request",
-    "enterprise_ceased",
-    "provider_ceased",
-    "death_or_incapacity",
-    "finished_cheaper",
-    "provider_cancelled",
-    "other",
-]
-Service = Literal[
-    "training",
-    "advice",
-    "technology_exploration",
-    "international_advice",
-    "strategic_advice",
-    "coaching",
-]
 RefundKind = Literal["own_share_to_enterprise", "subsidy_to_government"]
 
 
@@ -44,7 +30,7 @@ class OpenWallet(Command):
 
 
 class FileSmeFigures(Command):
-    year: int = Field(ge=2000, le=2100)
+    year: int = Field(ge=EARLIEST.year, le=LATEST.year)
     sme: SmeFigures
 
 

@@ -19,6 +19,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 
 from ledger.domain.money import Cents
+from ledger.domain.regimes import Size
 from ledger.domain.rules import CostAssessment, SmeFigures
 from ledger.domain.state import AT_FINANCIAL_MANAGER, Deadlines, Leg
 
@@ -89,7 +90,7 @@ class WalletOpened(WalletEvent):
     name: str
     figures: SmeFigures
     figures_year: int
-    size: Literal["small", "medium"]
+    size: Size
     flemish_establishment: bool
     public_participation_percent: str
 
@@ -121,7 +122,7 @@ class ApplicationSubmitted(ApplicationEvent):
     hours: str | None = None
     participants: int | None = None
     year: int
-    size: Literal["small", "medium"]
+    size: Size
     rate: int
     """Basis points: 3000 is 30 %."""
     costs: tuple[CostAssessment, ...]

@@ -345,6 +345,15 @@ def ending_effect(
 
 # --------------------------------------------------------------------------- stopping a project (section 5)
 
+StopReason = Literal[
+    "on_request",
+    "enterprise_ceased",
+    "provider_ceased",
+    "death_or_incapacity",
+    "finished_cheaper",
+    "provider_cancelled",
+    "other",
+]
 JUSTIFIED_STOP_REASONS = frozenset(
     {"enterprise_ceased", "provider_ceased", "death_or_incapacity", "finished_cheaper"}
 )

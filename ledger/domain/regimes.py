@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from datetime import date
 from types import MappingProxyType
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, get_args
 
 from ledger.domain.errors import ValidationFailed
 
@@ -27,15 +27,17 @@ THEMES = (
     "people_management",
     "cybersecurity",
 )
-PILLAR_SERVICES = (
+Service = Literal[
     "training",
     "advice",
     "technology_exploration",
     "international_advice",
     "strategic_advice",
     "coaching",
-)
-SIZES = ("small", "medium")
+]
+SERVICES: tuple[str, ...] = get_args(Service)
+"""Every service of every regime (the pillars regime had them all)."""
+Size = Literal["small", "medium"]
 RECORD_RETENTION_YEARS = 5
 """RULES.md §7: a record that belongs to no application (a wallet opening, filed
 SME figures) is kept at least this many years after it was recorded (and as long
@@ -139,7 +141,7 @@ REGIMES: tuple[Regime, ...] = (
         name="pillars",
         starts_on=date(2009, 1, 1),
         ends_on=date(2016, 3, 31),
-        services=PILLAR_SERVICES,
+        services=SERVICES,
         rates=_frozen({"small": 5000, "medium": 5000}),
         service_rates=_frozen({"technology_exploration": 7500}),
         ceilings=(

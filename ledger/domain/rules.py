@@ -132,17 +132,16 @@ def check_eligible_enterprise(flemish_establishment: bool, public_participation:
 
 # --------------------------------------------------------------------------- costs
 
+CostKind = Literal[
+    "fee", "trainer_travel", "course_material", "catering", "vat", "participant_transport", "other_ineligible",
+]
 ELIGIBLE_KINDS = ("fee", "trainer_travel", "course_material")
-INELIGIBLE_KINDS = ("vat", "participant_transport", "other_ineligible")
-COST_KINDS = ELIGIBLE_KINDS + ("catering",) + INELIGIBLE_KINDS
+"""Count in full; catering counts up to its cap; the other kinds do not count."""
 
 
 class CostLine(BaseModel):
     model_config = ConfigDict(frozen=True)
-    kind: Literal[
-        "fee", "trainer_travel", "course_material", "catering",
-        "vat", "participant_transport", "other_ineligible",
-    ]
+    kind: CostKind
     amount: Cents
     participants: int | None = Field(default=None, ge=1)
     days: int | None = Field(default=None, ge=1)
@@ -245,8 +244,6 @@ class SubsidyDecision:
     rate_amount: int
     subsidy: int
     capped_by: str | None
-    ceilings: dict[str, tuple[int, int]]
-    """Ceiling key -> (ceiling amount, remaining before this application)."""
 
 
 def decide_subsidy(
@@ -271,7 +268,7 @@ def decide_subsidy(
             "the yearly ceiling is used up: "
             + ", ".join(f"{k} remaining {format_euro(max(r, 0))}" for k, (_a, r) in ceilings.items())
         )
-    return SubsidyDecision(rate, rate_amount, subsidy, capped_by, ceilings)
+    return SubsidyDecision(rate, rate_amount, subsidy, capped_by)
 
 
 # --------------------------------------------------------------------------- records

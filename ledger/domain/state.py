@@ -26,7 +26,9 @@ Account = Literal[
 ]
 ACCOUNTS: tuple[str, ...] = get_args(Account)
 AT_FINANCIAL_MANAGER = ("held_own_share", "held_subsidy", "due_enterprise", "due_government", "recovered")
-TERMINAL_STATES = frozenset({"refused", "lapsed", "stopped", "closed"})
+ApplicationStateName = Literal[
+    "submitted", "confirmed", "funded", "paying", "paid_out", "completed", "refused", "lapsed", "stopped", "closed",
+]
 
 
 def account_kind(account: str) -> str:
