@@ -1,0 +1,195 @@
+"""Exports: a sealed archive of every event, one file per calendar year of
+business date, that anyone can verify without this software.
+
+The folder receives ``events-YYYY.jsonl`` (one JSON object per event:
+enterprise number, wallet id, sequence, type, business date, recorded_at and
+the state exactly as stored, hash and previous hash included),
+``manifest.json`` (each file's SHA-256, byte and event counts, each wallet's
+chain head per year) and the standalone verifier the caller names
+(``scripts/archive_verifier.py``), which checks all of it.
+
+Exporting removes nothing (RULES.md section 7). The log is read in batches up
+to the position it had when the export began, so a million events export in
+the memory of one batch plus one line per wallet and year in the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+from uuid import UUID
+
+import orjson
+
+from ledger.audit.log import event_type, notifications
+from ledger.audit.progress import Progress, no_progress
+from ledger.storage.topics import WALLET_EVENT_TOPICS
+
+FORMAT = "kmo-ledger-archive/1"
+MANIFEST = "manifest.json"
+CANONICAL_FORM = (
+    "hash = SHA-256 of the UTF-8 JSON of the stored state without 'hash', plus 'originator_id' "
+    "(the wallet id), 'originator_version' (the sequence) and 'type'; keys sorted, no whitespace, "
+    "non-ASCII unescaped (orjson.dumps with OPT_SORT_KEYS)"
+)
+
+
+@dataclass
+class YearFile:
+    """One year's file being written: its digest, counts and each wallet's chain head."""
+
+    path: Path
+    stream: BinaryIO
+    digest: Any = field(default_factory=hashlib.sha256)
+    events: int = 0
+    size: int = 0
+    wallets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def write(self, line: bytes, wallet_id: str, enterprise: str | None, sequence: int, digest: str) -> None:
+        self.stream.write(line)
+        self.digest.update(line)
+        self.events += 1
+        self.size += len(line)
+        head = self.wallets.get(wallet_id)
+        if head is None:
+            self.wallets[wallet_id] = {
+                "enterprise_number": enterprise,
+                "events": 1,
+                "first_sequence": sequence,
+                "last_sequence": sequence,
+                "head": digest,
+            }
+        else:
+            head["events"] += 1
+            if sequence > head["last_sequence"]:
+                head["last_sequence"], head["head"] = sequence, digest
+
+
+def write_archive(ledger: Any, out: Path, verifier: Path, progress: Progress = no_progress) -> dict[str, Any]:
+    """Stream the wallet events into one file per business year beside a copy of
+    ``verifier``; returns the manifest written."""
+    through = ledger.recorder.max_notification_id() or 0
+    files: dict[str, YearFile] = {}
+    enterprises: dict[str, str] = {}
+    first_date = last_date = None
+    try:
+        with progress("exporting events", through) as advance:
+            position = 0
+            for notification in notifications(ledger, WALLET_EVENT_TOPICS, stop=through):
+                state = orjson.loads(notification.state)
+                wallet_id = str(notification.originator_id)
+                type_name = event_type(notification.topic)
+                if type_name == "WalletOpened":
+                    enterprises[wallet_id] = state.get("enterprise_number")
+                enterprise = enterprises.get(wallet_id) or _enterprise_from(state)
+                business_date = str(state.get("business_date", ""))
+                year = business_date[:4]
+                if year not in files:
+                    path = out / f"events-{year}.jsonl.partial"
+                    files[year] = YearFile(path, path.open("wb"))
+                record = {
+                    "enterprise_number": enterprise,
+                    "wallet_id": wallet_id,
+                    "sequence": notification.originator_version,
+                    "type": type_name,
+                    "business_date": business_date,
+                    "recorded_at": state.get("timestamp"),
+                    "state": state,
+                }
+                line = orjson.dumps(record) + b"\n"
+                files[year].write(line, wallet_id, enterprise, notification.originator_version, state.get("hash"))
+                first_date = min(first_date or business_date, business_date)
+                last_date = max(last_date or business_date, business_date)
+                advance(notification.id - position)
+                position = notification.id
+    finally:
+        for year_file in files.values():
+            year_file.stream.close()
+    years = {}
+    for year in sorted(files):
+        year_file = files[year]
+        final = out / f"events-{year}.jsonl"
+        year_file.path.replace(final)
+        years[year] = {
+            "file": final.name,
+            "sha256": year_file.digest.hexdigest(),
+            "bytes": year_file.size,
+            "events": year_file.events,
+            "wallets": year_file.wallets,
+        }
+    shutil.copyfile(verifier, out / verifier.name)
+    manifest = {
+        "format": FORMAT,
+        "exported_at": datetime.now(UTC).isoformat(),
+        "through_position": through,
+        "from_date": first_date,
+        "to_date": last_date,
+        "events": sum(entry["events"] for entry in years.values()),
+        "hash_algorithm": "sha256",
+        "canonical_form": CANONICAL_FORM,
+        "verifier": {"file": verifier.name, "sha256": hashlib.sha256(verifier.read_bytes()).hexdigest()},
+        "years": years,
+    }
+    partial = out / f"{MANIFEST}.partial"
+    partial.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    partial.replace(out / MANIFEST)
+    return manifest
+
+
+def _enterprise_from(state: dict[str, Any]) -> str | None:
+    """The enterprise number of a wallet whose opening was not seen (from a project number)."""
+    parts = str(state.get("project_number", "")).split("-")
+    return parts[1] if len(parts) == 3 else None
+
+
+def archive_summary(manifest: dict[str, Any], out: Path, marked_exported: bool) -> dict[str, Any]:
+    """What an export wrote: each year's file, digest and counts, the manifest's
+    digest, whether the audit trail records it, and how to verify it."""
+    return {
+        "directory": str(out),
+        "events": manifest["events"],
+        "through_position": manifest["through_position"],
+        "years": {
+            year: {k: entry[k] for k in ("file", "sha256", "events", "bytes")} | {"wallets": len(entry["wallets"])}
+            for year, entry in manifest["years"].items()
+        },
+        "manifest_sha256": hashlib.sha256((out / MANIFEST).read_bytes()).hexdigest(),
+        "marked_exported": marked_exported,
+        "verify_with": f"python {out / manifest['verifier']['file']} {out}",
+    }
+
+
+def exported_period(manifest: dict[str, Any], out: Path) -> dict[str, Any] | None:
+    """What the audit-trail read model records of an export (dates, log position,
+    location, time), or None when it exported no event."""
+    if not manifest["events"]:
+        return None
+    return {
+        "from_date": date.fromisoformat(manifest["from_date"]),
+        "to_date": date.fromisoformat(manifest["to_date"]),
+        "through_position": manifest["through_position"],
+        "location": str(out.resolve()),
+        "exported_at": datetime.fromisoformat(manifest["exported_at"]),
+    }
+
+
+def load_anchors(directory: Path) -> dict[UUID, list[tuple]]:
+    """Chain heads per wallet, (sequence, hash, enterprise, year), from an export's
+    manifest.json. FileNotFoundError without one; ValueError when it is not a manifest."""
+    path = directory / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        anchors: dict[UUID, list[tuple]] = {}
+        for year, entry in manifest["years"].items():
+            for wallet, head in entry["wallets"].items():
+                anchors.setdefault(UUID(wallet), []).append(
+                    (head["last_sequence"], head["head"], head.get("enterprise_number"), year)
+                )
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{path} is not an export manifest ({error})") from None
+    return anchors
