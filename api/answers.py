@@ -25,7 +25,7 @@ from ledger.application import KmoLedger
 from ledger.idempotency import AlreadyAnswered, Idempotency
 from ledger.domain.clock import brussels_date
 from ledger.domain.errors import VersionMismatch
-from ledger.summaries import application_view, wallet_view
+from ledger.summaries import application_summary, wallet_summary
 from ledger.domain.wallet import Wallet
 
 T = TypeVar("T")
@@ -75,7 +75,7 @@ def expected_version(value: str | None) -> int | None:
     return int(match.group(1))
 
 
-class Views:
+class AnswerSource:
     """Where a command's answer is read: inside the ledger's lock, from the wallet
     the command decided on; or, without an Idempotency-Key, afterwards through
     the ledger's own (locked) reads."""
@@ -85,14 +85,14 @@ class Views:
 
     def wallet(self) -> dict[str, Any]:
         if self._wallet is None:
-            return self.ledger.wallet_view(self.en)
+            return self.ledger.wallet_summary(self.en)
         today = brussels_date(self.ledger.clock.now())
-        return wallet_view(self._wallet.state, self._wallet.version, today)
+        return wallet_summary(self._wallet.state, self._wallet.version, today)
 
     def application(self, application_id: str) -> dict[str, Any]:
         if self._wallet is None:
-            return self.ledger.application_view(self.en, application_id)
-        return application_view(self._wallet.application(application_id))
+            return self.ledger.application_summary(self.en, application_id)
+        return application_summary(self._wallet.application(application_id))
 
 
 def _wallet_of(result: Any) -> Wallet:
@@ -133,7 +133,7 @@ class Posting:
         caller: Caller,
         payload: BaseModel | None,
         command: Callable[..., T],
-        render: Callable[[T, Views], dict[str, Any]],
+        render: Callable[[T, AnswerSource], dict[str, Any]],
         status: int = 200,
         expected_version: int | None = None,
     ) -> JSONResponse:
@@ -147,7 +147,7 @@ class Posting:
         answered: dict[str, Any] = {}
 
         def render_in_lock(result: T) -> tuple[int, Any]:
-            answered["body"] = _json(render(result, Views(ledger, en, _wallet_of(result))))
+            answered["body"] = _json(render(result, AnswerSource(ledger, en, _wallet_of(result))))
             return status, answered["body"]
 
         options: dict[str, Any] = {}
@@ -160,7 +160,7 @@ class Posting:
             result = command(**options)
         except AlreadyAnswered as first:
             return Answer(first.body, first.status, headers={REPLAYED_HEADER: "true"})
-        body = answered["body"] if "body" in answered else _json(render(result, Views(ledger, en)))
+        body = answered["body"] if "body" in answered else _json(render(result, AnswerSource(ledger, en)))
         return Answer(body, status)
 
     def run_once(
@@ -193,7 +193,7 @@ class Command:
         en: str,
         payload: BaseModel | None,
         command: Callable[..., T],
-        render: Callable[[T, Views], dict[str, Any]],
+        render: Callable[[T, AnswerSource], dict[str, Any]],
         status: int = 200,
     ) -> JSONResponse:
         return self.posting.run(self.ledger, en, self.caller, payload, command, render, status, self.expected)

@@ -97,7 +97,7 @@ def allow(*roles: Role) -> Callable[..., Caller]:
 def check_reach(ledger: KmoLedger, en: str, application_id: str, caller: Caller) -> None:
     """A provider reaches only applications naming it: any other is a 404, as if absent."""
     try:
-        provider = ledger.application_view(en, application_id)["provider"]
+        provider = ledger.application_summary(en, application_id)["provider"]
     except NotFound:
         provider = None
     if provider != caller.provider:

@@ -20,7 +20,7 @@ from api.problems import ReadModelsUnavailable
 from ledger.application import KmoLedger
 from ledger.domain.clock import brussels_date
 from ledger.domain.errors import ValidationFailed
-from projections import Projector, Views
+from projections import Projector, Queries
 from projections.schema import SchemaOutdated
 from projections.store import Target
 
@@ -45,7 +45,7 @@ class ReadModels:
         self.ledger = ledger
         self.views_url = views_url
         self._projector: Projector | None = None
-        self._views: Views | None = None
+        self._views: Queries | None = None
         self._opening = threading.Lock()
         self._one_reader: Any = nullcontext()
 
@@ -54,7 +54,7 @@ class ReadModels:
         """The projector keeping the views (opened if need be)."""
         return self._open()[0]
 
-    def read(self, query: Callable[[Views], T]) -> T:
+    def read(self, query: Callable[[Queries], T]) -> T:
         """``query`` answered from views that hold every event recorded before this call."""
         projector, views = self._open()
         with self._one_reader:
@@ -67,7 +67,7 @@ class ReadModels:
                     raise ReadModelsUnavailable("the read models could not catch up with the ledger") from error
             return query(views)
 
-    def _open(self) -> tuple[Projector, Views]:
+    def _open(self) -> tuple[Projector, Queries]:
         with self._opening:
             if self._projector is None or self._views is None:
                 try:
@@ -76,9 +76,9 @@ class ReadModels:
                     log.exception("opening the read models failed")
                     raise ReadModelsUnavailable("the read models cannot be opened") from error
                 if ":memory:" in projector.views_url:
-                    self._views, self._one_reader = _SharedViews(projector.target), threading.Lock()
+                    self._views, self._one_reader = _SharedQueries(projector.target), threading.Lock()
                 else:
-                    self._views = Views(projector.views_url)
+                    self._views = Queries(projector.views_url)
                 self._projector = projector
             return self._projector, self._views
 
@@ -101,8 +101,8 @@ def _projector(ledger: KmoLedger, views_url: str | None) -> Projector:
     return Projector(ledger, views_url)
 
 
-class _SharedViews(Views):
-    """Views in the projector's own in-memory database, read on its connection."""
+class _SharedQueries(Queries):
+    """Queries on the projector's own in-memory database, read on its connection."""
 
     def __init__(self, target: Target):
         super().__init__("sqlite:///:memory:")

@@ -32,9 +32,10 @@ from ledger.audit.replay import replay_steps
 from ledger.domain.lifecycle import Lapse
 from ledger.domain.state import WalletState
 from ledger.audit.verification import verify_rows
-from ledger.summaries import application_view, wallet_view
+from ledger.summaries import application_summary, wallet_summary
 from ledger.domain.wallet import Wallet, project_wallet
 from ledger.storage.snapshots import WalletSnapshot
+from ledger.storage.log import notifications
 from ledger.storage.topics import stored_topic
 from ledger.storage.writer import GroupCommit, WriterTurn
 
@@ -351,16 +352,10 @@ class KmoLedger(Application[UUID]):
     def wallet_ids_with_applications(self) -> Iterator[UUID]:
         """Every wallet that ever had an application, from the notification log."""
         seen: set[UUID] = set()
-        start, topics = 1, [stored_topic(ev.ApplicationSubmitted)]
-        while True:
-            batch = self.recorder.select_notifications(start, 1000, topics=topics)
-            if not batch:
-                return
-            for notification in batch:
-                if notification.originator_id not in seen:
-                    seen.add(notification.originator_id)
-                    yield notification.originator_id
-            start = batch[-1].id + 1
+        for notification in notifications(self, [stored_topic(ev.ApplicationSubmitted)]):
+            if notification.originator_id not in seen:
+                seen.add(notification.originator_id)
+                yield notification.originator_id
 
     def run_deadlines(
         self, actor: ev.Actor = ev.SYSTEM, wallet_ids: Iterator[UUID] | None = None
@@ -397,15 +392,15 @@ class KmoLedger(Application[UUID]):
         """The wallet's current state, by its aggregate id."""
         return self._wallet(aggregate_id).state
 
-    def wallet_view(self, enterprise_number: str) -> dict[str, Any]:
+    def wallet_summary(self, enterprise_number: str) -> dict[str, Any]:
         wallet = self.get_wallet(enterprise_number)
         with self._lock(wallet.id):
-            return wallet_view(wallet.state, wallet.version, brussels_date(self.clock.now()))
+            return wallet_summary(wallet.state, wallet.version, brussels_date(self.clock.now()))
 
-    def application_view(self, enterprise_number: str, application_id: str) -> dict[str, Any]:
+    def application_summary(self, enterprise_number: str, application_id: str) -> dict[str, Any]:
         wallet = self.get_wallet(enterprise_number)
         with self._lock(wallet.id):
-            return application_view(wallet.application(application_id))
+            return application_summary(wallet.application(application_id))
 
     def wallet_events(self, enterprise_number: str, as_of: date | None = None) -> list[ev.WalletEvent]:
         """The wallet's events in order; ``as_of`` keeps those with a business date up to it."""
@@ -438,7 +433,7 @@ class KmoLedger(Application[UUID]):
             if not list(self.events.get(aggregate_id, lte=1)):
                 raise NotFound(f"no wallet for enterprise {enterprise_number}")
             raise NotFound(f"the wallet of enterprise {enterprise_number} did not exist on {as_of}")
-        return wallet_view(state, version, as_of) | {"as_of": as_of.isoformat()}
+        return wallet_summary(state, version, as_of) | {"as_of": as_of.isoformat()}
 
     def payment_reference_owner(self, reference: str) -> PaymentReferenceClaimed | None:
         compact = compact_payment_reference(reference)

@@ -23,7 +23,7 @@ def next_deadline(application: ApplicationState) -> dict[str, Any] | None:
     return None if found is None else {"rule": found[0], "date": found[1].isoformat()}
 
 
-def application_view(application: ApplicationState) -> dict[str, Any]:
+def application_summary(application: ApplicationState) -> dict[str, Any]:
     a = application
     grace_ends = lifecycle.posting_grace_ends(a.deadlines)
     recovery = None
@@ -132,7 +132,7 @@ def balances(totals: Mapping[str, int]) -> dict[str, dict[str, str]]:
     }
 
 
-def wallet_view(state: WalletState, version: int, on: date) -> dict[str, Any]:
+def wallet_summary(state: WalletState, version: int, on: date) -> dict[str, Any]:
     """The wallet as the API shows it; ``on`` decides which year's size and ceiling
     are shown when no application has fixed them yet."""
     sizes = {str(year): size for year, size in sorted(state.sizes.items())}

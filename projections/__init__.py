@@ -4,7 +4,7 @@ In process::
 
     projector = Projector(ledger)            # views beside the events by default
     projector.catch_up()                     # or projector.wait_until(position)
-    views = Views(projector.views_url)
+    views = Queries(projector.views_url)
     views.deadlines_within(14, today)
 
 As a worker: ``python -m projections.worker``; from scratch:
@@ -13,13 +13,13 @@ As a worker: ``python -m projections.worker``; from scratch:
 
 from projections.audit import PurgeRefused, mark_exported, purge_audit_trail
 from projections.consistency import find_differences
-from projections.queries import Views
+from projections.queries import Queries
 from projections.runner import Projector, catch_up, rebuild, run_worker
 
 __all__ = [
     "Projector",
     "PurgeRefused",
-    "Views",
+    "Queries",
     "catch_up",
     "find_differences",
     "mark_exported",

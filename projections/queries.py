@@ -1,7 +1,7 @@
 """Reads of the views, one method per read, each returning a JSON-ready dict
 (money as two-decimal euro strings, dates in ISO form).
 
-A :class:`Views` keeps one connection per thread, so the API's worker threads
+A :class:`Queries` keeps one connection per thread, so the API's worker threads
 can read at once.
 """
 
@@ -49,7 +49,7 @@ def _iso(day: date | str) -> str:
     return day if isinstance(day, str) else day.isoformat()
 
 
-class Views:
+class Queries:
     """The read side of the projections."""
 
     def __init__(self, database_url: str):

@@ -32,7 +32,7 @@ from ledger.domain.clock import SystemClock, brussels_date
 from ledger.domain.events import Actor
 from ledger.domain.identifiers import wallet_id
 from ledger.domain.money import format_euro, parse_euro
-from ledger.summaries import application_view, wallet_view
+from ledger.summaries import application_summary, wallet_summary
 
 ACTOR = Actor(key_id="bench", role="back-office")
 SME = {"fte": 10, "turnover": "1000000.00", "balance_total": "500000.00"}
@@ -136,7 +136,7 @@ def application_life(ledger: KmoLedger, en: str, today: date, keyed: bool = Fals
         return {} if keys is None else {"idempotency": keys.idempotency(command, render)}
 
     def on_application(application_id: str) -> Callable[[Any], dict[str, Any]]:
-        return lambda result: application_view(result[0].application(application_id))
+        return lambda result: application_summary(result[0].application(application_id))
 
     opening = c.OpenWallet(enterprise_number=en, name="Bench", sme=SME)
     ledger.open_wallet(opening, ACTOR, **options(opening, keys.wallet if keys else None))
@@ -146,7 +146,7 @@ def application_life(ledger: KmoLedger, en: str, today: date, keyed: bool = Fals
         cost_lines=({"kind": "fee", "amount": "1000.00"},),
     )
     wallet, application_id = ledger.submit_application(
-        en, submission, ACTOR, **options(submission, lambda result: application_view(result[0].application(result[1]))))
+        en, submission, ACTOR, **options(submission, lambda result: application_summary(result[0].application(result[1]))))
     application = wallet.state.applications[application_id]
     view = {"own_share": format_euro(application.own_share), "subsidy": format_euro(application.subsidy),
             "payment_reference": application.payment_reference}
@@ -173,7 +173,7 @@ class _Keys:
         self.today = today
 
     def wallet(self, wallet: Any) -> dict[str, Any]:
-        return wallet_view(wallet.state, wallet.version, self.today)
+        return wallet_summary(wallet.state, wallet.version, self.today)
 
     def idempotency(self, command: Any, render: Callable[[Any], dict[str, Any]]) -> Idempotency:
         body = b"" if command is None else orjson.dumps(command.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)

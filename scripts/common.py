@@ -20,7 +20,6 @@ import orjson
 EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
-NOTIFICATION_BATCH = 500
 
 
 class UsageError(Exception):
@@ -171,25 +170,3 @@ def progress(description: str, total: int | None) -> Iterator[Callable[[int], No
     ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
-
-
-# ---------------------------------------------------------------------- reading the log
-
-
-def notifications(ledger: Any, topics: Sequence[str], stop: int | None = None) -> Iterator[Any]:
-    """Stream the notification log (only ``topics``) in batches, up to ``stop``:
-    never more than one batch in memory."""
-    start = 1
-    while True:
-        batch = ledger.recorder.select_notifications(start, NOTIFICATION_BATCH, stop=stop, topics=topics)
-        if not batch:
-            return
-        yield from batch
-        start = batch[-1].id + 1
-        if stop is not None and start > stop:
-            return
-
-
-def event_type(topic: str) -> str:
-    """``ledger.events:OwnShareDeposited`` -> ``OwnShareDeposited``."""
-    return topic.rsplit(":", 1)[-1]

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from api.answers import BackOfficeCommand, ProviderCommand, Views
+from api.answers import BackOfficeCommand, ProviderCommand, AnswerSource
 from api.auth import ApplicationReader, LedgerDep
 from api.params import ETAG_HEADER, ApplicationId, EnterpriseNumber
 from api.problems import problem_responses
@@ -34,7 +34,7 @@ COMMAND_PROBLEMS = problem_responses(401, 403, 404, 412, 422)
 
 
 def _application(application_id: str):
-    def render(_result: Any, views: Views) -> dict[str, Any]:  # ApplicationOut
+    def render(_result: Any, views: AnswerSource) -> dict[str, Any]:  # ApplicationOut
         return views.application(application_id)
 
     return render
@@ -57,7 +57,7 @@ def submit_application(
     `below_minimum_cost`, `theme_required`, `service_not_eligible`,
     `invalid_provider_number`, ..."""
 
-    def render(result: tuple[Any, str], views: Views) -> dict[str, Any]:  # ApplicationOut
+    def render(result: tuple[Any, str], views: AnswerSource) -> dict[str, Any]:  # ApplicationOut
         return views.application(result[1])
 
     return command.run(
@@ -81,8 +81,8 @@ def get_application(
 ):
     """State, amounts held and paid, deadlines. A provider reads only the
     applications naming it. The `ETag` is the wallet's version."""
-    version = ledger.wallet_view(en)["version"]
-    view = ledger.application_view(en, id)
+    version = ledger.wallet_summary(en)["version"]
+    view = ledger.application_summary(en, id)
     response.headers["ETag"] = f'"{version}"'
     return view
 
@@ -174,7 +174,7 @@ def order_payout(
     """Order payment of (part of) the project amount to the provider; it draws on
     own share and subsidy pro rata. Answers the new `order_id`."""
 
-    def render(result: tuple[Any, str], views: Views) -> dict[str, Any]:  # PayoutOrderCreatedOut
+    def render(result: tuple[Any, str], views: AnswerSource) -> dict[str, Any]:  # PayoutOrderCreatedOut
         return {"order_id": result[1], "application": views.application(id)}
 
     return command.run(
@@ -214,7 +214,7 @@ def stop_project(
     """Stop with a reason: `outcome` is `stopped`, or `recovery_issued` when the
     subsidy paid out must be repaid first."""
 
-    def render(result: tuple[Any, str], views: Views) -> dict[str, Any]:  # StopOut
+    def render(result: tuple[Any, str], views: AnswerSource) -> dict[str, Any]:  # StopOut
         return {"outcome": result[1], "application": views.application(id)}
 
     return command.run(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from api import reads
-from api.answers import BackOfficeCommand, BackOfficeFirstCommand, Views
+from api.answers import BackOfficeCommand, BackOfficeFirstCommand, AnswerSource
 from api.auth import Auditing, LedgerDep, ReadModelsDep, Reader
 from api.params import ETAG_HEADER, EnterpriseNumber
 from api.problems import problem_responses
@@ -31,7 +31,7 @@ AsOf = Annotated[
 ]
 
 
-def _wallet(_result: Wallet, views: Views) -> dict[str, Any]:  # WalletOut
+def _wallet(_result: Wallet, views: AnswerSource) -> dict[str, Any]:  # WalletOut
     return views.wallet()
 
 
@@ -84,7 +84,7 @@ def file_sme_figures(en: EnterpriseNumber, body: FileSmeFiguresIn, command: Back
 )
 def get_wallet(en: EnterpriseNumber, _caller: Reader, ledger: LedgerDep, response: Response):
     """The wallet with its `version`, also sent as the `ETag` header."""
-    view = ledger.wallet_view(en)
+    view = ledger.wallet_summary(en)
     response.headers["ETag"] = f'"{view["version"]}"'
     return view
 

@@ -26,7 +26,7 @@ from uuid import UUID
 
 import orjson
 
-from ledger.audit.log import event_type, notifications
+from ledger.storage.log import event_type, notifications
 from ledger.audit.progress import Progress, no_progress
 from ledger.storage.topics import WALLET_EVENT_TOPICS
 

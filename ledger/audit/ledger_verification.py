@@ -17,7 +17,7 @@ from uuid import UUID
 
 import orjson
 
-from ledger.audit.log import notifications
+from ledger.storage.log import notifications
 from ledger.audit.progress import Progress, no_progress
 from ledger.audit.verification import verify_rows
 from ledger.domain import events as ev

@@ -19,7 +19,7 @@ from ledger.domain.fold import apply_event
 from ledger.domain.identifiers import canonical_enterprise_number
 from ledger.domain.money import format_euro
 from ledger.domain.state import AT_FINANCIAL_MANAGER, WalletState
-from ledger.summaries import application_view, balances, rate_percent
+from ledger.summaries import application_summary, balances, rate_percent
 
 
 def replay_steps(
@@ -80,7 +80,7 @@ def replay_report(events: list[Any], state: dict[str, Any]) -> dict[str, Any]:
     decided = {}
     if folded is not None:
         for application in folded.applications.values():
-            view = application_view(application)
+            view = application_summary(application)
             decided[application.application_id] = {
                 key: view[key]
                 for key in ("regime", "amendments", "year", "size", "rate", "eligible_cost", "held", "paid_out", "due")

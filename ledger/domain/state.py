@@ -1,6 +1,6 @@
 """The wallet's state: what applying its events has built, nothing else.
 
-Plain data, changed only by the one fold, :mod:`ledger.domain.fold`. Views (:mod:`ledger.summaries`)
+Plain data, changed only by the one fold, :mod:`ledger.domain.fold`. Summaries (:mod:`ledger.summaries`)
 read it; decisions (:mod:`ledger.domain.wallet`) read it before raising events.
 """
 

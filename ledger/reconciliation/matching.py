@@ -37,6 +37,7 @@ from ledger.domain import events as ev
 from ledger.domain.identifiers import compact_payment_reference
 from ledger.domain.money import format_euro, parse_euro
 from ledger.reconciliation.statements import Entry, Statement, written_reference
+from ledger.storage.log import notifications
 from ledger.storage.topics import stored_topic
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 CREDIT_EVENTS = ("OwnShareDeposited", "SubsidyToppedUp", "RecoveryRepaid")
 DEBIT_EVENTS = ("PayoutExecuted", "RefundExecuted")
-NOTIFICATION_BATCH = 500
 
 
 # ---------------------------------------------------------------------- the ledger's side
@@ -90,24 +90,13 @@ class Posting:
         )
 
 
-def _notifications(ledger: KmoLedger, topics: Sequence[str]) -> Iterator[Any]:
-    """The notification log, only ``topics``, read in batches: never more than one batch in memory."""
-    start = 1
-    while True:
-        batch = ledger.recorder.select_notifications(start, NOTIFICATION_BATCH, topics=topics)
-        if not batch:
-            return
-        yield from batch
-        start = batch[-1].id + 1
-
-
 def ledger_postings(ledger: KmoLedger, start: date, end: date) -> list[Posting]:
     """Money events with a value date from ``start`` to ``end``, reversed ones left out."""
     topics = [stored_topic(ev.EVENT_TYPES[name]) for name in CREDIT_EVENTS + DEBIT_EVENTS + ("EventReversed",)]
     wallets: dict[UUID, Any] = {}
     reversed_events: set[tuple[UUID, int]] = set()
     postings: list[Posting] = []
-    for notification in _notifications(ledger, topics):
+    for notification in notifications(ledger, topics):
         state = orjson.loads(notification.state)
         type_name = notification.topic.rsplit(":", 1)[-1]
         if type_name == "EventReversed":

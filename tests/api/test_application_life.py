@@ -96,9 +96,9 @@ def test_responses_are_the_ledgers_own_views(api: Api):
         api.open_wallet()
         application = api.submit(date(2026, 3, 16))
         path = f"/wallets/{ENTERPRISE}/applications/{application['application_id']}"
-        assert api.get(path).json() == ledger.application_view(ENTERPRISE, application["application_id"])
-        assert api.get(f"/wallets/{ENTERPRISE}").json() == ledger.wallet_view(ENTERPRISE)
-        assert application == ledger.application_view(ENTERPRISE, application["application_id"])
+        assert api.get(path).json() == ledger.application_summary(ENTERPRISE, application["application_id"])
+        assert api.get(f"/wallets/{ENTERPRISE}").json() == ledger.wallet_summary(ENTERPRISE)
+        assert application == ledger.application_summary(ENTERPRISE, application["application_id"])
 
 
 def test_a_provider_refuses_and_the_ceiling_is_freed(api: Api):

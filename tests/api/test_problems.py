@@ -154,7 +154,7 @@ def test_a_wrong_method_is_a_405_problem(api: Api):
 class BrokenLedger:
     """A ledger whose reads fail in a way nobody foresaw."""
 
-    def wallet_view(self, enterprise_number: str):
+    def wallet_summary(self, enterprise_number: str):
         raise RuntimeError("disk on fire at /srv/secret/path")
 
 

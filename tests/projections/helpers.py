@@ -19,7 +19,7 @@ from ledger.domain.money import format_euro, parse_euro
 from ledger.domain.regimes import RECORD_RETENTION_YEARS
 from ledger.domain.rules import retain_until
 from ledger.domain.state import account_kind
-from projections.queries import Views
+from projections.queries import Queries
 from tests.conftest import BACK_OFFICE, OTHER_ENTERPRISE, sme
 from tests.scenarios.helpers import Story
 
@@ -239,7 +239,7 @@ SCENARIOS = {
 # --------------------------------------------------------------------------- the oracle
 
 
-def differences_from_ledger(ledger: KmoLedger, views: Views, enterprises: list[str]) -> list[str]:
+def differences_from_ledger(ledger: KmoLedger, views: Queries, enterprises: list[str]) -> list[str]:
     """Every view against what the ledger's own fold (:mod:`ledger.summaries`) says."""
     problems: list[str] = []
 
@@ -252,7 +252,7 @@ def differences_from_ledger(ledger: KmoLedger, views: Views, enterprises: list[s
     open_orders = views.open_payout_orders()["orders"]
     daily: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for en in enterprises:
-        wallet = ledger.wallet_view(en)
+        wallet = ledger.wallet_summary(en)
         events = ledger.wallet_events(en)
         state = ledger.get_wallet(en).state
         balances = views.balances(en)
@@ -261,7 +261,7 @@ def differences_from_ledger(ledger: KmoLedger, views: Views, enterprises: list[s
         by_id = {row["application_id"]: row for row in balances["applications"]}
         for summary in wallet["applications"]:
             application_id = summary["application_id"]
-            application = ledger.application_view(en, application_id)
+            application = ledger.application_summary(en, application_id)
             row = by_id.get(application_id)
             if row is None:
                 problems.append(f"{en} {application_id}: no balance row")

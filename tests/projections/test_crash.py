@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from freezegun import freeze_time
 
-from projections import Projector, Views, find_differences
+from projections import Projector, Queries, find_differences
 from projections.consistency import compare_targets
 from tests.conftest import ENTERPRISE
 from tests.projections.helpers import SCENARIOS, differences_from_ledger
@@ -39,7 +39,7 @@ def test_a_crash_inside_the_views_transaction_is_replayed_exactly_once_after_a_r
     projector.close()
 
     restarted = Projector(ledger, batch_size=4)
-    views = Views(restarted.views_url)
+    views = Queries(restarted.views_url)
     try:
         assert restarted.catch_up() == ledger.recorder.max_notification_id()
         assert differences_from_ledger(ledger, views, [ENTERPRISE]) == []
@@ -68,7 +68,7 @@ def test_a_crash_after_some_batches_keeps_those_and_resumes_from_the_next(ledger
     projector.catch_up()
     try:
         assert find_differences(ledger) == []
-        views = Views(projector.views_url)
+        views = Queries(projector.views_url)
         assert differences_from_ledger(ledger, views, [ENTERPRISE]) == []
         views.close()
     finally:
@@ -139,7 +139,7 @@ def test_waiting_for_a_position_reads_your_own_writes(ledger):
             story.submit(date(2026, 3, 16))
         position = ledger.recorder.max_notification_id()
         assert projector.wait_until(position, timeout=5)
-        views = Views(projector.views_url)
+        views = Queries(projector.views_url)
         assert views.position() >= position
         assert len(views.audit_trail(ENTERPRISE)["rows"]) == 2
         views.close()

@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone
 import pytest
 from freezegun import freeze_time
 
-from projections import Projector, Views, find_differences, mark_exported, rebuild
+from projections import Projector, Queries, find_differences, mark_exported, rebuild
 from projections.consistency import compare_targets
 from scripts import purge_audit_trail, rebuild_projections
 from tests.conftest import ENTERPRISE, OTHER_ENTERPRISE
@@ -70,7 +70,7 @@ def test_a_purge_inside_the_retention_period_is_refused_and_purges_nothing(confi
         assert purge_audit_trail.main(["--before", "2027-01-01"]) == 1
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and "retained until 2031-03-02" in captured.err
-    views = Views(projector.views_url)
+    views = Queries(projector.views_url)
     try:
         assert len(views.audit_trail(ENTERPRISE)["rows"]) == 10
     finally:
@@ -100,7 +100,7 @@ def test_an_exported_trail_past_retention_is_purged_and_stays_purged_after_a_reb
     with freeze_time("2040-01-01 12:00:00"):
         assert purge_audit_trail.main(["--before", "2026-03-03", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["purged"] == 2  # the opening and the submission
-    views = Views(projector.views_url)
+    views = Queries(projector.views_url)
     try:
         assert [row["sequence"] for row in views.audit_trail(ENTERPRISE)["rows"]] == [3, 4, 5, 6, 7, 8, 9, 10]
         assert find_differences(configured) == []

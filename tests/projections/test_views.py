@@ -9,7 +9,7 @@ import pytest
 
 from ledger.application import KmoLedger
 from ledger.domain.errors import NotFound
-from projections import Projector, Views, find_differences
+from projections import Projector, Queries, find_differences
 from projections.consistency import compare_targets
 from tests.conftest import ENTERPRISE, OTHER_ENTERPRISE
 from tests.projections.helpers import SCENARIOS, differences_from_ledger
@@ -31,7 +31,7 @@ def enterprises(ledger) -> list[str]:
 def test_views_caught_up_after_every_command_equal_the_ledger_and_a_fresh_fold(ledger, scenario):
     projector = Projector(ledger)
     SCENARIOS[scenario](ledger, step=projector.catch_up)
-    views = Views(projector.views_url)
+    views = Queries(projector.views_url)
     try:
         assert differences_from_ledger(ledger, views, enterprises(ledger)) == []
         assert find_differences(ledger) == []
@@ -49,7 +49,7 @@ def test_a_rebuild_equals_the_views_built_incrementally_row_for_row(ledger, scen
         rebuilt.rebuild()
         assert rebuilt.committed_position() == incremental.committed_position()
         assert compare_targets(incremental.target, rebuilt.target) == []
-        views = Views(rebuilt.views_url)
+        views = Queries(rebuilt.views_url)
         assert differences_from_ledger(ledger, views, enterprises(ledger)) == []
         views.close()
     finally:
@@ -112,7 +112,7 @@ def test_a_rebuild_on_sqlite_writing_many_rows_per_insert_keeps_every_row_exactl
 def test_a_wallet_record_is_kept_as_long_as_the_wallets_longest_kept_application(ledger):
     projector = Projector(ledger)
     story = SCENARIOS["lapse"](ledger, step=projector.catch_up)
-    views = Views(projector.views_url)
+    views = Queries(projector.views_url)
     try:
         rows = views.audit_trail(story.en)["rows"]
         opening = rows[0]
@@ -128,7 +128,7 @@ def test_a_wallet_record_is_kept_as_long_as_the_wallets_longest_kept_application
 def test_the_reads_answer_in_the_api_shapes_with_money_as_strings(ledger):
     projector = Projector(ledger)
     story = SCENARIOS["stop"](ledger, step=projector.catch_up)
-    views = Views(projector.views_url)
+    views = Queries(projector.views_url)
     try:
         balances = views.balances("BE 0403.170.701")
         assert balances["enterprise_number"] == ENTERPRISE
@@ -167,7 +167,7 @@ def test_deadlines_due_within_days_and_the_provider_inbox(ledger):
         story.confirm(confirmed)
     projector = Projector(ledger)
     projector.catch_up()
-    views = Views(projector.views_url)
+    views = Queries(projector.views_url)
     try:
         soon = views.deadlines_within(14, date(2026, 3, 2))["deadlines"]
         assert [(d["application_id"], d["rule"], d["deadline"], d["days_left"], d["state"]) for d in soon] == [
@@ -190,7 +190,7 @@ def test_deadlines_due_within_days_and_the_provider_inbox(ledger):
 def test_open_payout_orders_leave_out_executed_and_cancelled_ones_and_return_when_a_payout_is_reversed(ledger):
     projector = Projector(ledger)
     story = SCENARIOS["payout_orders"](ledger, step=projector.catch_up)
-    views = Views(projector.views_url)
+    views = Queries(projector.views_url)
     try:
         waiting = views.open_payout_orders()["orders"]
         assert [(o["amount"], o["ordered_on"], o["due_by"], o["enterprise_number"]) for o in waiting] == [
@@ -223,7 +223,7 @@ def test_a_receipt_counts_in_the_daily_totals_on_its_value_date(ledger):
         story.deposit(application_id, date(2026, 3, 3))
     projector = Projector(ledger)
     projector.catch_up()
-    views = Views(projector.views_url)
+    views = Queries(projector.views_url)
     try:
         totals = views.daily_totals(date(2026, 3, 1), date(2026, 3, 31))["totals"]
         assert {(t["day"], t["account_kind"], t["money_in"], t["money_out"]) for t in totals} == {
@@ -238,7 +238,7 @@ def test_views_in_a_database_of_their_own(ledger, tmp_path):
     views_url = f"sqlite:///{tmp_path / 'views.db'}"
     projector = Projector(ledger, views_url)
     SCENARIOS["full_life"](ledger, step=projector.catch_up)
-    views = Views(views_url)
+    views = Queries(views_url)
     try:
         assert differences_from_ledger(ledger, views, [ENTERPRISE]) == []
         assert find_differences(ledger, views_url) == []

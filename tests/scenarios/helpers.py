@@ -25,7 +25,7 @@ class Story:
         return application_id
 
     def application(self, application_id: str) -> dict:
-        return self.ledger.application_view(self.en, application_id)
+        return self.ledger.application_summary(self.en, application_id)
 
     def confirm(self, application_id: str) -> None:
         self.ledger.confirm(self.en, application_id, PROVIDER_ACTOR)
@@ -69,7 +69,7 @@ class Story:
         return outcome
 
     def wallet(self) -> dict:
-        return self.ledger.wallet_view(self.en)
+        return self.ledger.wallet_summary(self.en)
 
     def events(self) -> list[str]:
         return [type(e).__name__ for e in self.ledger.wallet_events(self.en)]

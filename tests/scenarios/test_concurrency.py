@@ -49,7 +49,7 @@ def test_applications_racing_for_the_last_of_a_ceiling_never_both_get_it(databas
         outcomes = race(8, submit)
         granted = [o for o in outcomes if isinstance(o, tuple)]
         assert all(isinstance(o, (tuple, CeilingExceeded)) for o in outcomes), outcomes
-        wallet = KmoLedger(database_url).wallet_view(ENTERPRISE)
+        wallet = KmoLedger(database_url).wallet_summary(ENTERPRISE)
         subsidies = sorted(a["subsidy"] for a in wallet["applications"])
         assert len(granted) == 2 and subsidies == ["1500.00", "6000.00"]
         assert wallet["ceilings"][0]["remaining"] == "0.00"

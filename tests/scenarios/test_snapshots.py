@@ -34,7 +34,7 @@ def test_a_wallet_with_hundreds_of_events_loads_from_a_snapshot_equal_to_a_full_
 def test_a_replay_as_of_a_date_from_a_snapshot_equals_a_fold_of_the_events_up_to_that_date(sqlite_url):
     from datetime import timedelta
 
-    from ledger.summaries import wallet_view
+    from ledger.summaries import wallet_summary
 
     ledger = KmoLedger(sqlite_url)
     day = date(2026, 1, 5)
@@ -46,6 +46,6 @@ def test_a_replay_as_of_a_date_from_a_snapshot_equals_a_fold_of_the_events_up_to
     events = ledger.wallet_events(ENTERPRISE)
     for as_of in (day, day + timedelta(days=9), day + timedelta(days=10), day + timedelta(days=15), day + timedelta(days=30)):
         included = [e for e in events if e.business_date <= as_of]
-        expected = wallet_view(replay_events(included), included[-1].originator_version, as_of)
+        expected = wallet_summary(replay_events(included), included[-1].originator_version, as_of)
         assert ledger.replay(ENTERPRISE, as_of) == expected | {"as_of": as_of.isoformat()}
     ledger.close()

@@ -33,7 +33,7 @@ def test_an_unanswered_application_lapses_once(tools, ledger):
         }
         again = tools.run(run_deadlines.main)
         assert again.code == 0 and "0 application(s) lapsed" in again.out
-    assert ledger.application_view(ENTERPRISE, application_id)["state"] == "lapsed"
+    assert ledger.application_summary(ENTERPRISE, application_id)["state"] == "lapsed"
 
 
 def test_nothing_due_prints_nothing_lapsed(tools, ledger):
