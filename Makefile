@@ -10,13 +10,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-.PHONY: install serve test bench
+.PHONY: install serve test check bench
 install: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/kmo-ledger serve
 
-test: $(STAMP)
+# the habits that keep the layout: import contracts, lint and format, types
+check: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, Header, Request
@@ -22,11 +23,11 @@ from pydantic import BaseModel
 from api.auth import Caller, allow, application_in_reach
 from api.settings import Role
 from ledger.application import KmoLedger
-from ledger.idempotency import AlreadyAnswered, Idempotency
 from ledger.domain.clock import brussels_date
 from ledger.domain.errors import VersionMismatch
-from ledger.summaries import application_summary, wallet_summary
 from ledger.domain.wallet import Wallet
+from ledger.idempotency import AlreadyAnswered, Idempotency
+from ledger.summaries import application_summary, wallet_summary
 
 T = TypeVar("T")
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -38,6 +39,7 @@ class Answer(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
 
 _ETAG = re.compile(r'^"?(\d{1,10})"?$')
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -79,9 +80,7 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """The generated document, with every error answered as problem+json."""
     if app.openapi_schema is None:
-        document = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
+        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         document.setdefault("components", {}).setdefault("securitySchemes", {})["HTTPBearer"] = BEARER
         for path, path_item in document.get("paths", {}).items():
             for operation in path_item.values():

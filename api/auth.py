@@ -7,10 +7,10 @@ it did not exist); ``auditor`` every read, replay and verification;
 ``reconciler`` balances, totals and reconciliation reads.
 """
 
-
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Callable
+from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool

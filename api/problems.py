@@ -169,13 +169,22 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         401: ("no or unknown API key", "unauthorized", "send Authorization: Bearer <key>"),
         403: ("the key's role may not do this", "forbidden", "an auditor key cannot post commands"),
-        404: ("no such wallet or application (or not the provider's own)", "not_found",
-              "no application 4f1c... for enterprise 0403170701"),
+        404: (
+            "no such wallet or application (or not the provider's own)",
+            "not_found",
+            "no application 4f1c... for enterprise 0403170701",
+        ),
         409: ("it exists already", "already_exists", "a wallet for enterprise 0403170701 exists already"),
-        412: ("If-Match names another version than the wallet's", "version_mismatch",
-              "the wallet is at version 6, not 5: read it again"),
-        422: ("a validation error, a refusal by a rule, or a reused Idempotency-Key", "validation_error",
-              "body.amount: at most two decimals (cents) are allowed"),
+        412: (
+            "If-Match names another version than the wallet's",
+            "version_mismatch",
+            "the wallet is at version 6, not 5: read it again",
+        ),
+        422: (
+            "a validation error, a refusal by a rule, or a reused Idempotency-Key",
+            "validation_error",
+            "body.amount: at most two decimals (cents) are allowed",
+        ),
     }
     responses: dict[int | str, dict[str, Any]] = {}
     for status in statuses:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import date, datetime
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from api.problems import ReadModelsUnavailable
 from ledger.application import KmoLedger
@@ -165,8 +166,13 @@ def money_totals(models: ReadModels, start: date | None, end: date | None) -> di
         "from": start,
         "to": end,
         "rows": [
-            {"date": row["day"], "account_kind": row["account_kind"], "in": row["money_in"],
-             "out": row["money_out"], "net": row["net"]}
+            {
+                "date": row["day"],
+                "account_kind": row["account_kind"],
+                "in": row["money_in"],
+                "out": row["money_out"],
+                "net": row["net"],
+            }
             for row in found["totals"]
         ],
     }

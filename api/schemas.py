@@ -37,7 +37,7 @@ def _euro_in(value: Any) -> int:
     if isinstance(value, str) and len(value) > 40:
         raise ValueError("not a euro amount")
     if not isinstance(value, (str, int, float, Decimal)):
-        raise ValueError("a euro amount is a JSON string like \"2500.00\" or a number")
+        raise ValueError('a euro amount is a JSON string like "2500.00" or a number')
     try:
         cents = parse_euro(value)
     except ValidationFailed as error:
@@ -58,7 +58,7 @@ EuroIn = Annotated[
                 {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,2})?$"},
                 {"type": "number", "minimum": 0, "maximum": 1e12},
             ],
-            "description": "Euro, at most two decimals; a string (\"2500.00\") or a number",
+            "description": 'Euro, at most two decimals; a string ("2500.00") or a number',
             "examples": ["2500.00"],
         }
     ),
@@ -222,9 +222,7 @@ class RefusalIn(RequestBody):
 class DepositIn(RequestBody):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [
-                {"amount": "7000.00", "payment_reference": "+++090/9337/55493+++", "value_date": "2026-03-05"}
-            ]
+            "examples": [{"amount": "7000.00", "payment_reference": "+++090/9337/55493+++", "value_date": "2026-03-05"}]
         }
     )
     amount: EuroIn
@@ -340,8 +338,10 @@ class CeilingOut(ResponseBody):
     reserved: Euro
     used: Euro
     freed: Euro
-    lost: Euro = Field(description="Subsidy of applications that ended in a later year: lost to this year's "
-                       "ceiling, neither reserved nor freed")
+    lost: Euro = Field(
+        description="Subsidy of applications that ended in a later year: lost to this year's "
+        "ceiling, neither reserved nor freed"
+    )
     remaining: Euro
 
 
@@ -407,7 +407,8 @@ class DeadlinesOut(ResponseBody):
     deposit_by: date | None
     deposit_posted_by: date | None = Field(
         description="The last day a deposit whose value date is on or before deposit_by may be posted "
-        "(the posting grace)")
+        "(the posting grace)"
+    )
     complete_by: date
 
 

@@ -43,7 +43,7 @@ class ApiKey(BaseModel):
 
         if self.role == "provider":
             if not self.provider:
-                raise ValueError("a provider key names its registration number (\"provider\": \"DV.O207084\")")
+                raise ValueError('a provider key names its registration number ("provider": "DV.O207084")')
             try:
                 object.__setattr__(self, "provider", provider_number(self.provider))
             except LedgerError as error:

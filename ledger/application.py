@@ -8,36 +8,41 @@ fresh state, so no command ever acts on stale state.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel, ConfigDict
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
+from ledger.audit.replay import replay_steps
+from ledger.audit.verification import verify_rows
 from ledger.domain import commands as c
 from ledger.domain import events as ev
 from ledger.domain.clock import Clock, SystemClock, brussels_date
-from ledger.domain.errors import AlreadyExists, Conflict, IdempotencyKeyReused, LedgerError, NotFound, VersionMismatch
-from ledger.domain.identifiers import canonical_enterprise_number, compact_payment_reference, payment_reference, wallet_id
-from ledger.storage.mapper import OrjsonTranscoder, PydanticMapper
-from ledger.idempotency import AlreadyAnswered, Idempotency, answer_record, check_first_answer
-from ledger.storage.records import PaymentReferenceClaimed, Record, reference_id
-from ledger.storage import DEFAULT_DATABASE_URL, SQLITE_MODULE, persistence_env
-from ledger.audit.replay import replay_steps
+from ledger.domain.errors import AlreadyExists, Conflict, LedgerError, NotFound, VersionMismatch
+from ledger.domain.identifiers import (
+    canonical_enterprise_number,
+    compact_payment_reference,
+    payment_reference,
+    wallet_id,
+)
 from ledger.domain.lifecycle import Lapse
 from ledger.domain.state import WalletState
-from ledger.audit.verification import verify_rows
-from ledger.summaries import application_summary, wallet_summary
 from ledger.domain.wallet import Wallet, project_wallet
-from ledger.storage.snapshots import WalletSnapshot
+from ledger.idempotency import Idempotency, answer_record, check_first_answer
+from ledger.storage import DEFAULT_DATABASE_URL, SQLITE_MODULE, persistence_env
 from ledger.storage.log import notifications
+from ledger.storage.mapper import OrjsonTranscoder, PydanticMapper
+from ledger.storage.records import IdempotencyRecorded, PaymentReferenceClaimed, Record, claim_id, reference_id
+from ledger.storage.snapshots import WalletSnapshot
 from ledger.storage.topics import stored_topic
 from ledger.storage.writer import GroupCommit, WriterTurn
+from ledger.summaries import application_summary, wallet_summary
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 20
@@ -76,7 +81,7 @@ class KmoLedger(Application[UUID]):
         self.writer_turn = WriterTurn(settings.get("SQLITE_DBNAME")) if sqlite else None
         self.commits = GroupCommit(self.recorder.insert_events, self.writer_turn)
 
-    def save(self, *objs: Wallet | Record) -> None:
+    def save(self, *objs: Wallet | Record) -> None:  # type: ignore[override]  # wallets and records only
         """Write the new events of wallets and records in ONE transaction
         (shared with saves of other threads at the same moment: GroupCommit),
         through the library's mapper and recorder.
@@ -138,7 +143,7 @@ class KmoLedger(Application[UUID]):
         (a command's save still fails if another process wrote in between)."""
         if not fresh and self.repository.cache is not None:
             try:
-                return self.repository.cache.get(aggregate_id)
+                return cast(Wallet, self.repository.cache.get(aggregate_id))
             except KeyError:
                 pass
         try:
@@ -166,7 +171,8 @@ class KmoLedger(Application[UUID]):
             self.save(record)
         except IntegrityError:
             self._answered(idempotency)  # another process answered first: that answer stands
-        return record.event.status, record.event.body
+        answer = cast(IdempotencyRecorded, record.event)
+        return answer.status, answer.body
 
     def _execute(
         self,
@@ -198,9 +204,7 @@ class KmoLedger(Application[UUID]):
                         )
                     now = self.clock.now()
                     result = decide(wallet, now)
-                    records = (extra(wallet, result, now) if extra else []) + self._receipt(
-                        idempotency, result, now
-                    )
+                    records = (extra(wallet, result, now) if extra else []) + self._receipt(idempotency, result, now)
                     if wallet.pending_events or records:
                         self.save(wallet, *records)
                     return result
@@ -219,9 +223,7 @@ class KmoLedger(Application[UUID]):
 
     # ------------------------------------------------------------------ enterprise
 
-    def open_wallet(
-        self, command: c.OpenWallet, actor: ev.Actor, idempotency: Idempotency | None = None
-    ) -> Wallet:
+    def open_wallet(self, command: c.OpenWallet, actor: ev.Actor, idempotency: Idempotency | None = None) -> Wallet:
         """Open a wallet; the same enterprise twice is refused (``already_exists``)."""
         number = canonical_enterprise_number(command.enterprise_number)
         aggregate_id = wallet_id(number)
@@ -258,7 +260,7 @@ class KmoLedger(Application[UUID]):
             attempt = 0
             reference = payment_reference(seed)
             # A clash is rare: the first try lets the store's key catch it; a retry looks.
-            while tries and reference_id(compact_payment_reference(reference)) in self.repository:
+            while tries and claim_id(reference) in self.repository:
                 attempt += 1
                 reference = payment_reference(seed, attempt)
             tries += 1
@@ -270,7 +272,7 @@ class KmoLedger(Application[UUID]):
             return [
                 Record(
                     PaymentReferenceClaimed(
-                        originator_id=reference_id(compact_payment_reference(application.payment_reference)),
+                        originator_id=claim_id(application.payment_reference),
                         timestamp=now,
                         reference=application.payment_reference,
                         enterprise_number=wallet.state.enterprise_number,
@@ -296,7 +298,9 @@ class KmoLedger(Application[UUID]):
             en, application_id, lambda w, now: w.refuse(application_id, command, actor, now), **options
         )
 
-    def deposit_own_share(self, en: str, application_id: str, command: c.DepositOwnShare, actor: ev.Actor, **options: Any):
+    def deposit_own_share(
+        self, en: str, application_id: str, command: c.DepositOwnShare, actor: ev.Actor, **options: Any
+    ):
         return self._on_application(
             en, application_id, lambda w, now: w.deposit_own_share(application_id, command, actor, now), **options
         )
@@ -357,9 +361,7 @@ class KmoLedger(Application[UUID]):
                 seen.add(notification.originator_id)
                 yield notification.originator_id
 
-    def run_deadlines(
-        self, actor: ev.Actor = ev.SYSTEM, wallet_ids: Iterator[UUID] | None = None
-    ) -> list[LapseReport]:
+    def run_deadlines(self, actor: ev.Actor = ev.SYSTEM, wallet_ids: Iterator[UUID] | None = None) -> list[LapseReport]:
         """Apply every deadline passed at the clock's moment; returns what lapsed or closed."""
         reports: list[LapseReport] = []
         for aggregate_id in wallet_ids if wallet_ids is not None else self.wallet_ids_with_applications():
@@ -405,12 +407,15 @@ class KmoLedger(Application[UUID]):
     def wallet_events(self, enterprise_number: str, as_of: date | None = None) -> list[ev.WalletEvent]:
         """The wallet's events in order; ``as_of`` keeps those with a business date up to it."""
         aggregate_id = wallet_id(canonical_enterprise_number(enterprise_number))
-        events = list(self.events.get(aggregate_id))
+        events = self._stored_events(aggregate_id)
         if not events:
             raise NotFound(f"no wallet for enterprise {enterprise_number}")
         if as_of is not None:
             events = [e for e in events if e.business_date <= as_of]
         return events
+
+    def _stored_events(self, aggregate_id: UUID, **bounds: Any) -> list[ev.WalletEvent]:
+        return cast(list[ev.WalletEvent], list(self.events.get(aggregate_id, **bounds)))
 
     def replay(self, enterprise_number: str, as_of: date) -> dict[str, Any]:
         """The wallet as it stood at the end of ``as_of``, under the rules recorded then.
@@ -421,14 +426,15 @@ class KmoLedger(Application[UUID]):
         aggregate_id = wallet_id(canonical_enterprise_number(enterprise_number))
         start = None
         for snapshot in self.snapshots.get(aggregate_id, desc=True) if self.snapshots else ():
+            snapshot = cast(WalletSnapshot, snapshot)
             latest = snapshot.state.get("latest_business_date")
             if latest is not None and date.fromisoformat(latest) <= as_of:
                 start = snapshot.mutate(None)
                 break
-        later = self.events.get(aggregate_id, gt=start.version if start else None)
+        later = self._stored_events(aggregate_id, gt=start.version if start else None)
         state, version = (start.state, start.version) if start else (None, 0)
-        for event, state in replay_steps((e for e in later if e.business_date <= as_of), state):
-            version = event.originator_version
+        for event, folded in replay_steps((e for e in later if e.business_date <= as_of), state):
+            state, version = folded, event.originator_version
         if state is None:
             if not list(self.events.get(aggregate_id, lte=1)):
                 raise NotFound(f"no wallet for enterprise {enterprise_number}")

@@ -6,9 +6,10 @@ scopes them to the caller's key)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, cast
+from typing import Any, cast
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Repository

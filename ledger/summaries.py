@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from ledger.domain.money import format_euro
-from ledger.domain.regimes import rules_in_force
 from ledger.domain import lifecycle
 from ledger.domain.errors import LedgerError
+from ledger.domain.money import format_euro
+from ledger.domain.regimes import rules_in_force
 from ledger.domain.state import ApplicationState, WalletState
 
 
@@ -159,8 +160,16 @@ def wallet_summary(state: WalletState, version: int, on: date) -> dict[str, Any]
         for rule in regime.ceilings if regime else ():
             amount = format_euro(rule.amount(sizes[str(on.year)]))
             ceilings.append(
-                {"year": on.year, "key": rule.key, "ceiling": amount, "reserved": "0.00",
-                 "used": "0.00", "freed": "0.00", "lost": "0.00", "remaining": amount}
+                {
+                    "year": on.year,
+                    "key": rule.key,
+                    "ceiling": amount,
+                    "reserved": "0.00",
+                    "used": "0.00",
+                    "freed": "0.00",
+                    "lost": "0.00",
+                    "remaining": amount,
+                }
             )
     applications = state.applications.values()
     return {

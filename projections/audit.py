@@ -8,7 +8,7 @@ leaves exactly the purged rows out again and still equals the incremental views.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from ledger.domain.clock import SystemClock, brussels_date
 from projections import schema as s
@@ -47,7 +47,7 @@ def mark_exported(
     target, owned = _target(database_url)
     try:
         s.ensure_schema(target)
-        moment = (exported_at or datetime.now(timezone.utc)).isoformat()
+        moment = (exported_at or datetime.now(UTC)).isoformat()
         with target.transaction():
             target.execute(
                 f"INSERT INTO {s.AUDIT_EXPORTS.name} (from_date, to_date, through_position, exported_at, location) "
@@ -100,7 +100,7 @@ def purge_audit_trail(database_url: str | Target, before: date, today: date | No
                     f"INSERT INTO {s.AUDIT_PURGES.name} (before_date, through_position, purged_at, rows_purged) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT (before_date, through_position) DO UPDATE SET "
                     f"rows_purged = {s.AUDIT_PURGES.name}.rows_purged + excluded.rows_purged",
-                    (cutoff, position, datetime.now(timezone.utc).isoformat(), count),
+                    (cutoff, position, datetime.now(UTC).isoformat(), count),
                 )
         return PurgeResult(before, count, position)
     finally:

@@ -8,10 +8,11 @@ both are streamed in key order and compared without holding either.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from contextlib import closing
 from itertools import chain, islice, zip_longest
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ledger.application import KmoLedger
 from projections import schema as s
@@ -23,9 +24,7 @@ MAX_PER_TABLE = 20
 
 def _ordered(target: Target, table: s.Table) -> Iterator[tuple]:
     types = dict(table.columns)
-    order = ", ".join(
-        key + (target.collate if types[key].startswith("TEXT") else "") for key in table.key
-    )
+    order = ", ".join(key + (target.collate if types[key].startswith("TEXT") else "") for key in table.key)
     return target.stream(f"SELECT {', '.join(table.column_names)} FROM {table.name} ORDER BY {order}")
 
 
@@ -52,7 +51,7 @@ def compare_table(table: s.Table, actual: Iterator[tuple], fresh: Iterator[tuple
             if tuple(actual_row) != tuple(fresh_row):
                 changed = [
                     f"{name} {a!r} (fresh fold: {f!r})"
-                    for name, a, f in zip(table.column_names, actual_row, fresh_row)
+                    for name, a, f in zip(table.column_names, actual_row, fresh_row, strict=False)
                     if a != f
                 ]
                 problems.append(f"{table.name}: row {_describe(table, actual_row)} differs: " + ", ".join(changed))

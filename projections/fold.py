@@ -18,31 +18,37 @@ Every event type has a handler in :data:`HANDLERS`, named explicitly.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, timedelta
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import orjson
 
+from ledger.domain import rules
 from ledger.domain.events import ENDINGS
 from ledger.domain.lifecycle import next_deadline_of
-from ledger.domain import rules
 from ledger.domain.rules import retain_until
 from ledger.domain.state import account_kind, application_state_of
 from projections import schema as s
 from projections.log import Notification
 from projections.store import Target, chunks
 
-LEG_SLOTS = {
-    account: (i, 2 * s.ACCOUNT_KINDS.index(account_kind(account))) for i, account in enumerate(s.ACCOUNTS)
-}
+LEG_SLOTS = {account: (i, 2 * s.ACCOUNT_KINDS.index(account_kind(account))) for i, account in enumerate(s.ACCOUNTS)}
 """Account -> (its money column, its kind's money-in slot in a day's totals)."""
 PAID_OWN, PAID_SUBSIDY, REFUNDED, RETURNED, REPAID = (s.MONEY_COLUMNS.index(c) for c in s.MONEY_COLUMNS[8:])
 N_MONEY = len(s.MONEY_COLUMNS)
 APPLICATION_COLUMNS = s.APPLICATIONS.column_names
 MUTABLE_COLUMNS = (
-    "deposit_by", "confirmed_on", "completed_on", "own_share_received", "subsidy_received", "paid_out",
-    "recovery_issued", "final_state", "final_on",
+    "deposit_by",
+    "confirmed_on",
+    "completed_on",
+    "own_share_received",
+    "subsidy_received",
+    "paid_out",
+    "recovery_issued",
+    "final_state",
+    "final_on",
 )
 PARAMETER_CHUNK = 500
 APPLICATION_ID_MARK = b'"application_id":"'
@@ -180,7 +186,7 @@ class BatchFold:
             at = state.find(APPLICATION_ID_MARK)
             if at >= 0:
                 at += len(APPLICATION_ID_MARK)
-                application_ids.add(state[at:state.index(b'"', at)].decode())
+                application_ids.add(state[at : state.index(b'"', at)].decode())
         self._load_applications(application_ids)
 
     def _load_applications(self, application_ids: Iterable[str]) -> None:
@@ -191,7 +197,7 @@ class BatchFold:
                 chunk,
             )
             for row in rows:
-                app = dict(zip(APPLICATION_COLUMNS, row))
+                app = dict(zip(APPLICATION_COLUMNS, row, strict=False))
                 self.applications[app["application_id"]] = app
                 self.derived_before[app["application_id"]] = (next_deadline(app), awaits_provider(app))
 
@@ -217,7 +223,9 @@ class BatchFold:
                 app = self.applications.get(application_id) or self._load_missing(application_id, notification_id)
                 handler = HANDLERS.get(type_name)
                 if handler is None:
-                    raise LookupError(f"notification {notification_id}: the read models have no handler for {type_name}")
+                    raise LookupError(
+                        f"notification {notification_id}: the read models have no handler for {type_name}"
+                    )
                 handler(self, app, e)
             retain = app["retain_until"]
         legs = e.get("legs")
@@ -230,8 +238,18 @@ class BatchFold:
             return
         actor = e["actor"]
         row = [
-            wallet[1], version, notification_id, type_name, day, e["timestamp"], actor["key_id"], actor["role"],
-            application_id, legs_json, e["hash"], retain,
+            wallet[1],
+            version,
+            notification_id,
+            type_name,
+            day,
+            e["timestamp"],
+            actor["key_id"],
+            actor["role"],
+            application_id,
+            legs_json,
+            e["hash"],
+            retain,
         ]
         self.audit_rows.append(row)
         if app is None:
@@ -393,8 +411,15 @@ class BatchFold:
         ordered_on = e["business_date"]
         due_by = days_after(ordered_on, app["payout_service_days"])
         self.new_orders[e["order_id"]] = [
-            e["order_id"], app["application_id"], app["enterprise_number"], app["project_number"], app["provider"],
-            cents(e["amount"]), ordered_on, due_by, "ordered",
+            e["order_id"],
+            app["application_id"],
+            app["enterprise_number"],
+            app["project_number"],
+            app["provider"],
+            cents(e["amount"]),
+            ordered_on,
+            due_by,
+            "ordered",
         ]
 
     def _payout_executed(self, app: dict[str, Any], e: dict, sign: int = 1) -> None:
@@ -509,9 +534,18 @@ class BatchFold:
             if inbox != inbox_before:
                 if inbox:
                     inbox_rows.append(
-                        (application_id, app["provider"], app["enterprise_number"], app["project_number"],
-                         app["service"], app["themes"], app["starts_on"], app["submitted_on"], app["answer_by"],
-                         app["own_share"] + app["subsidy"])
+                        (
+                            application_id,
+                            app["provider"],
+                            app["enterprise_number"],
+                            app["project_number"],
+                            app["service"],
+                            app["themes"],
+                            app["starts_on"],
+                            app["submitted_on"],
+                            app["answer_by"],
+                            app["own_share"] + app["subsidy"],
+                        )
                     )
                 else:
                     not_in_inbox.append((application_id,))

@@ -11,7 +11,8 @@ recorder (the in-memory one) is read through ``select_notifications``.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresApplicationRecorder

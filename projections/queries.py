@@ -81,10 +81,10 @@ class Queries:
             with target.connection.cursor() as cursor:
                 cursor.execute(sql.replace("?", "%s"), params)
                 names = [d.name for d in cursor.description]
-                return [dict(zip(names, row)) for row in cursor.fetchall()]
+                return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
         cursor = target.connection.execute(sql, params)
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
 
     # ------------------------------------------------------------------ reads
 
@@ -115,7 +115,8 @@ class Queries:
         }
 
     def ceilings(self, enterprise_number: str) -> dict[str, Any]:
-        """A wallet's yearly ceilings (steunplafonds): reserved + used + lost = claimed; remaining = ceiling - claimed."""
+        """A wallet's yearly ceilings (steunplafonds): reserved + used + lost = claimed;
+        remaining = ceiling - claimed."""
         number = canonical_enterprise_number(enterprise_number)
         rows = self._rows(
             f"SELECT * FROM {s.CEILINGS.name} WHERE enterprise_number = ? "

@@ -23,8 +23,9 @@ import gc
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, nullcontext
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ledger.application import KmoLedger
 from ledger.build import build_ledger, ledger_at
@@ -214,8 +215,10 @@ class Projector:
         # no cycle collection while reading either: the rows read are a million
         # tuples, and each full collection walked every object the process had
         # imported (0.8 s of a worker's 1.8 s of reading at 1,000,000 events)
-        with closing(self.log.by_wallet(until, cursor, self.rebuild_batch_size, before)) as wallets, \
-                _no_cycle_collection():
+        with (
+            closing(self.log.by_wallet(until, cursor, self.rebuild_batch_size, before)) as wallets,
+            _no_cycle_collection(),
+        ):
             for batch, last_wallet, rows_read in wallets:
                 fold = BatchFold(target, purges, fresh=True)
                 fold.fold(batch)  # a fresh fold reads nothing: outside the transaction
@@ -292,8 +295,12 @@ def catch_up(
 
 
 def rebuild(
-    database_url: str, progress: Progress | None = None, *, views_url: str | None = None,
-    batch_size: int = REBUILD_BATCH_SIZE, workers: int | None = None,
+    database_url: str,
+    progress: Progress | None = None,
+    *,
+    views_url: str | None = None,
+    batch_size: int = REBUILD_BATCH_SIZE,
+    workers: int | None = None,
 ) -> tuple[int, float]:
     """Drop and rebuild every view from event 1: (events applied, seconds)."""
     ledger = ledger_at(database_url)
@@ -410,9 +417,21 @@ def _fold_in_processes(
     for _ in range(projector.rebuild_workers - 1):
         errors = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: it never fills up and stalls the worker
         process = subprocess.Popen(
-            [sys.executable, "-m", "projections.worker", "--fold-ranges", "--until", str(until),
-             "--batch-size", str(projector.rebuild_batch_size)],
-            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
+            [
+                sys.executable,
+                "-m",
+                "projections.worker",
+                "--fold-ranges",
+                "--until",
+                str(until),
+                "--batch-size",
+                str(projector.rebuild_batch_size),
+            ],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
         )
         worker = _Worker(process, errors)
         worker.reader = threading.Thread(target=relay, args=(worker,), daemon=True)

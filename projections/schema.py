@@ -11,9 +11,9 @@ rebuild can load the rows first and index them once, sorted, at the end
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 from ledger.domain.state import ACCOUNTS
 from projections.log import MAX_WALLET
@@ -74,20 +74,43 @@ TEXT, TEXT_NULL, INT = "TEXT NOT NULL", "TEXT", "BIGINT NOT NULL"
 
 WALLETS = Table(
     "projection_wallets",
-    (("wallet_id", TEXT), ("enterprise_number", TEXT), ("name", TEXT), ("opened_on", TEXT),
-     ("longest_retain_until", TEXT_NULL)),
+    (
+        ("wallet_id", TEXT),
+        ("enterprise_number", TEXT),
+        ("name", TEXT),
+        ("opened_on", TEXT),
+        ("longest_retain_until", TEXT_NULL),
+    ),
     ("wallet_id",),
 )
 APPLICATIONS = Table(
     "projection_applications",
     (
-        ("application_id", TEXT), ("wallet_id", TEXT), ("enterprise_number", TEXT), ("project_number", TEXT),
-        ("provider", TEXT), ("service", TEXT), ("themes", TEXT), ("starts_on", TEXT), ("year", INT),
-        ("ceiling_keys", TEXT), ("submitted_on", TEXT), ("retain_until", TEXT), ("own_share", INT),
-        ("subsidy", INT), ("answer_by", TEXT), ("deposit_by", TEXT_NULL), ("complete_by", TEXT),
+        ("application_id", TEXT),
+        ("wallet_id", TEXT),
+        ("enterprise_number", TEXT),
+        ("project_number", TEXT),
+        ("provider", TEXT),
+        ("service", TEXT),
+        ("themes", TEXT),
+        ("starts_on", TEXT),
+        ("year", INT),
+        ("ceiling_keys", TEXT),
+        ("submitted_on", TEXT),
+        ("retain_until", TEXT),
+        ("own_share", INT),
+        ("subsidy", INT),
+        ("answer_by", TEXT),
+        ("deposit_by", TEXT_NULL),
+        ("complete_by", TEXT),
         ("payout_service_days", INT),
-        ("confirmed_on", TEXT_NULL), ("completed_on", TEXT_NULL), ("own_share_received", INT),
-        ("subsidy_received", INT), ("paid_out", INT), ("recovery_issued", INT), ("final_state", TEXT_NULL),
+        ("confirmed_on", TEXT_NULL),
+        ("completed_on", TEXT_NULL),
+        ("own_share_received", INT),
+        ("subsidy_received", INT),
+        ("paid_out", INT),
+        ("recovery_issued", INT),
+        ("final_state", TEXT_NULL),
         ("final_on", TEXT_NULL),
     ),
     ("application_id",),
@@ -101,38 +124,82 @@ APPLICATION_BALANCES = Table(
 )
 CEILINGS = Table(
     "ceilings",
-    (("enterprise_number", TEXT), ("year", INT), ("ceiling_key", TEXT), ("size", TEXT), ("rate", INT),
-     ("ceiling", INT), ("claimed", INT), ("used", INT), ("freed", INT), ("lost", INT)),
+    (
+        ("enterprise_number", TEXT),
+        ("year", INT),
+        ("ceiling_key", TEXT),
+        ("size", TEXT),
+        ("rate", INT),
+        ("ceiling", INT),
+        ("claimed", INT),
+        ("used", INT),
+        ("freed", INT),
+        ("lost", INT),
+    ),
     ("enterprise_number", "year", "ceiling_key"),
 )
 AUDIT_TRAIL = Table(
     "audit_trail",
     (
-        ("enterprise_number", TEXT), ("sequence", INT), ("notification_id", INT), ("type", TEXT),
-        ("business_date", TEXT), ("recorded_at", TEXT), ("actor_key_id", TEXT), ("actor_role", TEXT),
-        ("application_id", TEXT_NULL), ("legs", TEXT), ("hash", TEXT), ("retain_until", TEXT),
+        ("enterprise_number", TEXT),
+        ("sequence", INT),
+        ("notification_id", INT),
+        ("type", TEXT),
+        ("business_date", TEXT),
+        ("recorded_at", TEXT),
+        ("actor_key_id", TEXT),
+        ("actor_role", TEXT),
+        ("application_id", TEXT_NULL),
+        ("legs", TEXT),
+        ("hash", TEXT),
+        ("retain_until", TEXT),
     ),
     ("enterprise_number", "sequence"),
 )
 DEADLINES_DUE = Table(
     "deadlines_due",
-    (("application_id", TEXT), ("enterprise_number", TEXT), ("project_number", TEXT), ("provider", TEXT),
-     ("state", TEXT), ("rule", TEXT), ("deadline", TEXT)),
+    (
+        ("application_id", TEXT),
+        ("enterprise_number", TEXT),
+        ("project_number", TEXT),
+        ("provider", TEXT),
+        ("state", TEXT),
+        ("rule", TEXT),
+        ("deadline", TEXT),
+    ),
     ("application_id",),
     (("deadline",),),
 )
 PROVIDER_INBOX = Table(
     "provider_inbox",
-    (("application_id", TEXT), ("provider", TEXT), ("enterprise_number", TEXT), ("project_number", TEXT),
-     ("service", TEXT), ("themes", TEXT), ("starts_on", TEXT), ("submitted_on", TEXT), ("answer_by", TEXT),
-     ("project_amount", INT)),
+    (
+        ("application_id", TEXT),
+        ("provider", TEXT),
+        ("enterprise_number", TEXT),
+        ("project_number", TEXT),
+        ("service", TEXT),
+        ("themes", TEXT),
+        ("starts_on", TEXT),
+        ("submitted_on", TEXT),
+        ("answer_by", TEXT),
+        ("project_amount", INT),
+    ),
     ("application_id",),
     (("provider",),),
 )
 PAYOUT_ORDERS = Table(
     "payout_orders",
-    (("order_id", TEXT), ("application_id", TEXT), ("enterprise_number", TEXT), ("project_number", TEXT),
-     ("provider", TEXT), ("amount", INT), ("ordered_on", TEXT), ("due_by", TEXT), ("state", TEXT)),
+    (
+        ("order_id", TEXT),
+        ("application_id", TEXT),
+        ("enterprise_number", TEXT),
+        ("project_number", TEXT),
+        ("provider", TEXT),
+        ("amount", INT),
+        ("ordered_on", TEXT),
+        ("due_by", TEXT),
+        ("state", TEXT),
+    ),
     ("order_id",),
     (("state", "ordered_on"),),
 )
@@ -149,15 +216,29 @@ DAILY_TOTALS = Table(
 other money event's business date."""
 
 FOLDED_TABLES = (
-    WALLETS, APPLICATIONS, WALLET_BALANCES, APPLICATION_BALANCES, CEILINGS, AUDIT_TRAIL, DEADLINES_DUE,
-    PROVIDER_INBOX, PAYOUT_ORDERS, DAILY_TOTALS,
+    WALLETS,
+    APPLICATIONS,
+    WALLET_BALANCES,
+    APPLICATION_BALANCES,
+    CEILINGS,
+    AUDIT_TRAIL,
+    DEADLINES_DUE,
+    PROVIDER_INBOX,
+    PAYOUT_ORDERS,
+    DAILY_TOTALS,
 )
 """Every table a fold of the events writes; a rebuild drops and refills exactly these."""
 
 TRACKING = Table(
     "projection_tracking",
-    (("name", TEXT), ("position", INT), ("schema_version", INT), ("rebuild_until", "BIGINT"),
-     ("rebuild_cursor", TEXT_NULL), ("rebuild_before", TEXT_NULL)),
+    (
+        ("name", TEXT),
+        ("position", INT),
+        ("schema_version", INT),
+        ("rebuild_until", "BIGINT"),
+        ("rebuild_cursor", TEXT_NULL),
+        ("rebuild_before", TEXT_NULL),
+    ),
     ("name",),
 )
 """Where the views stand: ``position`` (the last notification folded) and, while
@@ -166,8 +247,7 @@ wallets in ranges of wallet ids (one row each, named ``<name>/<n>``: the last
 wallet finished and the end of the range); a range's row goes when it is done."""
 AUDIT_EXPORTS = Table(
     "audit_exports",
-    (("from_date", TEXT), ("to_date", TEXT), ("through_position", INT), ("exported_at", TEXT),
-     ("location", TEXT)),
+    (("from_date", TEXT), ("to_date", TEXT), ("through_position", INT), ("exported_at", TEXT), ("location", TEXT)),
     ("from_date", "to_date", "through_position", "exported_at"),
 )
 """Exports of the audit trail (written by the export tool); kept across rebuilds."""
@@ -239,9 +319,7 @@ def wallet_ranges(target: Target) -> list[tuple[str, str, str]]:
 
 def range_cursor(target: Target, name: str) -> str | None:
     """The last wallet a range finished, locked for the transaction (None: the range is done)."""
-    rows = target.query(
-        f"SELECT rebuild_cursor FROM {TRACKING.name} WHERE name = ?{target.for_update}", (name,)
-    )
+    rows = target.query(f"SELECT rebuild_cursor FROM {TRACKING.name} WHERE name = ?{target.for_update}", (name,))
     return rows[0][0] if rows else None
 
 
@@ -306,8 +384,5 @@ def start_rebuild(target: Target, until: int, ranges: int = 1) -> None:
         target.executemany(
             f"INSERT INTO {TRACKING.name} (name, position, schema_version, rebuild_until, rebuild_cursor, "
             "rebuild_before) VALUES (?, 0, ?, ?, ?, ?)",
-            [
-                (f"{TRACKING_NAME}/{k:03d}", SCHEMA_VERSION, until, bounds[k], bounds[k + 1])
-                for k in range(ranges)
-            ],
+            [(f"{TRACKING_NAME}/{k:03d}", SCHEMA_VERSION, until, bounds[k], bounds[k + 1]) for k in range(ranges)],
         )

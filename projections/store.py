@@ -9,14 +9,14 @@ so two targets compare row for row.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import re
 import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from ledger.domain.errors import ValidationFailed
@@ -30,19 +30,28 @@ def copy_text(rows: Sequence[Sequence[Any]]) -> str:
     """Rows in COPY's text format. Escaping value by value is the slow part, and
     views rarely hold a tab, newline or backslash: the rows are joined as they
     are first, and escaped one by one only if the joined text shows one."""
-    text = "\n".join(
-        "\t".join([value if type(value) is str else "\\N" if value is None else str(value) for value in row])
-        for row in rows
-    ) + "\n"
+    text = (
+        "\n".join(
+            "\t".join([value if type(value) is str else "\\N" if value is None else str(value) for value in row])
+            for row in rows
+        )
+        + "\n"
+    )
     nulls = sum(row.count(None) for row in rows)
     separators = len(rows) * (len(rows[0]) - 1)
-    if text.count("\t") == separators and text.count("\n") == len(rows) and text.count("\\") == nulls \
-            and "\r" not in text:
+    if (
+        text.count("\t") == separators
+        and text.count("\n") == len(rows)
+        and text.count("\\") == nulls
+        and "\r" not in text
+    ):
         return text
     return "".join(
         "\t".join(
-            [value.translate(_COPY_ESCAPES) if type(value) is str else "\\N" if value is None else str(value)
-             for value in row]
+            [
+                value.translate(_COPY_ESCAPES) if type(value) is str else "\\N" if value is None else str(value)
+                for value in row
+            ]
         )
         + "\n"
         for row in rows
@@ -145,7 +154,7 @@ class SqliteTarget(Target):
             step = width * ROWS_PER_INSERT
             self.connection.executemany(
                 f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}",
-                (flat[start:start + step] for start in range(0, len(flat), step)),
+                (flat[start : start + step] for start in range(0, len(flat), step)),
             )
         super().insert_rows(table, columns, rows[whole:])
 
@@ -230,7 +239,7 @@ def connect(database_url: str) -> Target:
     """Open the read-model database named by a ``sqlite:///`` or ``postgresql://`` URL
     (``?schema=`` picks the PostgreSQL schema, as for the events)."""
     if database_url.startswith("sqlite:///"):
-        path = database_url[len("sqlite:///"):]
+        path = database_url[len("sqlite:///") :]
         if not path:
             raise ValidationFailed("a sqlite URL names a file: sqlite:///path/to/ledger.db")
         return SqliteTarget(path)

@@ -117,9 +117,9 @@ class Verification:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             years = manifest["years"]
         except FileNotFoundError:
-            raise SystemExit(_usage(f"{manifest_path} not found: not a kmo-ledger archive"))
+            raise SystemExit(_usage(f"{manifest_path} not found: not a kmo-ledger archive")) from None
         except (ValueError, KeyError, TypeError) as error:
-            raise SystemExit(_usage(f"{manifest_path} cannot be read: {error}"))
+            raise SystemExit(_usage(f"{manifest_path} cannot be read: {error}")) from None
         if manifest.get("format") != FORMAT:
             self.problem(f"manifest.json: format {manifest.get('format')!r}, expected {FORMAT!r}")
         listed = {entry.get("file") for entry in years.values()}

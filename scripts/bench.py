@@ -17,25 +17,28 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import partial
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
-from ledger.domain import commands as c
 from ledger.application import KmoLedger
-from ledger.idempotency import Idempotency
+from ledger.domain import commands as c
 from ledger.domain.clock import SystemClock, brussels_date
 from ledger.domain.events import Actor
 from ledger.domain.identifiers import wallet_id
 from ledger.domain.money import format_euro, parse_euro
+from ledger.idempotency import Idempotency
 from ledger.summaries import application_summary, wallet_summary
 
 ACTOR = Actor(key_id="bench", role="back-office")
 SME = {"fte": 10, "turnover": "1000000.00", "balance_total": "500000.00"}
+
+
 # enterprise numbers with valid checksums: base * 100 + (97 - base % 97)
 def enterprise(n: int) -> str:
     base = 1_000_000 + n
@@ -141,25 +144,41 @@ def application_life(ledger: KmoLedger, en: str, today: date, keyed: bool = Fals
     opening = c.OpenWallet(enterprise_number=en, name="Bench", sme=SME)
     ledger.open_wallet(opening, ACTOR, **options(opening, keys.wallet if keys else None))
     submission = c.SubmitApplication(
-        service="training", provider="DV.O207084", themes=("digitalisation",),
-        enrolled_on=today, starts_on=today + timedelta(days=7),
+        service="training",
+        provider="DV.O207084",
+        themes=("digitalisation",),
+        enrolled_on=today,
+        starts_on=today + timedelta(days=7),
         cost_lines=({"kind": "fee", "amount": "1000.00"},),
     )
     wallet, application_id = ledger.submit_application(
-        en, submission, ACTOR, **options(submission, lambda result: application_summary(result[0].application(result[1]))))
+        en,
+        submission,
+        ACTOR,
+        **options(submission, lambda result: application_summary(result[0].application(result[1]))),
+    )
     application = wallet.state.applications[application_id]
-    view = {"own_share": format_euro(application.own_share), "subsidy": format_euro(application.subsidy),
-            "payment_reference": application.payment_reference}
+    view = {
+        "own_share": format_euro(application.own_share),
+        "subsidy": format_euro(application.subsidy),
+        "payment_reference": application.payment_reference,
+    }
     answer = on_application(application_id)
     ledger.confirm(en, application_id, ACTOR, **options(None, answer))
-    deposit = c.DepositOwnShare(amount=parse_euro(view["own_share"]), payment_reference=view["payment_reference"],
-                                value_date=today)
+    deposit = c.DepositOwnShare(
+        amount=parse_euro(view["own_share"]), payment_reference=view["payment_reference"], value_date=today
+    )
     ledger.deposit_own_share(en, application_id, deposit, ACTOR, **options(deposit, answer))
     top_up = c.TopUpSubsidy(amount=parse_euro(view["subsidy"]), value_date=today)
     ledger.top_up(en, application_id, top_up, ACTOR, **options(top_up, answer))
     order = c.OrderPayout(amount=parse_euro("1000.00"))
-    _w, order_id = ledger.order_payout(en, application_id, order, ACTOR, **options(
-        order, lambda result: {"order_id": result[1], "application": answer(result)}))
+    _w, order_id = ledger.order_payout(
+        en,
+        application_id,
+        order,
+        ACTOR,
+        **options(order, lambda result: {"order_id": result[1], "application": answer(result)}),
+    )
     payout = c.ExecutePayout(order_id=order_id, value_date=today)
     ledger.execute_payout(en, application_id, payout, ACTOR, **options(payout, answer))
     return 7
@@ -177,8 +196,9 @@ class _Keys:
 
     def idempotency(self, command: Any, render: Callable[[Any], dict[str, Any]]) -> Idempotency:
         body = b"" if command is None else orjson.dumps(command.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-        return Idempotency("bench", uuid.uuid4().hex, hashlib.sha256(body).hexdigest(),
-                           lambda result: (200, render(result)))
+        return Idempotency(
+            "bench", uuid.uuid4().hex, hashlib.sha256(body).hexdigest(), lambda result: (200, render(result))
+        )
 
 
 class _Connection:
@@ -211,7 +231,8 @@ class _Connection:
         payload = orjson.dumps(body)
         self._socket.sendall(
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self._head}{headers}"
-            f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload
+            f"Content-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
         )
         self._body, self._complete = [], False
         while not self._complete:
@@ -250,8 +271,15 @@ class Client:
         self._connection.close()
 
 
-def _client(port: int, headers: dict[str, str], keyed: bool, life: Callable[[Client, int], None], number: int,
-            ready: Any, results: Any) -> None:
+def _client(
+    port: int,
+    headers: dict[str, str],
+    keyed: bool,
+    life: Callable[[Client, int], None],
+    number: int,
+    ready: Any,
+    results: Any,
+) -> None:
     """One client process sending what ``life(client, number)`` sends, from when
     every client is ready."""
     try:
@@ -274,8 +302,9 @@ LOAD_TIMEOUT = 600
 """Seconds a load may take before the bench gives up on its clients."""
 
 
-def _load(port: int, clients: int, life: Callable[[Client, int], None], headers: dict[str, str],
-          keyed: bool = True) -> float:
+def _load(
+    port: int, clients: int, life: Callable[[Client, int], None], headers: dict[str, str], keyed: bool = True
+) -> float:
     """Requests per second from ``clients`` client processes, as separate
     back-office services would send them (client threads of one process
     would queue for its interpreter lock and pace the server instead).
@@ -285,8 +314,9 @@ def _load(port: int, clients: int, life: Callable[[Client, int], None], headers:
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(clients + 1)
     results = context.Queue()
-    processes = [context.Process(target=_client, args=(port, headers, keyed, life, n, ready, results))
-                 for n in range(clients)]
+    processes = [
+        context.Process(target=_client, args=(port, headers, keyed, life, n, ready, results)) for n in range(clients)
+    ]
     import queue
     import threading
 
@@ -325,14 +355,27 @@ def _application_lives(today: date, first: int, lives: int, client: Client, numb
             client.reconnect()
         en = enterprise(500_000 + number * 10_000 + life)
         post("/v1/wallets", {"enterprise_number": en, "name": "Bench", "sme": SME})
-        application = post(f"/v1/wallets/{en}/applications", {
-            "service": "training", "provider": "DV.O207084", "themes": ["digitalisation"],
-            "enrolled_on": today.isoformat(), "starts_on": (today + timedelta(days=7)).isoformat(),
-            "cost_lines": [{"kind": "fee", "amount": "1000.00"}]})
+        application = post(
+            f"/v1/wallets/{en}/applications",
+            {
+                "service": "training",
+                "provider": "DV.O207084",
+                "themes": ["digitalisation"],
+                "enrolled_on": today.isoformat(),
+                "starts_on": (today + timedelta(days=7)).isoformat(),
+                "cost_lines": [{"kind": "fee", "amount": "1000.00"}],
+            },
+        )
         base = f"/v1/wallets/{en}/applications/{application['application_id']}"
         post(base + "/confirmation", {})
-        post(base + "/deposits", {"amount": application["own_share"], "value_date": today.isoformat(),
-                                  "payment_reference": application["payment_reference"]})
+        post(
+            base + "/deposits",
+            {
+                "amount": application["own_share"],
+                "value_date": today.isoformat(),
+                "payment_reference": application["payment_reference"],
+            },
+        )
         post(base + "/top-ups", {"amount": application["subsidy"], "value_date": today.isoformat()})
         order = post(base + "/payout-orders", {"amount": "1000.00"})
         post(base + "/payouts", {"order_id": order["order_id"], "value_date": today.isoformat()})
@@ -365,8 +408,9 @@ class HttpRates:
     in_process_without_keys: float
 
 
-def http_command_rate(store: Store, today: date, lives_per_client: int,
-                      clients: int = 8, workers: int = 1) -> HttpRates:
+def http_command_rate(
+    store: Store, today: date, lives_per_client: int, clients: int = 8, workers: int = 1
+) -> HttpRates:
     """Commands per second through ``kmo-ledger serve --workers`` with
     concurrent clients (each POST with an Idempotency-Key, as back-office
     clients send); the same application lives in one process, one command at
@@ -396,16 +440,18 @@ def http_command_rate(store: Store, today: date, lives_per_client: int,
         # import and warm what every later one reuses
         _load(server.port, clients, partial(_application_lives, today, 5_000, 1), headers)
         http_rate = _load(server.port, clients, partial(_application_lives, today, 0, lives_per_client), headers)
-        http_without_keys = _load(server.port, clients, partial(_application_lives, today, 2_000, lives_per_client),
-                                  headers, keyed=False)
+        http_without_keys = _load(
+            server.port, clients, partial(_application_lives, today, 2_000, lives_per_client), headers, keyed=False
+        )
     finally:
         server.stop()
 
     ledger = KmoLedger(store.url())
     application_life(ledger, enterprise(699_999), today, keyed=True)  # warm, as the server was
     started = time.perf_counter()
-    commands = sum(application_life(ledger, enterprise(700_000 + i), today, keyed=True)
-                   for i in range(clients * lives_per_client))
+    commands = sum(
+        application_life(ledger, enterprise(700_000 + i), today, keyed=True) for i in range(clients * lives_per_client)
+    )
     in_process = commands / (time.perf_counter() - started)
     started = time.perf_counter()
     commands = sum(application_life(ledger, enterprise(710_000 + i), today) for i in range(clients * lives_per_client))
@@ -415,10 +461,17 @@ def http_command_rate(store: Store, today: date, lives_per_client: int,
     port = free_port()
     floor_env = dict(env, KMO_LEDGER_BENCH_BURN=str(1 / in_process))
     floor_server = subprocess.Popen(
-        [sys.executable, "-c", "import uvicorn; "
-         f"uvicorn.run('scripts.bench_floor:app', host='127.0.0.1', port={port}, workers={workers})"],
-        env=floor_env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)  # access log on, as serve has it
+        [
+            sys.executable,
+            "-c",
+            f"import uvicorn; uvicorn.run('scripts.bench_floor:app', host='127.0.0.1', port={port}, workers={workers})",
+        ],
+        env=floor_env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # access log on, as serve has it
     try:
         wait_until_up(f"http://127.0.0.1:{port}/openapi.json")
         _load(port, clients, partial(_floor_requests, today, 1), headers)
@@ -459,22 +512,56 @@ def measure(engine: str, postgres_url: str, scale: float, progress: Callable[[st
             rounds.append((command_rate / raw, command_rate, raw))
         ratio, command_rate, raw = sorted(rounds)[2]
         target = 0.6 if engine == "sqlite" else 0.5
-        figures.append(Figure("command rate / raw insert rate (median of 5 rounds)", command_rate, raw, ratio,
-                              f">= {target}", ratio >= target, "per second"))
+        figures.append(
+            Figure(
+                "command rate / raw insert rate (median of 5 rounds)",
+                command_rate,
+                raw,
+                ratio,
+                f">= {target}",
+                ratio >= target,
+                "per second",
+            )
+        )
 
         workers = server_workers()
         progress(f"HTTP with 8 clients, {workers} server processes")
         rates = http_command_rate(store, today, max(4, int(20 * scale)), workers=workers)
         ratio = rates.http / rates.in_process
-        figures.append(Figure(f"HTTP command rate (8 clients, {workers} server processes) / in-process command rate"
-                              " (both with Idempotency-Keys)", rates.http, rates.in_process, ratio, ">= 0.5",
-                              ratio >= 0.5, "per second"))
-        figures.append(Figure("the same, both without Idempotency-Keys (no answer stored)", rates.http_without_keys,
-                              rates.in_process_without_keys, rates.http_without_keys / rates.in_process_without_keys,
-                              "informative", True, "per second"))
-        figures.append(Figure("HTTP stack floor (the same, a route burning one in-process command) / in-process",
-                              rates.floor, rates.in_process, rates.floor / rates.in_process, "informative", True,
-                              "per second"))
+        figures.append(
+            Figure(
+                f"HTTP command rate (8 clients, {workers} server processes) / in-process command rate"
+                " (both with Idempotency-Keys)",
+                rates.http,
+                rates.in_process,
+                ratio,
+                ">= 0.5",
+                ratio >= 0.5,
+                "per second",
+            )
+        )
+        figures.append(
+            Figure(
+                "the same, both without Idempotency-Keys (no answer stored)",
+                rates.http_without_keys,
+                rates.in_process_without_keys,
+                rates.http_without_keys / rates.in_process_without_keys,
+                "informative",
+                True,
+                "per second",
+            )
+        )
+        figures.append(
+            Figure(
+                "HTTP stack floor (the same, a route burning one in-process command) / in-process",
+                rates.floor,
+                rates.in_process,
+                rates.floor / rates.in_process,
+                "informative",
+                True,
+                "per second",
+            )
+        )
 
         progress("long wallet")
         long_events = max(500, int(10_000 * scale))
@@ -484,21 +571,51 @@ def measure(engine: str, postgres_url: str, scale: float, progress: Callable[[st
         filing = c.FileSmeFigures(year=2025, sme=SME)
         short_cost = timed(lambda: ledger.file_sme_figures(short, filing, ACTOR), 50)
         long_cost = timed(lambda: ledger.file_sme_figures(long_, filing, ACTOR), 50)
-        figures.append(Figure(f"command on {long_events}-event wallet / on 10-event wallet", long_cost, short_cost,
-                              long_cost / short_cost, "<= 1.5", long_cost / short_cost <= 1.5, "seconds"))
-        cold = KmoLedger(ledger.env.get("SQLITE_DBNAME") and f"sqlite:///{ledger.env.get('SQLITE_DBNAME')}" or
-                         f"{store.postgres_url}?schema={ledger.env.get('POSTGRES_SCHEMA')}")
+        figures.append(
+            Figure(
+                f"command on {long_events}-event wallet / on 10-event wallet",
+                long_cost,
+                short_cost,
+                long_cost / short_cost,
+                "<= 1.5",
+                long_cost / short_cost <= 1.5,
+                "seconds",
+            )
+        )
+        cold = KmoLedger(
+            ledger.env.get("SQLITE_DBNAME")
+            and f"sqlite:///{ledger.env.get('SQLITE_DBNAME')}"
+            or f"{store.postgres_url}?schema={ledger.env.get('POSTGRES_SCHEMA')}"
+        )
         cold_long = timed(lambda: (cold._forget(wallet_id(long_)), cold.get_wallet(long_)), 5)
         cold_short = timed(lambda: (cold._forget(wallet_id(short)), cold.get_wallet(short)), 5)
-        figures.append(Figure(f"cold load of {long_events}-event wallet / of 10-event wallet (snapshots)", cold_long,
-                              cold_short, cold_long / cold_short, "informative", True, "seconds"))
+        figures.append(
+            Figure(
+                f"cold load of {long_events}-event wallet / of 10-event wallet (snapshots)",
+                cold_long,
+                cold_short,
+                cold_long / cold_short,
+                "informative",
+                True,
+                "seconds",
+            )
+        )
 
         progress("replay as of a date")
         as_of = today
         raw_read = timed(lambda: list(ledger.recorder.select_events(wallet_id(long_))), 3)
         replay = timed(lambda: ledger.replay(long_, as_of), 3)
-        figures.append(Figure(f"replay of {long_events}-event wallet as of a date / raw read of its rows", replay,
-                              raw_read, replay / raw_read, "<= 3", replay / raw_read <= 3, "seconds"))
+        figures.append(
+            Figure(
+                f"replay of {long_events}-event wallet as of a date / raw read of its rows",
+                replay,
+                raw_read,
+                replay / raw_read,
+                "<= 3",
+                replay / raw_read <= 3,
+                "seconds",
+            )
+        )
         cold.close()
         ledger.close()
 
@@ -569,14 +686,17 @@ def scale_figures(store: Store, events: int, progress: Callable[[str], None]) ->
         raw, _peak = in_child(
             "import os\nfrom scripts.bench import raw_notification_rate\n"
             "count, rate = raw_notification_rate(os.environ['KMO_LEDGER_DATABASE_URL'])\n"
-            "result = {'count': count, 'rate': rate}", url)
+            "result = {'count': count, 'rate': rate}",
+            url,
+        )
         rebuild, round_peak = in_child(
             "import os\nfrom projections import rebuild\nfrom projections.runner import MAX_WORKERS\n"
             "applied, seconds = rebuild(os.environ['KMO_LEDGER_DATABASE_URL'])\n"
             # this process folds too, beside one worker process fewer
             "result = {'applied': applied, 'seconds': seconds,\n"
             "          'workers': min(os.cpu_count() or 1, MAX_WORKERS) - 1}",
-            url)
+            url,
+        )
         rate = rebuild["applied"] / rebuild["seconds"]
         rounds.append((rate / raw["rate"], rate, raw["rate"]))
         peak = max(peak, round_peak)
@@ -584,21 +704,50 @@ def scale_figures(store: Store, events: int, progress: Callable[[str], None]) ->
     by_round = "ratios by round: " + ", ".join(f"{r[0]:.2f}" for r in rounds)
     progress(f"rebuild {by_round}")
     ratio, rate, raw_rate = sorted(rounds)[len(rounds) // 2]
-    figures = [Figure(f"projection rebuild rate / raw notification read rate ({count} events, median of "
-                      f"{REBUILD_ROUNDS} rounds)", rate, raw_rate, ratio, ">= 0.5", ratio >= 0.5,
-                      "events per second", by_round)]
+    figures = [
+        Figure(
+            f"projection rebuild rate / raw notification read rate ({count} events, median of {REBUILD_ROUNDS} rounds)",
+            rate,
+            raw_rate,
+            ratio,
+            ">= 0.5",
+            ratio >= 0.5,
+            "events per second",
+            by_round,
+        )
+    ]
     megabytes = peak / 1e6
-    figures.append(Figure(f"peak memory of the rebuild, its workers included ({count} events), MB", megabytes, 250, megabytes / 250,
-                          "< 250 MB", megabytes < 250, "MB"))
+    figures.append(
+        Figure(
+            f"peak memory of the rebuild, its workers included ({count} events), MB",
+            megabytes,
+            250,
+            megabytes / 250,
+            "< 250 MB",
+            megabytes < 250,
+            "MB",
+        )
+    )
     progress("verification")
     verify, _peak = in_child(
         "import time\nfrom scripts.verify import main\nimport contextlib, io\n"
         "started = time.perf_counter()\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n    code = main(['--json'])\n"
-        "result = {'code': code, 'seconds': time.perf_counter() - started}", url)
+        "result = {'code': code, 'seconds': time.perf_counter() - started}",
+        url,
+    )
     rate = count / verify["seconds"]
-    figures.append(Figure(f"verification rate / raw notification read rate ({count} events)", rate, raw_rate,
-                          rate / raw_rate, "informative", verify["code"] == 0, "events per second"))
+    figures.append(
+        Figure(
+            f"verification rate / raw notification read rate ({count} events)",
+            rate,
+            raw_rate,
+            rate / raw_rate,
+            "informative",
+            verify["code"] == 0,
+            "events per second",
+        )
+    )
     return figures
 
 
@@ -624,8 +773,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         figures = measure(args.store, args.postgres_url, args.scale, progress)
     except Exception as error:  # a store that cannot be reached is one line, not a trace
-        print(f"kmo-ledger bench: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
-              file=sys.stderr)
+        print(
+            f"kmo-ledger bench: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+            file=sys.stderr,
+        )
         return 2
     if args.json_file:
         Path(args.json_file).write_text(json.dumps([asdict(f) for f in figures], indent=2))
@@ -636,8 +787,15 @@ def main(argv: list[str] | None = None) -> int:
     for column in ("figure", "ratio", "target", "met", "measured", "baseline", "unit"):
         table.add_column(column)
     for f in figures:
-        table.add_row(f.name, f"{f.ratio:.2f}", f.target, "yes" if f.met else "NO",
-                      f"{f.measured:.6g}", f"{f.baseline:.6g}", f.unit)
+        table.add_row(
+            f.name,
+            f"{f.ratio:.2f}",
+            f.target,
+            "yes" if f.met else "NO",
+            f"{f.measured:.6g}",
+            f"{f.baseline:.6g}",
+            f.unit,
+        )
     Console(width=160).print(table)
     return 0
 

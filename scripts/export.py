@@ -74,10 +74,7 @@ def show(summary: dict[str, Any]) -> None:
             f"Archive {summary['directory']} ({summary['events']} events through position "
             f"{summary['through_position']})",
             ["year", "file", "events", "wallets", "sha256"],
-            (
-                [year, e["file"], e["events"], e["wallets"], e["sha256"]]
-                for year, e in summary["years"].items()
-            ),
+            ([year, e["file"], e["events"], e["wallets"], e["sha256"]] for year, e in summary["years"].items()),
             right=("events", "wallets"),
         )
     )

@@ -74,8 +74,7 @@ class Client:
             self.tally.sent += 1
         while True:
             try:
-                response = self.http.post(self.server.url + "/v1" + path, json=body,
-                                          headers={"Idempotency-Key": key})
+                response = self.http.post(self.server.url + "/v1" + path, json=body, headers={"Idempotency-Key": key})
             except httpx.HTTPError:
                 with self.tally.lock:
                     self.tally.retries += 1
@@ -88,8 +87,9 @@ class Client:
             with self.tally.lock:
                 self.tally.answers[key] = (self.en, path, body, response.status_code, answer)
             if response.status_code >= 400:
-                self.tally.problems.append(f"{key} {path}: {response.status_code} {answer.get('code')}: "
-                                           f"{answer.get('detail')}")
+                self.tally.problems.append(
+                    f"{key} {path}: {response.status_code} {answer.get('code')}: {answer.get('detail')}"
+                )
             return answer
 
     def run(self, cycles: int, today: date, chaos_over: threading.Event) -> None:
@@ -103,18 +103,29 @@ class Client:
                 self.lives[self.en] = 0
             self.cycles += 1
             self.lives[self.en] += 1
-            application = self.post(f"/wallets/{self.en}/applications", {
-                "service": "training", "provider": "DV.O207084", "themes": ["digitalisation"],
-                "enrolled_on": today.isoformat(), "starts_on": (today + timedelta(days=7)).isoformat(),
-                "cost_lines": [{"kind": "fee", "amount": "100.00"}],
-            })
+            application = self.post(
+                f"/wallets/{self.en}/applications",
+                {
+                    "service": "training",
+                    "provider": "DV.O207084",
+                    "themes": ["digitalisation"],
+                    "enrolled_on": today.isoformat(),
+                    "starts_on": (today + timedelta(days=7)).isoformat(),
+                    "cost_lines": [{"kind": "fee", "amount": "100.00"}],
+                },
+            )
             if "application_id" not in application:
                 return
             base = f"/wallets/{self.en}/applications/{application['application_id']}"
             self.post(base + "/confirmation", {})
-            self.post(base + "/deposits", {"amount": application["own_share"],
-                                           "payment_reference": application["payment_reference"],
-                                           "value_date": today.isoformat()})
+            self.post(
+                base + "/deposits",
+                {
+                    "amount": application["own_share"],
+                    "payment_reference": application["payment_reference"],
+                    "value_date": today.isoformat(),
+                },
+            )
             self.post(base + "/top-ups", {"amount": application["subsidy"], "value_date": today.isoformat()})
             order = self.post(base + "/payout-orders", {"amount": "100.00"})
             self.post(base + "/payouts", {"order_id": order.get("order_id", "?"), "value_date": today.isoformat()})
@@ -145,7 +156,9 @@ def check(server: Server, tally: Tally, clients: list[Client]) -> dict:
         if not verification.get("ok"):
             findings.append(f"{en}: verification failed: {verification.get('problems')}")
     # a retried key still answers with its first answer, and records nothing new
-    for key, (_en, path, body, status, answer) in random.sample(sorted(tally.answers.items()), min(20, len(tally.answers))):
+    for key, (_en, path, body, status, answer) in random.sample(
+        sorted(tally.answers.items()), min(20, len(tally.answers))
+    ):
         again = http.post(f"{server.url}/v1{path}", json=body, headers={"Idempotency-Key": key})
         if again.status_code != status or again.json() != answer:
             duplicated += 1
@@ -164,11 +177,17 @@ def ceiling_race(server: Server, racers: int, today: date) -> dict:
     def apply() -> None:
         client = httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
         barrier.wait()
-        response = client.post(f"{server.url}/v1/wallets/{en}/applications", json={
-            "service": "training", "provider": "DV.O207084", "themes": ["digitalisation"],
-            "enrolled_on": today.isoformat(), "starts_on": (today + timedelta(days=7)).isoformat(),
-            "cost_lines": [{"kind": "fee", "amount": "6000.00"}],
-        })
+        response = client.post(
+            f"{server.url}/v1/wallets/{en}/applications",
+            json={
+                "service": "training",
+                "provider": "DV.O207084",
+                "themes": ["digitalisation"],
+                "enrolled_on": today.isoformat(),
+                "starts_on": (today + timedelta(days=7)).isoformat(),
+                "cost_lines": [{"kind": "fee", "amount": "6000.00"}],
+            },
+        )
         outcomes.append(response.status_code)
 
     threads = [threading.Thread(target=apply) for _ in range(racers)]
@@ -179,13 +198,25 @@ def ceiling_race(server: Server, racers: int, today: date) -> dict:
     wallet = http.get(f"{server.url}/v1/wallets/{en}").json()
     ceiling = next(c for c in wallet["ceilings"] if c["year"] == today.year)
     granted = sum(float(a["subsidy"]) for a in wallet["applications"])
-    return {"racers": racers, "granted": f"{granted:.2f}", "ceiling": ceiling["ceiling"],
-            "accepted": outcomes.count(201), "refused": outcomes.count(422),
-            "held": granted <= float(ceiling["ceiling"]) and ceiling["remaining"] >= "0"}
+    return {
+        "racers": racers,
+        "granted": f"{granted:.2f}",
+        "ceiling": ceiling["ceiling"],
+        "accepted": outcomes.count(201),
+        "refused": outcomes.count(422),
+        "held": granted <= float(ceiling["ceiling"]) and ceiling["remaining"] >= "0",
+    }
 
 
-def drill(store: str, clients_count: int, kills: int, cycles: int, postgres_url: str,
-          interval: tuple[float, float], workers: int = 2) -> dict:
+def drill(
+    store: str,
+    clients_count: int,
+    kills: int,
+    cycles: int,
+    postgres_url: str,
+    interval: tuple[float, float],
+    workers: int = 2,
+) -> dict:
     workdir = tempfile.mkdtemp(prefix="kmo-drill-")
     keys_file = Path(workdir) / "keys.json"
     keys_file.write_text(json.dumps({KEY: {"role": "back-office"}}))
@@ -199,8 +230,12 @@ def drill(store: str, clients_count: int, kills: int, cycles: int, postgres_url:
         with psycopg.connect(postgres_url, autocommit=True) as connection:
             connection.execute(f"CREATE SCHEMA {schema}")
         database_url = f"{postgres_url}?schema={schema}"
-    env = dict(os.environ, KMO_LEDGER_DATABASE_URL=database_url, KMO_LEDGER_API_KEYS_FILE=str(keys_file),
-               PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    env = dict(
+        os.environ,
+        KMO_LEDGER_DATABASE_URL=database_url,
+        KMO_LEDGER_API_KEYS_FILE=str(keys_file),
+        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+    )
     server = Server(env, workdir, workers)
     server.start()
     tally = Tally()
@@ -225,10 +260,19 @@ def drill(store: str, clients_count: int, kills: int, cycles: int, postgres_url:
 
         with psycopg.connect(postgres_url, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA {schema} CASCADE")
-    return {"store": store, "workers": workers, "commands_sent": tally.sent, "crashes": server.kills,
-            "retries": tally.retries,
-            "lost": outcome["lost"], "duplicated": outcome["duplicated"], "findings": outcome["findings"],
-            "projections": projections, "ceiling_race": race, "seconds": round(time.monotonic() - started, 1)}
+    return {
+        "store": store,
+        "workers": workers,
+        "commands_sent": tally.sent,
+        "crashes": server.kills,
+        "retries": tally.retries,
+        "lost": outcome["lost"],
+        "duplicated": outcome["duplicated"],
+        "findings": outcome["findings"],
+        "projections": projections,
+        "ceiling_race": race,
+        "seconds": round(time.monotonic() - started, 1),
+    }
 
 
 def projection_check(database_url: str) -> list[str]:
@@ -254,8 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--cycles", type=int, default=3, help="application lives per client")
-    parser.add_argument("--interval", type=float, nargs=2, default=(0.3, 1.2), metavar=("LOW", "HIGH"),
-                        help="seconds between kills, drawn at random")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        nargs=2,
+        default=(0.3, 1.2),
+        metavar=("LOW", "HIGH"),
+        help="seconds between kills, drawn at random",
+    )
     parser.add_argument("--workers", type=int, default=2, help="server processes (kmo-ledger serve --workers)")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--json", action="store_true")
@@ -267,20 +317,31 @@ def main(argv: list[str] | None = None) -> int:
         print("fault_drill: clients, cycles and workers must be at least 1, kills at least 0", file=sys.stderr)
         return 2
     stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
-    reports = [drill(s, args.clients, args.kills, args.cycles, args.postgres_url, tuple(args.interval),
-                     args.workers) for s in stores]
-    ok = all(r["lost"] == 0 and r["duplicated"] == 0 and not r["findings"] and not r["projections"]
-             and r["ceiling_race"]["held"] and r["crashes"] >= args.kills for r in reports)
+    reports = [
+        drill(s, args.clients, args.kills, args.cycles, args.postgres_url, tuple(args.interval), args.workers)
+        for s in stores
+    ]
+    ok = all(
+        r["lost"] == 0
+        and r["duplicated"] == 0
+        and not r["findings"]
+        and not r["projections"]
+        and r["ceiling_race"]["held"]
+        and r["crashes"] >= args.kills
+        for r in reports
+    )
     if args.json:
         print(json.dumps(reports, indent=2))
     else:
         for r in reports:
             race = r["ceiling_race"]
-            print(f"{r['store']} ({r['workers']} workers): {r['commands_sent']} commands sent, "
-                  f"{r['crashes']} crashes, "
-                  f"{r['retries']} retries, lost {r['lost']}, duplicated {r['duplicated']}, "
-                  f"projection differences {len(r['projections'])}; ceiling race: {race['accepted']} of "
-                  f"{race['racers']} accepted, {race['granted']} granted of {race['ceiling']}; {r['seconds']} s")
+            print(
+                f"{r['store']} ({r['workers']} workers): {r['commands_sent']} commands sent, "
+                f"{r['crashes']} crashes, "
+                f"{r['retries']} retries, lost {r['lost']}, duplicated {r['duplicated']}, "
+                f"projection differences {len(r['projections'])}; ceiling race: {race['accepted']} of "
+                f"{race['racers']} accepted, {race['granted']} granted of {race['ceiling']}; {r['seconds']} s"
+            )
             for finding in r["findings"][:10] + r["projections"][:10]:
                 print(f"  {finding}")
     return 0 if ok else 1

@@ -21,8 +21,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str] | None) -> int:
     parser = cli.parser("purge-audit-trail", "Purge exported audit-trail rows past retention.")
-    parser.add_argument("--before", type=cli.iso_date, required=True, metavar="DATE",
-                        help="purge rows with a business date before DATE (YYYY-MM-DD)")
+    parser.add_argument(
+        "--before",
+        type=cli.iso_date,
+        required=True,
+        metavar="DATE",
+        help="purge rows with a business date before DATE (YYYY-MM-DD)",
+    )
     args = parser.parse_args(argv)
     from projections.audit import PurgeRefused, purge_audit_trail
 
@@ -34,8 +39,13 @@ def _run(argv: list[str] | None) -> int:
         sys.stderr.write(f"{PROG}: {refusal}\n")
         return cli.EXIT_PROBLEM
     if args.json:
-        cli.print_json({"purged": result.rows_purged, "before": result.before.isoformat(),
-                        "through_position": result.through_position})
+        cli.print_json(
+            {
+                "purged": result.rows_purged,
+                "before": result.before.isoformat(),
+                "through_position": result.through_position,
+            }
+        )
     else:
         cli.console().print(f"Purged {result.rows_purged} audit-trail row(s) dated before {result.before}")
     return cli.EXIT_OK

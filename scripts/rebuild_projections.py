@@ -22,7 +22,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     parser = cli.parser("rebuild-projections", "Drop and rebuild the read models from event 1.")
     parser.add_argument(
-        "--batch-size", type=int, default=None, metavar="EVENTS",
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="EVENTS",
         help="events per transaction (whole wallets; default 5000)",
     )
     args = parser.parse_args(argv)

@@ -44,8 +44,7 @@ def show(report: dict[str, Any]) -> None:
     out = cli.console()
     state = report["state"]
     out.print(
-        f"Wallet {report['enterprise_number']} ({state['name']}) as of {report['as_of']}, "
-        f"version {state['version']}"
+        f"Wallet {report['enterprise_number']} ({state['name']}) as of {report['as_of']}, version {state['version']}"
     )
     out.print(
         cli.table(
@@ -76,8 +75,15 @@ def show(report: dict[str, Any]) -> None:
         cli.table(
             "Applications",
             [
-                "project", "service", "regime", "rate %", "state",
-                "subsidy", "own share", "held own share", "held subsidy",
+                "project",
+                "service",
+                "regime",
+                "rate %",
+                "state",
+                "subsidy",
+                "own share",
+                "held own share",
+                "held subsidy",
             ],
             (
                 [

@@ -5,11 +5,11 @@ transaction (so the events are exactly what commands would record)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable
 
-from ledger.domain import commands as c
 from ledger.application import KmoLedger
+from ledger.domain import commands as c
 from ledger.domain.clock import SystemClock, brussels_date
 from ledger.domain.events import Actor
 from ledger.domain.identifiers import payment_reference, wallet_id
@@ -38,8 +38,11 @@ def seed(
     now = SystemClock().now()
     today = brussels_date(now)
     submit = c.SubmitApplication(
-        service="training", provider="DV.O207084", themes=("digitalisation",),
-        enrolled_on=today, starts_on=today + timedelta(days=7),
+        service="training",
+        provider="DV.O207084",
+        themes=("digitalisation",),
+        enrolled_on=today,
+        starts_on=today + timedelta(days=7),
         cost_lines=({"kind": "fee", "amount": "1000.00"},),
     )
     recorded, n, batch = 0, first, []
@@ -52,8 +55,12 @@ def seed(
             application = wallet.submit(submit, reference, ACTOR, now)
             application_id = application.application_id
             wallet.confirm(application_id, ACTOR, now)
-            wallet.deposit_own_share(application_id, c.DepositOwnShare(
-                amount=application.own_share, payment_reference=reference, value_date=today), ACTOR, now)
+            wallet.deposit_own_share(
+                application_id,
+                c.DepositOwnShare(amount=application.own_share, payment_reference=reference, value_date=today),
+                ACTOR,
+                now,
+            )
             wallet.top_up(application_id, c.TopUpSubsidy(amount=application.subsidy, value_date=today), ACTOR, now)
             order_id = wallet.order_payout(application_id, c.OrderPayout(amount=application.project_amount), ACTOR, now)
             wallet.execute_payout(application_id, c.ExecutePayout(order_id=order_id, value_date=today), ACTOR, now)

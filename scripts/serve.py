@@ -51,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="kmo-ledger serve", description="Run the ledger's HTTP API.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
-    parser.add_argument("--workers", type=_workers, default=1,
-                        help="server processes sharing the store (default 1; one per core serves the most)")
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="server processes sharing the store (default 1; one per core serves the most)",
+    )
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exit_:  # --help (0) or bad usage (2)

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from api.answers import BackOfficeCommand, ProviderCommand, AnswerSource
+from api.answers import AnswerSource, BackOfficeCommand, ProviderCommand
 from api.auth import ApplicationReader, LedgerDep
 from api.params import ETAG_HEADER, ApplicationId, EnterpriseNumber
 from api.problems import problem_responses
@@ -49,7 +49,9 @@ def _application(application_id: str):
     responses=COMMAND_PROBLEMS,
 )
 def submit_application(
-    en: EnterpriseNumber, body: SubmitApplicationIn, command: BackOfficeCommand,
+    en: EnterpriseNumber,
+    body: SubmitApplicationIn,
+    command: BackOfficeCommand,
 ):
     """Submit an application: the regime in force today decides the rate, the
     subsidy (capped by the year's ceiling and reserved against it), the own
@@ -95,11 +97,14 @@ def get_application(
     responses=COMMAND_PROBLEMS,
 )
 def confirm_application(
-    en: EnterpriseNumber, id: ApplicationId, command: ProviderCommand,
+    en: EnterpriseNumber,
+    id: ApplicationId,
+    command: ProviderCommand,
 ):
     """The provider confirms within 14 days of the submission."""
     return command.run(
-        en, None,
+        en,
+        None,
         lambda **options: command.ledger.confirm(en, id, command.caller.actor, **options),
         _application(id),
     )
@@ -113,12 +118,16 @@ def confirm_application(
     responses=COMMAND_PROBLEMS,
 )
 def refuse_application(
-    en: EnterpriseNumber, id: ApplicationId, body: RefusalIn, command: ProviderCommand,
+    en: EnterpriseNumber,
+    id: ApplicationId,
+    body: RefusalIn,
+    command: ProviderCommand,
 ):
     """The provider refuses (e.g. related parties): the reserved subsidy is freed
     and any own share deposited falls due back to the enterprise."""
     return command.run(
-        en, body,
+        en,
+        body,
         lambda **options: command.ledger.refuse(en, id, body.command(), command.caller.actor, **options),
         _application(id),
     )
@@ -132,12 +141,16 @@ def refuse_application(
     responses=COMMAND_PROBLEMS,
 )
 def deposit_own_share(
-    en: EnterpriseNumber, id: ApplicationId, body: DepositIn, command: BackOfficeCommand,
+    en: EnterpriseNumber,
+    id: ApplicationId,
+    body: DepositIn,
+    command: BackOfficeCommand,
 ):
     """The own share (eigen bijdrage) arrived: the exact amount with the
     application's structured payment reference, within 30 days."""
     return command.run(
-        en, body,
+        en,
+        body,
         lambda **options: command.ledger.deposit_own_share(en, id, body.command(), command.caller.actor, **options),
         _application(id),
     )
@@ -151,10 +164,14 @@ def deposit_own_share(
     responses=COMMAND_PROBLEMS,
 )
 def top_up_subsidy(
-    en: EnterpriseNumber, id: ApplicationId, body: TopUpIn, command: BackOfficeCommand,
+    en: EnterpriseNumber,
+    id: ApplicationId,
+    body: TopUpIn,
+    command: BackOfficeCommand,
 ):
     return command.run(
-        en, body,
+        en,
+        body,
         lambda **options: command.ledger.top_up(en, id, body.command(), command.caller.actor, **options),
         _application(id),
     )
@@ -169,7 +186,10 @@ def top_up_subsidy(
     responses=COMMAND_PROBLEMS,
 )
 def order_payout(
-    en: EnterpriseNumber, id: ApplicationId, body: PayoutOrderIn, command: BackOfficeCommand,
+    en: EnterpriseNumber,
+    id: ApplicationId,
+    body: PayoutOrderIn,
+    command: BackOfficeCommand,
 ):
     """Order payment of (part of) the project amount to the provider; it draws on
     own share and subsidy pro rata. Answers the new `order_id`."""
@@ -178,9 +198,11 @@ def order_payout(
         return {"order_id": result[1], "application": views.application(id)}
 
     return command.run(
-        en, body,
+        en,
+        body,
         lambda **options: command.ledger.order_payout(en, id, body.command(), command.caller.actor, **options),
-        render, status=201,
+        render,
+        status=201,
     )
 
 
@@ -192,10 +214,14 @@ def order_payout(
     responses=COMMAND_PROBLEMS,
 )
 def execute_payout(
-    en: EnterpriseNumber, id: ApplicationId, body: PayoutIn, command: BackOfficeCommand,
+    en: EnterpriseNumber,
+    id: ApplicationId,
+    body: PayoutIn,
+    command: BackOfficeCommand,
 ):
     return command.run(
-        en, body,
+        en,
+        body,
         lambda **options: command.ledger.execute_payout(en, id, body.command(), command.caller.actor, **options),
         _application(id),
     )
@@ -209,7 +235,10 @@ def execute_payout(
     responses=COMMAND_PROBLEMS,
 )
 def stop_project(
-    en: EnterpriseNumber, id: ApplicationId, body: StopIn, command: BackOfficeCommand,
+    en: EnterpriseNumber,
+    id: ApplicationId,
+    body: StopIn,
+    command: BackOfficeCommand,
 ):
     """Stop with a reason: `outcome` is `stopped`, or `recovery_issued` when the
     subsidy paid out must be repaid first."""
@@ -218,7 +247,8 @@ def stop_project(
         return {"outcome": result[1], "application": views.application(id)}
 
     return command.run(
-        en, body,
+        en,
+        body,
         lambda **options: command.ledger.stop(en, id, body.command(), command.caller.actor, **options),
         render,
     )
@@ -232,10 +262,14 @@ def stop_project(
     responses=COMMAND_PROBLEMS,
 )
 def repay_recovery(
-    en: EnterpriseNumber, id: ApplicationId, body: RepaymentIn, command: BackOfficeCommand,
+    en: EnterpriseNumber,
+    id: ApplicationId,
+    body: RepaymentIn,
+    command: BackOfficeCommand,
 ):
     return command.run(
-        en, body,
+        en,
+        body,
         lambda **options: command.ledger.repay_recovery(en, id, body.command(), command.caller.actor, **options),
         _application(id),
     )
@@ -249,11 +283,15 @@ def repay_recovery(
     responses=COMMAND_PROBLEMS,
 )
 def execute_refund(
-    en: EnterpriseNumber, id: ApplicationId, body: RefundIn, command: BackOfficeCommand,
+    en: EnterpriseNumber,
+    id: ApplicationId,
+    body: RefundIn,
+    command: BackOfficeCommand,
 ):
     """The financial manager paid back what a stop, lapse or closure made due."""
     return command.run(
-        en, body,
+        en,
+        body,
         lambda **options: command.ledger.execute_refund(en, id, body.command(), command.caller.actor, **options),
         _application(id),
     )
@@ -267,12 +305,16 @@ def execute_refund(
     responses=COMMAND_PROBLEMS,
 )
 def reverse_event(
-    en: EnterpriseNumber, id: ApplicationId, body: ReversalIn, command: BackOfficeCommand,
+    en: EnterpriseNumber,
+    id: ApplicationId,
+    body: ReversalIn,
+    command: BackOfficeCommand,
 ):
     """A reversal names the money event (its `sequence`) and undoes its legs;
     the original stays in the history."""
     return command.run(
-        en, body,
+        en,
+        body,
         lambda **options: command.ledger.reverse(en, id, body.command(), command.caller.actor, **options),
         _application(id),
     )
@@ -286,11 +328,15 @@ def reverse_event(
     responses=COMMAND_PROBLEMS,
 )
 def complete_service(
-    en: EnterpriseNumber, id: ApplicationId, body: CompletionIn, command: ProviderCommand,
+    en: EnterpriseNumber,
+    id: ApplicationId,
+    body: CompletionIn,
+    command: ProviderCommand,
 ):
     """Finished on or before 31 December of the year after the application year."""
     return command.run(
-        en, body,
+        en,
+        body,
         lambda **options: command.ledger.complete(en, id, body.command(), command.caller.actor, **options),
         _application(id),
     )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from api import reads
 from api.answers import BackOfficeFirstCommand
-from api.auth import Auditing, InboxOf, LedgerDep, ReadModelsDep, Reader
+from api.auth import Auditing, InboxOf, Reader, ReadModelsDep
 from api.problems import problem_responses
 from api.schemas import DeadlineRunOut, InboxOut, IsoDate, OpenPayoutOrdersOut, TotalsOut, UpcomingDeadlinesOut
 

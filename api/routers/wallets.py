@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from api import reads
-from api.answers import BackOfficeCommand, BackOfficeFirstCommand, AnswerSource
-from api.auth import Auditing, LedgerDep, ReadModelsDep, Reader
+from api.answers import AnswerSource, BackOfficeCommand, BackOfficeFirstCommand
+from api.auth import Auditing, LedgerDep, Reader, ReadModelsDep
 from api.params import ETAG_HEADER, EnterpriseNumber
 from api.problems import problem_responses
 from api.schemas import (

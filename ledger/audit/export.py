@@ -26,8 +26,8 @@ from uuid import UUID
 
 import orjson
 
-from ledger.storage.log import event_type, notifications
 from ledger.audit.progress import Progress, no_progress
+from ledger.storage.log import event_type, notifications
 from ledger.storage.topics import WALLET_EVENT_TOPICS
 
 FORMAT = "kmo-ledger-archive/1"

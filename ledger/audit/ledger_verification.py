@@ -17,12 +17,12 @@ from uuid import UUID
 
 import orjson
 
-from ledger.storage.log import notifications
 from ledger.audit.progress import Progress, no_progress
 from ledger.audit.verification import verify_rows
 from ledger.domain import events as ev
 from ledger.domain.errors import NotFound
 from ledger.domain.identifiers import canonical_enterprise_number, wallet_id
+from ledger.storage.log import notifications
 from ledger.storage.records import PaymentReferenceClaimed
 from ledger.storage.topics import stored_topic
 

@@ -37,8 +37,8 @@ def replay_steps(
 def replay_events(events: list[ev.WalletEvent]) -> WalletState | None:
     """The wallet's state after all the given events (see :func:`replay_steps`)."""
     state = None
-    for _event, state in replay_steps(events):
-        pass
+    for _event, folded in replay_steps(events):
+        state = folded
     return state
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any, Iterable, Sequence
+from typing import Any
 from uuid import UUID
 
 from ledger.domain import events as ev
@@ -72,7 +73,11 @@ def dates_out_of_order(events: Sequence[ev.WalletEvent], wallet: str) -> list[st
         if before is not None and event.business_date < before[0]:
             problems.append(
                 _finding(
-                    event, wallet, application_id, event.business_date, DATES_IN_ORDER,
+                    event,
+                    wallet,
+                    application_id,
+                    event.business_date,
+                    DATES_IN_ORDER,
                     f"dated {event.business_date}, after event {before[1]} dated {before[0]}",
                 )
             )
@@ -96,16 +101,22 @@ class _Checker:
             self.state = apply_event(self.state, event)
         except Exception as error:  # a stored event that cannot apply is itself a finding
             self.problems.append(
-                _finding(event, self.wallet, getattr(event, "application_id", None), on, APPLIES,
-                         f"it cannot be applied: {error!r}")
+                _finding(
+                    event,
+                    self.wallet,
+                    getattr(event, "application_id", None),
+                    on,
+                    APPLIES,
+                    f"it cannot be applied: {error!r}",
+                )
             )
             return False
         legs = getattr(event, "legs", ())
+        application_id: str | None = getattr(event, "application_id", None)
         if check_legs and sum(leg.amount for leg in legs) != 0:
-            self.problems.append(_finding(event, self.wallet, event.application_id, on, LEGS_BALANCE, "they do not"))
-        application_id = getattr(event, "application_id", None)
+            self.problems.append(_finding(event, self.wallet, application_id, on, LEGS_BALANCE, "they do not"))
         application = self.state.applications.get(application_id) if application_id else None
-        if application is None:
+        if application_id is None or application is None:
             return True
         for leg in legs:
             if leg.account not in AT_FINANCIAL_MANAGER:
@@ -115,17 +126,28 @@ class _Checker:
             if application.held(account) < 0:
                 found.append((HELD_NOT_NEGATIVE, f"{account} is {format_euro(application.held(account))}"))
         if application.paid_out > application.project_amount:
-            found.append((PAYOUT_WITHIN_PROJECT, f"{format_euro(application.paid_out)} paid out of a project of "
-                                                 f"{format_euro(application.project_amount)}"))
+            found.append(
+                (
+                    PAYOUT_WITHIN_PROJECT,
+                    f"{format_euro(application.paid_out)} paid out of a project of "
+                    f"{format_euro(application.project_amount)}",
+                )
+            )
         at_manager = sum(application.held(a) for a in AT_FINANCIAL_MANAGER)
         moved_in = -self.outside[application_id]
         if at_manager != moved_in:
-            found.append((MONEY_AT_MANAGER, f"{format_euro(at_manager)} held and due, "
-                                            f"{format_euro(moved_in)} moved in"))
+            found.append(
+                (MONEY_AT_MANAGER, f"{format_euro(at_manager)} held and due, {format_euro(moved_in)} moved in")
+            )
         for ceiling in self.state.ceilings.values():
             if ceiling.year == application.year and ceiling.claimed > ceiling.ceiling:
-                found.append((WITHIN_CEILING, f"the {ceiling.year} {ceiling.key} ceiling of "
-                                              f"{format_euro(ceiling.ceiling)} has {format_euro(ceiling.claimed)} granted"))
+                found.append(
+                    (
+                        WITHIN_CEILING,
+                        f"the {ceiling.year} {ceiling.key} ceiling of "
+                        f"{format_euro(ceiling.ceiling)} has {format_euro(ceiling.claimed)} granted",
+                    )
+                )
         self.problems += [_finding(event, self.wallet, application_id, on, what, detail) for what, detail in found]
         return True
 
@@ -163,7 +185,16 @@ def check_invariants(events: Sequence[ev.WalletEvent]) -> list[str]:
                 problems.append(problem)
     for event in events:
         if sum(leg.amount for leg in getattr(event, "legs", ())) != 0:
-            problems.append(_finding(event, wallet, event.application_id, event.business_date, LEGS_BALANCE, "they do not"))
+            problems.append(
+                _finding(
+                    event,
+                    wallet,
+                    getattr(event, "application_id", None),
+                    event.business_date,
+                    LEGS_BALANCE,
+                    "they do not",
+                )
+            )
     return problems
 
 

@@ -21,9 +21,9 @@ from pydantic import BaseModel, ConfigDict
 from ledger.domain.money import Cents
 from ledger.domain.regimes import Size
 from ledger.domain.rules import CostAssessment, SmeFigures
-from ledger.domain.state import AT_FINANCIAL_MANAGER, Deadlines, Leg
+from ledger.domain.state import Deadlines, Leg
 
-ENVELOPE = frozenset(
+ENVELOPE: set[str] = set(
     {"originator_id", "originator_version", "timestamp", "business_date", "actor", "hash", "previous_hash"}
 )
 
@@ -255,8 +255,7 @@ class EventReversed(MoneyEvent):
 
 
 RECEIPTS: dict[str, type[Receipt]] = {
-    cls.__name__: cls
-    for cls in (OwnShareDeposited, SubsidyToppedUp, PayoutExecuted, RecoveryRepaid, RefundExecuted)
+    cls.__name__: cls for cls in (OwnShareDeposited, SubsidyToppedUp, PayoutExecuted, RecoveryRepaid, RefundExecuted)
 }
 ENDINGS: dict[str, str] = {
     cls.__name__: cls.final_state for cls in (ApplicationRefused, ApplicationLapsed, ProjectClosed, ProjectStopped)

@@ -11,7 +11,8 @@ fails when one is missing.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from ledger.domain import events as ev
 from ledger.domain.state import AT_FINANCIAL_MANAGER, ApplicationState, PayoutOrder, Recovery, WalletState, YearCeiling

@@ -30,9 +30,7 @@ def canonical_enterprise_number(raw: str) -> str:
     try:
         return vat.validate(raw)
     except stdnum_errors.ValidationError as error:
-        raise InvalidEnterpriseNumber(
-            f"{raw!r} is not a valid Belgian enterprise number ({error.message})"
-        ) from None
+        raise InvalidEnterpriseNumber(f"{raw!r} is not a valid Belgian enterprise number ({error})") from None
 
 
 @lru_cache(maxsize=65536)
@@ -50,9 +48,7 @@ def provider_number(raw: str) -> str:
         raise InvalidProviderNumber(
             f"{raw!r} has a zero after 'DV.': the letter O (training) or A (advice) belongs there"
         )
-    raise InvalidProviderNumber(
-        f"{raw!r} is not a provider registration number (expected DV.O123456 or DV.A123456)"
-    )
+    raise InvalidProviderNumber(f"{raw!r} is not a provider registration number (expected DV.O123456 or DV.A123456)")
 
 
 def provider_kind(number: str) -> str:

@@ -11,9 +11,10 @@ nothing applies an event. The numbers come from the application's recorded
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Callable, Literal, Mapping, TypeVar
+from typing import Literal, TypeVar
 
 from ledger.domain.errors import DeadlinePassed, InvalidState, ValidationFailed
 from ledger.domain.regimes import Regime
@@ -30,7 +31,7 @@ DEADLINE_NAMES: Mapping[str, str] = {
 
 
 def days_after(day: date, days: int) -> date:
-    """"Within N days of day D" means up to and including D + N."""
+    """ "Within N days of day D" means up to and including D + N."""
     return day + timedelta(days=days)
 
 
@@ -144,11 +145,7 @@ def due_lapse(application: ApplicationState, today: date) -> Lapse | None:
     if application.confirmed_on is None and today > deadlines.answer_by:
         passed.append((deadlines.answer_by, "provider_answer"))
     grace_ends = posting_grace_ends(deadlines)
-    if (
-        grace_ends is not None
-        and application.own_share_received < application.own_share
-        and today > grace_ends
-    ):
+    if grace_ends is not None and application.own_share_received < application.own_share and today > grace_ends:
         passed.append((deadlines.deposit_by, "own_share_deposit"))  # type: ignore[arg-type]
     if today > deadlines.complete_by and holds_money(application):
         passed.append((deadlines.complete_by, "closure" if application.completed_on else "completion"))
@@ -242,9 +239,7 @@ def _own_share_in_time(application: ApplicationState, today: date, facts: Facts)
         )
     grace_ends = posting_grace_ends(application.deadlines)
     if grace_ends is not None and today > grace_ends:
-        raise DeadlinePassed(
-            f"the own share was due by {deadline}, and its posting grace ended on {grace_ends}"
-        )
+        raise DeadlinePassed(f"the own share was due by {deadline}, and its posting grace ended on {grace_ends}")
 
 
 def _ordered_by_completion(application: ApplicationState, today: date, facts: Facts) -> None:
@@ -354,9 +349,7 @@ StopReason = Literal[
     "provider_cancelled",
     "other",
 ]
-JUSTIFIED_STOP_REASONS = frozenset(
-    {"enterprise_ceased", "provider_ceased", "death_or_incapacity", "finished_cheaper"}
-)
+JUSTIFIED_STOP_REASONS = frozenset({"enterprise_ceased", "provider_ceased", "death_or_incapacity", "finished_cheaper"})
 """Reasons that stop a partly paid-out project at once (with their proof)."""
 
 StopOutcome = Literal["stopped", "recovery_from_enterprise", "recovery_from_provider"]
@@ -377,9 +370,7 @@ def stop_outcome(application: ApplicationState, reason: str, proof: str | None) 
     if reason == "provider_cancelled":
         return "recovery_from_provider"
     if application.paid_out == application.project_amount:
-        raise InvalidState(
-            "fully paid out: only the provider's cancellation (provider_cancelled, with proof) stops it"
-        )
+        raise InvalidState("fully paid out: only the provider's cancellation (provider_cancelled, with proof) stops it")
     if reason in JUSTIFIED_STOP_REASONS:
         return "stopped"
     return "recovery_from_enterprise"

@@ -8,11 +8,12 @@ table again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from datetime import date
+from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Literal, Mapping, get_args
+from typing import Any, Literal, get_args
 
 from ledger.domain.errors import ValidationFailed
 
@@ -95,9 +96,7 @@ class Regime:
     calendar days after the deadline (bank statements arrive late)."""
     payout_service_days: int = 14
     completion_years_after: int = 1
-    minimum_cost: Mapping[str, int] = field(
-        default_factory=lambda: _frozen({"training": euro(100), "*": euro(500)})
-    )
+    minimum_cost: Mapping[str, int] = field(default_factory=lambda: _frozen({"training": euro(100), "*": euro(500)}))
     catering_cap_per_participant_day: int = euro(25)
     retention_years: int = 5
     amendments: tuple[str, ...] = ()

@@ -7,10 +7,11 @@ the clock. They decide; events then record what they decided.
 from __future__ import annotations
 
 from calendar import isleap
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Iterable, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,9 +84,7 @@ def autonomy_totals(figures: SmeFigures) -> Totals:
         balance += partner.balance_total * share
     for linked in figures.linked:
         if linked.share_percent <= PARTNER_TO:
-            raise ValidationFailed(
-                f"a linked enterprise is held for more than 50%, not {linked.share_percent}%"
-            )
+            raise ValidationFailed(f"a linked enterprise is held for more than 50%, not {linked.share_percent}%")
         fte += linked.fte
         turnover += linked.turnover
         balance += linked.balance_total
@@ -100,9 +99,7 @@ def enterprise_size(figures: SmeFigures) -> Literal["small", "medium", "large"]:
         totals.turnover <= SMALL_MAX_TURNOVER or totals.balance_total <= SMALL_MAX_BALANCE
     ):
         return "small"
-    if totals.fte < SME_MAX_FTE and (
-        totals.turnover <= SME_MAX_TURNOVER or totals.balance_total <= SME_MAX_BALANCE
-    ):
+    if totals.fte < SME_MAX_FTE and (totals.turnover <= SME_MAX_TURNOVER or totals.balance_total <= SME_MAX_BALANCE):
         return "medium"
     return "large"
 
@@ -125,15 +122,19 @@ def check_eligible_enterprise(flemish_establishment: bool, public_participation:
     if not flemish_establishment:
         raise NotEligible("the enterprise must have an establishment in the Flemish Region")
     if public_participation >= MAX_PUBLIC_PARTICIPATION:
-        raise NotEligible(
-            f"public-sector participation must stay below 25% (declared {public_participation}%)"
-        )
+        raise NotEligible(f"public-sector participation must stay below 25% (declared {public_participation}%)")
 
 
 # --------------------------------------------------------------------------- costs
 
 CostKind = Literal[
-    "fee", "trainer_travel", "course_material", "catering", "vat", "participant_transport", "other_ineligible",
+    "fee",
+    "trainer_travel",
+    "course_material",
+    "catering",
+    "vat",
+    "participant_transport",
+    "other_ineligible",
 ]
 ELIGIBLE_KINDS = ("fee", "trainer_travel", "course_material")
 """Count in full; catering counts up to its cap; the other kinds do not count."""
@@ -197,8 +198,7 @@ def check_service(regime: Regime, service: str, provider: str, themes: frozenset
     carry a theme where the regime requires one, and be eligible for that theme."""
     if service not in regime.services:
         raise ServiceNotEligible(
-            f"{service!r} is not a service of the {regime.name} regime "
-            f"(services: {', '.join(regime.services)})"
+            f"{service!r} is not a service of the {regime.name} regime (services: {', '.join(regime.services)})"
         )
     unknown = sorted(themes - set(THEMES))
     if unknown:
@@ -206,13 +206,9 @@ def check_service(regime: Regime, service: str, provider: str, themes: frozenset
     needed = "training" if service == "training" else "advice"
     if provider_kind(provider) != needed:
         letter = "O" if needed == "training" else "A"
-        raise InvalidProviderNumber(
-            f"{service} needs a provider registered with a DV.{letter} number, not {provider}"
-        )
+        raise InvalidProviderNumber(f"{service} needs a provider registered with a DV.{letter} number, not {provider}")
     if regime.themes_required and not themes:
-        raise ThemeRequired(
-            "from 2023-01-01 every application declares at least one theme: " + ", ".join(THEMES)
-        )
+        raise ThemeRequired("from 2023-01-01 every application declares at least one theme: " + ", ".join(THEMES))
     required = regime.services_requiring_theme.get(service)
     if required and required not in themes:
         raise ServiceNotEligible(f"{service} is eligible only with the {required} theme")
@@ -227,9 +223,7 @@ def check_minimum_cost(regime: Regime, service: str, eligible_cost: int) -> None
         )
 
 
-def training_hours_cap(
-    regime: Regime, service: str, hours: Decimal | None, participants: int | None
-) -> int | None:
+def training_hours_cap(regime: Regime, service: str, hours: Decimal | None, participants: int | None) -> int | None:
     """Pillars regime from 2013: training subsidy at most 45 euro per hour per participant."""
     if regime.training_hourly_cap is None or service != "training":
         return None

@@ -27,7 +27,16 @@ Account = Literal[
 ACCOUNTS: tuple[str, ...] = get_args(Account)
 AT_FINANCIAL_MANAGER = ("held_own_share", "held_subsidy", "due_enterprise", "due_government", "recovered")
 ApplicationStateName = Literal[
-    "submitted", "confirmed", "funded", "paying", "paid_out", "completed", "refused", "lapsed", "stopped", "closed",
+    "submitted",
+    "confirmed",
+    "funded",
+    "paying",
+    "paid_out",
+    "completed",
+    "refused",
+    "lapsed",
+    "stopped",
+    "closed",
 ]
 
 

@@ -6,8 +6,9 @@ lifecycle's guard (:func:`ledger.domain.lifecycle.check_deadlines`)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any, Iterable
+from typing import Any
 
 from ledger.domain import commands as c
 from ledger.domain import events as ev
@@ -22,10 +23,10 @@ from ledger.domain.errors import (
     PaymentReferenceMismatch,
     ValidationFailed,
 )
-from ledger.domain.identifiers import canonical_enterprise_number, compact_payment_reference, provider_number
-from ledger.domain.money import format_euro
 from ledger.domain.fold import apply_event
+from ledger.domain.identifiers import canonical_enterprise_number, compact_payment_reference, provider_number
 from ledger.domain.lifecycle import Facts, Lapse, check_deadlines
+from ledger.domain.money import format_euro
 from ledger.domain.regimes import rules_in_force
 from ledger.domain.rules import (
     assess_costs,
@@ -141,9 +142,7 @@ class Wallet:
         if value_date > today:
             raise ValidationFailed(f"value_date {value_date} lies after the posting date {today}")
         if value_date < application.submitted_on:
-            raise ValidationFailed(
-                f"value_date {value_date} lies before the submission on {application.submitted_on}"
-            )
+            raise ValidationFailed(f"value_date {value_date} lies before the submission on {application.submitted_on}")
 
     # ------------------------------------------------------------------ enterprise
 
@@ -253,7 +252,10 @@ class Wallet:
         today = brussels_date(now)
         application = self.application(application_id)
         if application.is_open:
-            if application.confirmed_on is None and not rules_in_force(application.submitted_on).deposit_before_confirmation:
+            if (
+                application.confirmed_on is None
+                and not rules_in_force(application.submitted_on).deposit_before_confirmation
+            ):
                 raise InvalidState("in the pillars regime the own share is deposited after the provider's confirmation")
             if application.own_share_received:
                 raise InvalidState("the own share has been deposited already")
@@ -390,9 +392,7 @@ class Wallet:
             raise ValidationFailed(f"completed_on {command.completed_on} lies in the future")
         if command.completed_on < application.starts_on:
             raise ValidationFailed(f"completed_on {command.completed_on} lies before the start {application.starts_on}")
-        self._trigger(
-            ev.ServiceCompleted, now, actor, application_id=application_id, completed_on=command.completed_on
-        )
+        self._trigger(ev.ServiceCompleted, now, actor, application_id=application_id, completed_on=command.completed_on)
 
     # ------------------------------------------------------------------ stops and refunds
 
@@ -477,9 +477,7 @@ class Wallet:
             raise InvalidState("no recovery is pending for this application")
         outstanding = recovery.amount - recovery.repaid
         if command.amount <= 0 or command.amount > outstanding:
-            raise AmountMismatch(
-                f"{format_euro(outstanding)} is outstanding, not {format_euro(command.amount)}"
-            )
+            raise AmountMismatch(f"{format_euro(outstanding)} is outstanding, not {format_euro(command.amount)}")
         self._check_value_date(application, command.value_date, today)
         self._trigger(
             ev.RecoveryRepaid,

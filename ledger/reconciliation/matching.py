@@ -25,7 +25,6 @@ payer); ledger events with no statement entry within the statement's period.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -221,6 +220,7 @@ def reconcile(statement: Statement, postings: list[Posting], owner_of=lambda ref
         chosen = best([p for p in candidates(entry) if p.named_in(entry)], entry)
         if chosen:
             pair(entry, chosen)
+
     # 4. money that came in unexplained and went back to the payer
     def sends_back(debit: Entry, credit: Entry) -> bool:
         if debit.direction != "debit" or debit.amount != credit.amount or debit.value_date < credit.value_date:

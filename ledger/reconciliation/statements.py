@@ -261,6 +261,8 @@ def _camt_entries(node: ET.Element, where: str, statement: Statement) -> list[En
     entries = []
     for index, tx in enumerate(transactions, start=1):
         tx_amount = _tx_amount(tx)
+        if tx_amount is None:  # split only when every transaction states its amount
+            raise InvalidStatement(f"{where} transaction {index}: no amount")
         tx_direction = _text(tx, "CdtDbtInd")
         entries.append(
             _entry(

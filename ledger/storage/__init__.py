@@ -17,7 +17,7 @@ POSTGRES_MODULE = "ledger.storage.postgres:LedgerPostgresFactory"
 def persistence_env(database_url: str) -> dict[str, str]:
     """The library environment for a database URL; creates a SQLite file's folder."""
     if database_url.startswith("sqlite:///"):
-        path = database_url[len("sqlite:///"):]
+        path = database_url[len("sqlite:///") :]
         if not path:
             raise ValidationFailed("a sqlite URL names a file: sqlite:///path/to/ledger.db")
         if path != ":memory:" and not path.startswith("file:"):
@@ -52,4 +52,3 @@ def persistence_env(database_url: str) -> dict[str, str]:
     raise ValidationFailed(
         f"unsupported database URL {database_url!r}: use sqlite:///path or postgresql://user@host:port/db"
     )
-

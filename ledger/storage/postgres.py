@@ -17,11 +17,12 @@ library's lock-free ``es_insert_events_uuid`` that the library recreates.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, cast
 
-from eventsourcing.persistence import AggregateRecorder, ApplicationRecorder
 import psycopg
+from eventsourcing.persistence import AggregateRecorder, ApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from psycopg.sql import SQL, Identifier
 
@@ -82,7 +83,8 @@ class LedgerPostgresFactory(PostgresFactory):
             yield
             return
         pool = self.datastore.pool
-        settings = {name: value for name, value in pool.kwargs.items() if name != "row_factory"}
+        kwargs = cast(dict[str, Any], pool.kwargs)
+        settings = {name: value for name, value in kwargs.items() if name != "row_factory"}
         # the library's POSTGRES_CONNECT_TIMEOUT, as for the pool's connections
         with psycopg.connect(**settings, autocommit=True, connect_timeout=max(1, round(pool.timeout))) as connection:
             connection.execute("SELECT pg_advisory_lock(%s)", (CREATION_LOCK,))

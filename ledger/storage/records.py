@@ -12,6 +12,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from ledger.domain.errors import ValidationFailed
+from ledger.domain.identifiers import compact_payment_reference
+
 RECORD_NAMESPACE = uuid.UUID("0e0c7a52-3b3e-4f4e-8a59-1d1b2c3d4e5f")
 
 
@@ -63,3 +66,11 @@ def idempotency_id(scope: str, key: str) -> UUID:
 
 def reference_id(compact_reference: str) -> UUID:
     return uuid.uuid5(RECORD_NAMESPACE, f"payment-reference/{compact_reference}")
+
+
+def claim_id(payment_reference: str) -> UUID:
+    """The id of the claim on a structured payment reference, in any spelling of it."""
+    compact = compact_payment_reference(payment_reference)
+    if compact is None:
+        raise ValidationFailed(f"{payment_reference!r} is not a structured payment reference")
+    return reference_id(compact)

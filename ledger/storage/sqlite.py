@@ -15,7 +15,8 @@ lock within a single call into SQLite, with no Python in between.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError, StoredEvent
@@ -70,6 +71,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 raise OperationalError(error) from error
             except sqlite3.Error as error:
                 raise PersistenceError(error) from error
+        if last is None:
+            raise PersistenceError("SQLite gave no row id for the inserted events")
         # one statement's rows take consecutive rowids, ending at the last
         return list(range(last - count + 1, last + 1))
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, ContextManager, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 
 from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
 
@@ -37,8 +39,12 @@ class WriterTurn:
     def __init__(self, database_path: str | None):
         self._threads = threading.Lock()
         self._file: int | None = None
-        if fcntl is not None and database_path and database_path != ":memory:" \
-                and not database_path.startswith("file:"):
+        if (
+            fcntl is not None
+            and database_path
+            and database_path != ":memory:"
+            and not database_path.startswith("file:")
+        ):
             self._file = _open_lock_file(database_path + ".writers")
 
     def __enter__(self) -> None:
@@ -104,7 +110,7 @@ class GroupCommit:
     (another process wrote that wallet version, or claimed that key) refuses
     that command alone. Any other failure fails every save of the group."""
 
-    def __init__(self, insert: Callable[[Sequence[StoredEvent]], Any], turn: ContextManager[Any] | None = None):
+    def __init__(self, insert: Callable[[Sequence[StoredEvent]], Any], turn: AbstractContextManager[Any] | None = None):
         self._insert = insert
         self._turn = turn
         self._queue: list[_Pending] = []

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +98,11 @@ class Api:
     @staticmethod
     def deposit_of(application: dict, value_date: str) -> dict:
         """The own-share deposit an application asks for, with the bank's value date."""
-        return {"amount": application["own_share"], "payment_reference": application["payment_reference"],
-                "value_date": value_date}
+        return {
+            "amount": application["own_share"],
+            "payment_reference": application["payment_reference"],
+            "value_date": value_date,
+        }
 
     def events(self, enterprise: str = ENTERPRISE) -> list[str]:
         return [e["type"] for e in self.get(f"/wallets/{enterprise}/events").json()["events"]]

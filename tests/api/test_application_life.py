@@ -19,8 +19,12 @@ def test_a_training_is_submitted_funded_paid_out_and_completed(api_on_every_stor
     assert wallet["enterprise_number"] == ENTERPRISE and wallet["sizes"] == {"2026": "small"}
     assert wallet["version"] == 1
     assert {k: application[k] for k in ("state", "regime", "rate", "eligible_cost", "subsidy", "own_share")} == {
-        "state": "submitted", "regime": "current", "rate": "30.00",
-        "eligible_cost": "10000.00", "subsidy": "3000.00", "own_share": "7000.00",
+        "state": "submitted",
+        "regime": "current",
+        "rate": "30.00",
+        "eligible_cost": "10000.00",
+        "subsidy": "3000.00",
+        "own_share": "7000.00",
     }
     assert application["deadlines"]["answer_by"] == "2026-03-16"
     assert application["payment_reference"].startswith("+++")
@@ -46,8 +50,16 @@ def test_a_training_is_submitted_funded_paid_out_and_completed(api_on_every_stor
     assert completed.status_code == 200 and completed.json()["state"] == "completed"
 
     assert api.events() == [
-        "WalletOpened", "ApplicationSubmitted", "ApplicationConfirmed", "OwnShareDeposited", "SubsidyToppedUp",
-        "PayoutOrdered", "PayoutExecuted", "PayoutOrdered", "PayoutExecuted", "ServiceCompleted",
+        "WalletOpened",
+        "ApplicationSubmitted",
+        "ApplicationConfirmed",
+        "OwnShareDeposited",
+        "SubsidyToppedUp",
+        "PayoutOrdered",
+        "PayoutExecuted",
+        "PayoutOrdered",
+        "PayoutExecuted",
+        "ServiceCompleted",
     ]
     assert api.get(f"/wallets/{ENTERPRISE}/verification", as_="auditor").json() == {"ok": True, "problems": []}
     wallet = api.get("/wallets/BE 0403.170.701", as_="reconciler")
@@ -69,7 +81,8 @@ def test_events_are_the_audit_contract_and_cut_at_a_business_date(api: Api):
     assert deposit["recorded_at"] == "2026-03-05T10:00:00+00:00"
     assert deposit["data"]["amount"] == "7000.00" and deposit["data"]["value_date"] == "2026-03-05"
     assert deposit["data"]["legs"] == [
-        {"account": "enterprise", "amount": "-7000.00"}, {"account": "held_own_share", "amount": "7000.00"}
+        {"account": "enterprise", "amount": "-7000.00"},
+        {"account": "held_own_share", "amount": "7000.00"},
     ]
     assert deposit["previous_hash"] == events[2]["hash"]
     assert [e["type"] for e in cut] == ["WalletOpened", "ApplicationSubmitted"]
@@ -169,8 +182,12 @@ def test_deadlines_are_listed_then_applied_by_the_run(api: Api):
     assert first.status_code == 200
     assert first.json() == {
         "lapsed": [
-            {"enterprise_number": ENTERPRISE, "application_id": application["application_id"],
-             "rule": "provider_answer", "deadline": "2026-03-16"}
+            {
+                "enterprise_number": ENTERPRISE,
+                "application_id": application["application_id"],
+                "rule": "provider_answer",
+                "deadline": "2026-03-16",
+            }
         ]
     }
     assert second.json() == {"lapsed": []}
@@ -201,12 +218,18 @@ def test_the_audit_trail_shows_legs_and_retention(api: Api):
         api.fund(application, date(2026, 3, 2))
     rows = api.get(f"/wallets/{ENTERPRISE}/audit-trail", as_="auditor").json()["rows"]
     assert [r["type"] for r in rows] == [
-        "WalletOpened", "ApplicationSubmitted", "ApplicationConfirmed", "OwnShareDeposited", "SubsidyToppedUp"
+        "WalletOpened",
+        "ApplicationSubmitted",
+        "ApplicationConfirmed",
+        "OwnShareDeposited",
+        "SubsidyToppedUp",
     ]
     assert rows[0]["application_id"] is None and rows[0]["retain_until"] == "2031-03-02"
     assert {r["retain_until"] for r in rows[1:]} == {"2031-03-02"}
-    assert rows[4]["legs"] == [{"account": "government", "amount": "-3000.00"},
-                               {"account": "held_subsidy", "amount": "3000.00"}]
+    assert rows[4]["legs"] == [
+        {"account": "government", "amount": "-3000.00"},
+        {"account": "held_subsidy", "amount": "3000.00"},
+    ]
     events = api.get(f"/wallets/{ENTERPRISE}/events").json()["events"]
     assert [r["hash"] for r in rows] == [e["hash"] for e in events]
 
@@ -236,8 +259,10 @@ def test_reconciliation_totals_per_account_kind_and_value_date(api: Api):
 def test_new_sme_figures_are_filed(api: Api):
     with freeze_time("2026-03-02 09:00:00"):
         api.open_wallet()
-        filed = api.post(f"/wallets/{ENTERPRISE}/sme-figures",
-                         {"year": 2026, "sme": {"fte": 120, "turnover": "30000000", "balance_total": "20000000"}})
+        filed = api.post(
+            f"/wallets/{ENTERPRISE}/sme-figures",
+            {"year": 2026, "sme": {"fte": 120, "turnover": "30000000", "balance_total": "20000000"}},
+        )
     assert filed.status_code == 200 and filed.json()["version"] == 2
     assert api.events() == ["WalletOpened", "SmeFiguresFiled"]
 
@@ -252,8 +277,11 @@ def test_new_sme_figures_are_filed(api: Api):
     ],
 )
 def test_a_wallet_the_rules_refuse_is_a_422(api: Api, body, code):
-    request = {"enterprise_number": ENTERPRISE, "name": "Bakkerij Peeters",
-               "sme": {"fte": 10, "turnover": "1000000.00", "balance_total": "500000.00"}} | body
+    request = {
+        "enterprise_number": ENTERPRISE,
+        "name": "Bakkerij Peeters",
+        "sme": {"fte": 10, "turnover": "1000000.00", "balance_total": "500000.00"},
+    } | body
     response = api.post("/wallets", request)
     assert (response.status_code, response.json()["code"]) == (422, code)
     assert response.headers["content-type"] == "application/problem+json"
@@ -261,8 +289,14 @@ def test_a_wallet_the_rules_refuse_is_a_422(api: Api, body, code):
 
 def test_a_second_wallet_for_an_enterprise_is_a_409(api: Api):
     api.open_wallet()
-    again = api.post("/wallets", {"enterprise_number": "403170701", "name": "Peeters",
-                                  "sme": {"fte": 1, "turnover": "1.00", "balance_total": "1.00"}})
+    again = api.post(
+        "/wallets",
+        {
+            "enterprise_number": "403170701",
+            "name": "Peeters",
+            "sme": {"fte": 1, "turnover": "1.00", "balance_total": "1.00"},
+        },
+    )
     assert again.status_code == 409 and again.json()["code"] == "already_exists"
 
 
@@ -289,10 +323,17 @@ def test_the_ceiling_refuses_an_application_once_used_up(api: Api):
     with freeze_time("2026-03-02 09:00:00"):
         api.open_wallet()
         api.submit(date(2026, 3, 16), fee="25000.00")
-        refused = api.post(f"/wallets/{ENTERPRISE}/applications", {
-            "service": "training", "provider": TRAINER, "themes": ["digitalisation"], "enrolled_on": "2026-03-01",
-            "starts_on": "2026-03-16", "cost_lines": [{"kind": "fee", "amount": "1000.00"}],
-        })
+        refused = api.post(
+            f"/wallets/{ENTERPRISE}/applications",
+            {
+                "service": "training",
+                "provider": TRAINER,
+                "themes": ["digitalisation"],
+                "enrolled_on": "2026-03-01",
+                "starts_on": "2026-03-16",
+                "cost_lines": [{"kind": "fee", "amount": "1000.00"}],
+            },
+        )
     assert refused.status_code == 422 and refused.json()["code"] == "ceiling_exceeded"
 
 

@@ -58,7 +58,10 @@ def test_no_payout_is_ordered_after_the_completion_deadline_and_the_closure_retu
     # the closure fell in 2027: the unspent 1,800.00 is lost to 2025, neither reserved nor freed
     ceiling = next(c for c in api.get(f"/wallets/{ENTERPRISE}").json()["ceilings"] if c["year"] == 2025)
     assert (ceiling["reserved"], ceiling["used"], ceiling["lost"], ceiling["freed"]) == (
-        "0.00", "1200.00", "1800.00", "0.00",
+        "0.00",
+        "1200.00",
+        "1800.00",
+        "0.00",
     )
     assert api.get(f"/wallets/{ENTERPRISE}/verification", as_="auditor").json() == {"ok": True, "problems": []}
 

@@ -64,8 +64,11 @@ def test_a_refusal_is_not_stored_so_a_retry_is_decided_again(api: Api):
 
 
 def test_opening_a_wallet_twice_with_one_key_answers_201_twice(api: Api):
-    body = {"enterprise_number": ENTERPRISE, "name": "Bakkerij Peeters",
-            "sme": {"fte": 10, "turnover": "1000000.00", "balance_total": "500000.00"}}
+    body = {
+        "enterprise_number": ENTERPRISE,
+        "name": "Bakkerij Peeters",
+        "sme": {"fte": 10, "turnover": "1000000.00", "balance_total": "500000.00"},
+    }
     first = api.post("/wallets", body, Idempotency_Key="open-1")
     retry = api.post("/wallets", body, Idempotency_Key="open-1")
     without_key = api.post("/wallets", body)
@@ -97,7 +100,7 @@ def test_the_deadline_run_answers_a_retry_with_its_first_answer(api: Api):
         retry = api.post("/deadlines/run", Idempotency_Key="run-2026-03-20")
         fresh = api.post("/deadlines/run", Idempotency_Key="run-again")
         reused = api.post("/deadlines/run", as_="back-office", Idempotency_Key="run-2026-03-20")
-    assert [l["application_id"] for l in first.json()["lapsed"]] == [application["application_id"]]
+    assert [lapse["application_id"] for lapse in first.json()["lapsed"]] == [application["application_id"]]
     assert retry.json() == first.json() and retry.headers["idempotent-replayed"] == "true"
     assert fresh.json() == {"lapsed": []}
     assert reused.json() == first.json()

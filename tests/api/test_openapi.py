@@ -8,11 +8,31 @@ from fastapi.testclient import TestClient
 from tests.api.conftest import Api
 
 OPERATION_IDS = {
-    "open_wallet", "file_sme_figures", "get_wallet", "submit_application", "get_application",
-    "confirm_application", "refuse_application", "deposit_own_share", "top_up_subsidy", "order_payout",
-    "execute_payout", "stop_project", "repay_recovery", "execute_refund", "reverse_event", "complete_service",
-    "run_deadlines", "list_deadlines", "provider_inbox", "list_payout_orders", "list_wallet_events",
-    "replay_wallet", "get_audit_trail", "verify_wallet", "reconciliation_totals",
+    "open_wallet",
+    "file_sme_figures",
+    "get_wallet",
+    "submit_application",
+    "get_application",
+    "confirm_application",
+    "refuse_application",
+    "deposit_own_share",
+    "top_up_subsidy",
+    "order_payout",
+    "execute_payout",
+    "stop_project",
+    "repay_recovery",
+    "execute_refund",
+    "reverse_event",
+    "complete_service",
+    "run_deadlines",
+    "list_deadlines",
+    "provider_inbox",
+    "list_payout_orders",
+    "list_wallet_events",
+    "replay_wallet",
+    "get_audit_trail",
+    "verify_wallet",
+    "reconciliation_totals",
 }
 
 

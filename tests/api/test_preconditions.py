@@ -34,7 +34,7 @@ def test_a_command_with_the_current_version_is_done(submitted):
     assert response.status_code == 200 and after == '"3"'
 
 
-@pytest.mark.parametrize("if_match", ['"1"', "1", '"99"', "W/\"2\"", "not-a-version"])
+@pytest.mark.parametrize("if_match", ['"1"', "1", '"99"', 'W/"2"', "not-a-version"])
 def test_a_stale_or_foreign_if_match_is_a_412_and_records_nothing(submitted, if_match):
     api, application = submitted
     with freeze_time("2026-03-03 09:00:00"):

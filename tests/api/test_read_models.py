@@ -62,10 +62,18 @@ def test_a_payout_order_is_listed_at_once_and_gone_once_executed(api_on_every_st
         "today": "2026-03-02",
         "overdue_only": False,
         "orders": [
-            {"enterprise_number": ENTERPRISE, "application_id": application["application_id"],
-             "project_number": application["project_number"], "provider": TRAINER, "order_id": order_id,
-             "amount": "1000.00", "ordered_on": "2026-03-02", "due_by": "2026-03-16", "age_days": 0,
-             "overdue": False},
+            {
+                "enterprise_number": ENTERPRISE,
+                "application_id": application["application_id"],
+                "project_number": application["project_number"],
+                "provider": TRAINER,
+                "order_id": order_id,
+                "amount": "1000.00",
+                "ordered_on": "2026-03-02",
+                "due_by": "2026-03-16",
+                "age_days": 0,
+                "overdue": False,
+            },
         ],
     }
     assert after["orders"] == []

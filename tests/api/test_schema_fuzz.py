@@ -15,8 +15,8 @@ from schemathesis import GenerationMode, checks
 
 from api import create_app
 from api.settings import Settings
-from ledger.domain import commands as c
 from ledger.application import KmoLedger
+from ledger.domain import commands as c
 from ledger.domain.clock import SystemClock, brussels_date
 from tests.api.conftest import Api, write_keys
 from tests.api.test_openapi import OPERATION_IDS

@@ -56,8 +56,9 @@ def test_serve_creates_a_keys_file_with_one_key_per_role_and_says_where(fresh_fo
 
 def test_serve_with_workers_has_each_process_build_the_app_from_its_factory(fresh_folder, fake_uvicorn):
     assert serve.main(["--workers", "2"]) == 0
-    assert fake_uvicorn.calls == [(("api.app:create_app",), {"factory": True, "host": "127.0.0.1", "port": 8000,
-                                                             "workers": 2})]
+    assert fake_uvicorn.calls == [
+        (("api.app:create_app",), {"factory": True, "host": "127.0.0.1", "port": 8000, "workers": 2})
+    ]
 
 
 @pytest.mark.parametrize("url", ["memory://", "sqlite:///:memory:"])
@@ -70,8 +71,9 @@ def test_serve_refuses_workers_for_a_store_in_memory(fresh_folder, fake_uvicorn,
     assert fake_uvicorn.calls == []
 
 
-@pytest.mark.parametrize("argv", [["--port", "http"], ["--port", "70000"], ["--bogus"], ["extra"],
-                                  ["--workers", "0"], ["--workers", "many"]])
+@pytest.mark.parametrize(
+    "argv", [["--port", "http"], ["--port", "70000"], ["--bogus"], ["extra"], ["--workers", "0"], ["--workers", "many"]]
+)
 def test_serve_refuses_bad_usage_with_one_line_and_exit_2(fresh_folder, fake_uvicorn, capsys, argv):
     assert serve.main(argv) == 2
     error = capsys.readouterr().err.strip()
@@ -91,9 +93,15 @@ def test_the_app_reads_the_environment_when_it_is_built(fresh_folder, keys_file,
     app = create_app()
     monkeypatch.setenv("KMO_LEDGER_DATABASE_URL", "sqlite:///elsewhere.db")
     with TestClient(app) as client:
-        answer = client.post("/v1/wallets", json={"enterprise_number": "0403170701", "name": "Peeters",
-                                                  "sme": {"fte": 1, "turnover": "1", "balance_total": "1"}},
-                             headers=Api.headers("back-office"))
+        answer = client.post(
+            "/v1/wallets",
+            json={
+                "enterprise_number": "0403170701",
+                "name": "Peeters",
+                "sme": {"fte": 1, "turnover": "1", "balance_total": "1"},
+            },
+            headers=Api.headers("back-office"),
+        )
     assert answer.status_code == 201
     assert (fresh_folder / "ledger.db").exists() and not (fresh_folder / "elsewhere.db").exists()
 

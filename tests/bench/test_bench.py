@@ -38,7 +38,7 @@ def test_bench_refuses_bad_usage_with_exit_2():
 def test_bench_leaves_no_store_behind():
     store = Store("sqlite", "postgresql://unused")
     url = store.url()
-    Path(url[len("sqlite:///"):]).write_bytes(b"")
+    Path(url[len("sqlite:///") :]).write_bytes(b"")
     store.close()
     assert not Path(store.folder).exists()
 
@@ -50,8 +50,11 @@ class _Posting:
         self.client = client
 
     def post(self, path: str, body: dict) -> dict:
-        response = self.client.post(path, json=body, headers={
-            "Authorization": f"Bearer {KEYS['back-office']}", "Idempotency-Key": uuid.uuid4().hex})
+        response = self.client.post(
+            path,
+            json=body,
+            headers={"Authorization": f"Bearer {KEYS['back-office']}", "Idempotency-Key": uuid.uuid4().hex},
+        )
         assert response.status_code < 300, response.text
         return response.json()
 
@@ -79,8 +82,9 @@ def test_the_in_process_baseline_records_what_the_http_lives_record(tmp_path):
     """The HTTP figure's baseline does the same ledger work as the HTTP clients:
     the same events and an answer of the same shape stored under each key."""
     today = brussels_date(SystemClock().now())
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'http.db'}",
-                        api_keys_file=write_keys(tmp_path / "keys.json"))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'http.db'}", api_keys_file=write_keys(tmp_path / "keys.json")
+    )
     with TestClient(create_app(settings)) as client:
         _application_lives(today, 0, 1, _Posting(client), 0)
         over_http = _recorded(client.app.state.ledger)

@@ -8,13 +8,13 @@ rebuild at the end).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Callable
 
 from freezegun import freeze_time
 
-from ledger.domain import commands as c
 from ledger.application import KmoLedger
+from ledger.domain import commands as c
 from ledger.domain.money import format_euro, parse_euro
 from ledger.domain.regimes import RECORD_RETENTION_YEARS
 from ledger.domain.rules import retain_until
@@ -81,7 +81,9 @@ def stop(ledger: KmoLedger, step: Step = _nothing) -> Story:
     with freeze_time("2026-04-10 09:00:00"):
         for amount in ("700.00", "500.00"):
             ledger.repay_recovery(
-                story.en, application_id, c.RepayRecovery(amount=parse_euro(amount), value_date=date(2026, 4, 9)),
+                story.en,
+                application_id,
+                c.RepayRecovery(amount=parse_euro(amount), value_date=date(2026, 4, 9)),
                 BACK_OFFICE,
             )
             step()
@@ -219,8 +221,9 @@ def late_endings(ledger: KmoLedger, step: Step = _nothing) -> Story:
     with freeze_time("2027-01-04 09:00:00"):
         assert {r.application_id for r in ledger.run_deadlines()} == {closed, completed}
         step()
-        ledger.execute_payout(story.en, closed, c.ExecutePayout(order_id=order_id, value_date=date(2027, 1, 4)),
-                              BACK_OFFICE)
+        ledger.execute_payout(
+            story.en, closed, c.ExecutePayout(order_id=order_id, value_date=date(2027, 1, 4)), BACK_OFFICE
+        )
         step()
     return story
 
@@ -231,7 +234,11 @@ def reverse_last(story: Story, application_id: str, reason: str) -> None:
 
 
 SCENARIOS = {
-    "full_life": full_life, "stop": stop, "lapse": lapse, "reversals": reversals, "payout_orders": payout_orders,
+    "full_life": full_life,
+    "stop": stop,
+    "lapse": lapse,
+    "reversals": reversals,
+    "payout_orders": payout_orders,
     "late_endings": late_endings,
 }
 
@@ -296,8 +303,14 @@ def differences_from_ledger(ledger: KmoLedger, views: Queries, enterprises: list
             }
             same(f"{en} ceiling {ceiling.year}/{ceiling.key}", expected, {k: row.get(k) for k in expected})
         waiting = [
-            (en, a.application_id, o.order_id, format_euro(o.amount), o.ordered_on.isoformat(),
-             (o.ordered_on + timedelta(days=a.payout_service_days)).isoformat())
+            (
+                en,
+                a.application_id,
+                o.order_id,
+                format_euro(o.amount),
+                o.ordered_on.isoformat(),
+                (o.ordered_on + timedelta(days=a.payout_service_days)).isoformat(),
+            )
             for a in state.applications.values()
             for o in a.pending_orders
         ]
@@ -321,8 +334,15 @@ def differences_from_ledger(ledger: KmoLedger, views: Queries, enterprises: list
                 until = retain_until(RECORD_RETENTION_YEARS, event.business_date)
                 until = max(until, longest) if longest else until
             expected_rows.append(
-                (event.originator_version, type(event).__name__, event.business_date.isoformat(), application_id,
-                 [leg.model_dump(mode="json") for leg in getattr(event, "legs", ())], event.hash, until.isoformat())
+                (
+                    event.originator_version,
+                    type(event).__name__,
+                    event.business_date.isoformat(),
+                    application_id,
+                    [leg.model_dump(mode="json") for leg in getattr(event, "legs", ())],
+                    event.hash,
+                    until.isoformat(),
+                )
             )
             day = getattr(event, "value_date", None) or event.business_date  # a receipt: the bank's date
             for leg in getattr(event, "legs", ()):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from freezegun import freeze_time
@@ -57,8 +57,12 @@ def test_the_benchmark_function_reports_events_and_seconds(configured, database_
 
 def _exported(database_url: str, through: int) -> None:
     mark_exported(
-        database_url, from_date=date(2020, 1, 1), to_date=date(2026, 12, 31), through_position=through,
-        location="/archive/2026", exported_at=datetime(2032, 1, 1, tzinfo=timezone.utc),
+        database_url,
+        from_date=date(2020, 1, 1),
+        to_date=date(2026, 12, 31),
+        through_position=through,
+        location="/archive/2026",
+        exported_at=datetime(2032, 1, 1, tzinfo=UTC),
     )
 
 
@@ -91,9 +95,7 @@ def test_a_purge_of_rows_never_exported_is_refused(configured, database_url, cap
     projector.close()
 
 
-def test_an_exported_trail_past_retention_is_purged_and_stays_purged_after_a_rebuild(
-    configured, database_url, capsys
-):
+def test_an_exported_trail_past_retention_is_purged_and_stays_purged_after_a_rebuild(configured, database_url, capsys):
     projector = Projector(configured)
     SCENARIOS["full_life"](configured, step=projector.catch_up)
     _exported(database_url, configured.recorder.max_notification_id())

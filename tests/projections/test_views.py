@@ -141,12 +141,22 @@ def test_the_reads_answer_in_the_api_shapes_with_money_as_strings(ledger):
         ceiling = views.ceilings(story.en)["ceilings"][0]
         # the recovered subsidy is freed and no longer counts as used (ledger.domain.state.YearCeiling)
         assert ceiling == {
-            "year": 2026, "key": "wallet", "size": "small", "rate": "30.00", "ceiling": "7500.00",
-            "reserved": "0.00", "used": "0.00", "freed": "3000.00", "lost": "0.00", "remaining": "7500.00",
+            "year": 2026,
+            "key": "wallet",
+            "size": "small",
+            "rate": "30.00",
+            "ceiling": "7500.00",
+            "reserved": "0.00",
+            "used": "0.00",
+            "freed": "3000.00",
+            "lost": "0.00",
+            "remaining": "7500.00",
         }
         totals = views.daily_totals(date(2026, 4, 12), date(2026, 4, 12))["totals"]
         assert {t["account_kind"]: (t["money_in"], t["money_out"]) for t in totals} == {
-            "due": ("4200.00", "9400.00"), "enterprise": ("8400.00", "4200.00"), "government": ("1000.00", "0.00"),
+            "due": ("4200.00", "9400.00"),
+            "enterprise": ("8400.00", "4200.00"),
+            "government": ("1000.00", "0.00"),
         }
         assert views.deadlines_within(30, date(2026, 4, 12))["deadlines"] == []
     finally:
@@ -175,7 +185,8 @@ def test_deadlines_due_within_days_and_the_provider_inbox(ledger):
         ]
         later = views.deadlines_within(31, date(2026, 3, 2))["deadlines"]
         assert [(d["application_id"], d["rule"]) for d in later] == [
-            (waiting, "provider_answer"), (confirmed, "own_share_deposit"),
+            (waiting, "provider_answer"),
+            (confirmed, "own_share_deposit"),
         ]
         inbox = views.provider_inbox("dv.o207084")
         assert inbox["provider"] == TRAINER
@@ -198,7 +209,13 @@ def test_open_payout_orders_leave_out_executed_and_cancelled_ones_and_return_whe
             ("1500.00", "2026-03-09", "2026-03-23", story.en),  # executed, then the payout reversed
         ]
         assert set(waiting[0]) == {
-            "enterprise_number", "application_id", "project_number", "provider", "order_id", "amount", "ordered_on",
+            "enterprise_number",
+            "application_id",
+            "project_number",
+            "provider",
+            "order_id",
+            "amount",
+            "ordered_on",
             "due_by",
         }
         states = dict(projector.target.query("SELECT amount, state FROM payout_orders"))
@@ -227,7 +244,8 @@ def test_a_receipt_counts_in_the_daily_totals_on_its_value_date(ledger):
     try:
         totals = views.daily_totals(date(2026, 3, 1), date(2026, 3, 31))["totals"]
         assert {(t["day"], t["account_kind"], t["money_in"], t["money_out"]) for t in totals} == {
-            ("2026-03-03", "enterprise", "0.00", "7000.00"), ("2026-03-03", "held", "7000.00", "0.00"),
+            ("2026-03-03", "enterprise", "0.00", "7000.00"),
+            ("2026-03-03", "held", "7000.00", "0.00"),
         }
     finally:
         views.close()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from ledger.domain import commands as c
 from ledger.application import KmoLedger
+from ledger.domain import commands as c
 from ledger.domain.money import parse_euro
 from tests.conftest import BACK_OFFICE, ENTERPRISE, PROVIDER_ACTOR, sme, training
 

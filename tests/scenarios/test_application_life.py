@@ -32,8 +32,15 @@ def test_a_training_is_submitted_funded_paid_out_and_completed(ledger):
         assert story.wallet()["held"] == {"own_share": "0.00", "subsidy": "0.00"}
     assert story.ledger.verify_wallet(story.en) == []
     assert story.events() == [
-        "WalletOpened", "ApplicationSubmitted", "ApplicationConfirmed", "OwnShareDeposited",
-        "SubsidyToppedUp", "PayoutOrdered", "PayoutExecuted", "PayoutOrdered", "PayoutExecuted",
+        "WalletOpened",
+        "ApplicationSubmitted",
+        "ApplicationConfirmed",
+        "OwnShareDeposited",
+        "SubsidyToppedUp",
+        "PayoutOrdered",
+        "PayoutExecuted",
+        "PayoutOrdered",
+        "PayoutExecuted",
     ]
 
 
@@ -85,4 +92,9 @@ def test_a_pillars_training_of_10000_is_capped_by_the_training_pillar_at_2500(le
         story = Story(ledger)
         application_id = story.submit(date(2012, 6, 10), themes=[])
     view = story.application(application_id)
-    assert (view["regime"], view["rate"], view["subsidy"], view["own_share"]) == ("pillars", "50.00", "2500.00", "7500.00")
+    assert (view["regime"], view["rate"], view["subsidy"], view["own_share"]) == (
+        "pillars",
+        "50.00",
+        "2500.00",
+        "7500.00",
+    )

@@ -7,8 +7,8 @@ from datetime import date
 
 from freezegun import freeze_time
 
-from ledger.domain import commands as c
 from ledger.application import KmoLedger
+from ledger.domain import commands as c
 from ledger.domain.errors import CeilingExceeded
 from tests.conftest import BACK_OFFICE, ENTERPRISE, sme, training
 

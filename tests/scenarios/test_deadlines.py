@@ -40,7 +40,9 @@ def test_the_provider_answers_on_day_14_but_not_on_day_15(ledger):
         with pytest.raises(DeadlinePassed):
             story.confirm(late)
         lapses = story.ledger.run_deadlines()
-    assert [(l.application_id, l.rule, l.deadline) for l in lapses] == [(late, "provider_answer", date(2026, 3, 16))]
+    assert [(lapse.application_id, lapse.rule, lapse.deadline) for lapse in lapses] == [
+        (late, "provider_answer", date(2026, 3, 16))
+    ]
     assert story.application(late)["state"] == "lapsed"
     assert story.application(on_time)["state"] == "confirmed"
 
@@ -111,6 +113,9 @@ def test_a_lapse_in_the_next_year_shows_its_subsidy_as_lost_to_its_year_not_rese
     assert (lapse.application_id, lapse.rule) == (application_id, "provider_answer")
     ceiling = next(c for c in story.wallet()["ceilings"] if c["year"] == 2025)
     assert (ceiling["reserved"], ceiling["lost"], ceiling["freed"], ceiling["remaining"]) == (
-        "0.00", "300.00", "0.00", "7200.00",
+        "0.00",
+        "300.00",
+        "0.00",
+        "7200.00",
     )
     assert story.ledger.verify_wallet(story.en) == []

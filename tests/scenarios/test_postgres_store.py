@@ -5,13 +5,14 @@ tables and the views are created one process at a time."""
 from __future__ import annotations
 
 import threading
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import psycopg
 import pytest
 
-from ledger.domain import commands as c
 from ledger.application import KmoLedger
+from ledger.domain import commands as c
 from tests.conftest import BACK_OFFICE, ENTERPRISE, sme
 
 T = TypeVar("T")
@@ -27,7 +28,8 @@ def test_commands_insert_through_the_locking_function_even_if_the_library_recrea
             connection.execute(f"DROP FUNCTION IF EXISTS {schema}.es_insert_events_uuid")
             source = connection.execute(
                 "SELECT prosrc FROM pg_proc JOIN pg_namespace n ON n.oid = pronamespace "
-                "WHERE nspname = %s AND proname = 'kmo_ledger_insert_events_uuid'", (schema,)
+                "WHERE nspname = %s AND proname = 'kmo_ledger_insert_events_uuid'",
+                (schema,),
             ).fetchone()
         assert source is not None and "LOCK TABLE" in source[0]
         wallet = ledger.open_wallet(c.OpenWallet(enterprise_number=ENTERPRISE, name="Bakkerij", sme=sme()), BACK_OFFICE)

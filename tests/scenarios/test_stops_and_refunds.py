@@ -37,7 +37,8 @@ def test_a_stop_before_any_payout_refunds_the_own_share_and_frees_the_ceiling(fu
     assert remaining(story) == "7500.00"
     with freeze_time("2026-04-03 09:00:00"):
         story.ledger.execute_refund(
-            story.en, application_id,
+            story.en,
+            application_id,
             c.ExecuteRefund(kind="own_share_to_enterprise", amount=parse_euro("7000.00"), value_date=date(2026, 4, 2)),
             BACK_OFFICE,
         )
@@ -76,11 +77,17 @@ def test_another_reason_after_a_partial_payout_issues_a_recovery_first(funded):
             story.order(application_id, "100.00")
     with freeze_time("2026-04-10 09:00:00"):
         story.ledger.repay_recovery(
-            story.en, application_id, c.RepayRecovery(amount=parse_euro("700.00"), value_date=date(2026, 4, 9)), BACK_OFFICE
+            story.en,
+            application_id,
+            c.RepayRecovery(amount=parse_euro("700.00"), value_date=date(2026, 4, 9)),
+            BACK_OFFICE,
         )
         assert story.application(application_id)["state"] == "paying"
         story.ledger.repay_recovery(
-            story.en, application_id, c.RepayRecovery(amount=parse_euro("500.00"), value_date=date(2026, 4, 10)), BACK_OFFICE
+            story.en,
+            application_id,
+            c.RepayRecovery(amount=parse_euro("500.00"), value_date=date(2026, 4, 10)),
+            BACK_OFFICE,
         )
     view = story.application(application_id)
     assert view["state"] == "stopped"
@@ -98,7 +105,10 @@ def test_a_fully_paid_service_cancelled_by_the_provider_returns_the_own_share_on
             story.stop(application_id, "on_request")
         assert story.stop(application_id, "provider_cancelled", proof="cancellation letter") == "recovery_issued"
         story.ledger.repay_recovery(
-            story.en, application_id, c.RepayRecovery(amount=parse_euro("10000.00"), value_date=date(2026, 4, 1)), BACK_OFFICE
+            story.en,
+            application_id,
+            c.RepayRecovery(amount=parse_euro("10000.00"), value_date=date(2026, 4, 1)),
+            BACK_OFFICE,
         )
     view = story.application(application_id)
     assert view["state"] == "stopped"
@@ -133,10 +143,14 @@ def test_a_mis_posted_deposit_is_reversed_and_posted_again(ledger):
         application_id = story.submit(date(2026, 3, 20))
         story.deposit(application_id, date(2026, 3, 2))
         sequence = story.ledger.wallet_events(story.en)[-1].originator_version
-        story.ledger.reverse(story.en, application_id, c.ReverseEvent(sequence=sequence, reason="wrong wallet"), BACK_OFFICE)
+        story.ledger.reverse(
+            story.en, application_id, c.ReverseEvent(sequence=sequence, reason="wrong wallet"), BACK_OFFICE
+        )
         assert story.application(application_id)["own_share_received"] == "0.00"
         with pytest.raises(InvalidState):
-            story.ledger.reverse(story.en, application_id, c.ReverseEvent(sequence=sequence, reason="again"), BACK_OFFICE)
+            story.ledger.reverse(
+                story.en, application_id, c.ReverseEvent(sequence=sequence, reason="again"), BACK_OFFICE
+            )
         story.deposit(application_id, date(2026, 3, 2))
     assert story.application(application_id)["held"]["own_share"] == "7000.00"
     assert story.events()[-2:] == ["EventReversed", "OwnShareDeposited"]

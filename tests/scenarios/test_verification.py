@@ -5,14 +5,14 @@ with the wallet, the application, the date and the invariant they break."""
 from __future__ import annotations
 
 import shutil
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from freezegun import freeze_time
 
-from ledger.domain import events as ev
-from ledger.audit import verification as v
 from ledger.application import KmoLedger
+from ledger.audit import verification as v
+from ledger.domain import events as ev
 from ledger.domain.identifiers import wallet_id
 from ledger.domain.state import Leg
 from tests.conftest import ENTERPRISE
@@ -28,7 +28,7 @@ def forge(ledger: KmoLedger, event_class: type[ev.WalletEvent], on: date, **fiel
     event = event_class(
         originator_id=aggregate_id,
         originator_version=last.originator_version + 1,
-        timestamp=datetime(on.year, on.month, on.day, 12, tzinfo=timezone.utc),
+        timestamp=datetime(on.year, on.month, on.day, 12, tzinfo=UTC),
         business_date=on,
         actor=FORGER,
         previous_hash=last.hash,
@@ -39,8 +39,11 @@ def forge(ledger: KmoLedger, event_class: type[ev.WalletEvent], on: date, **fiel
 
 
 def legs(*moves: tuple[str, str, int]) -> tuple[Leg, ...]:
-    return tuple(leg for source, target, amount in moves for leg in (Leg(account=source, amount=-amount),
-                                                                      Leg(account=target, amount=amount)))
+    return tuple(
+        leg
+        for source, target, amount in moves
+        for leg in (Leg(account=source, amount=-amount), Leg(account=target, amount=amount))
+    )
 
 
 @pytest.fixture
@@ -53,16 +56,32 @@ def submitted(ledger: KmoLedger) -> tuple[KmoLedger, str]:
 
 def test_a_lapse_dated_before_a_late_deposit_shows_the_negative_balance_of_its_date(submitted):
     ledger, application_id = submitted
-    forge(ledger, ev.OwnShareDeposited, date(2026, 3, 19), application_id=application_id, amount=700_000,
-          value_date=date(2026, 3, 19), payment_reference="+++000/0000/00097+++",
-          legs=legs(("enterprise", "held_own_share", 700_000)))
-    forge(ledger, ev.ApplicationLapsed, date(2026, 3, 17), application_id=application_id, rule="provider_answer",
-          deadline=date(2026, 3, 16), ceiling_freed=300_000,
-          legs=legs(("held_own_share", "due_enterprise", 700_000)))
+    forge(
+        ledger,
+        ev.OwnShareDeposited,
+        date(2026, 3, 19),
+        application_id=application_id,
+        amount=700_000,
+        value_date=date(2026, 3, 19),
+        payment_reference="+++000/0000/00097+++",
+        legs=legs(("enterprise", "held_own_share", 700_000)),
+    )
+    forge(
+        ledger,
+        ev.ApplicationLapsed,
+        date(2026, 3, 17),
+        application_id=application_id,
+        rule="provider_answer",
+        deadline=date(2026, 3, 16),
+        ceiling_freed=300_000,
+        legs=legs(("held_own_share", "due_enterprise", 700_000)),
+    )
     problems = ledger.verify_wallet(ENTERPRISE)
     assert any(
-        p.startswith(f"event 4 (ApplicationLapsed): wallet {ENTERPRISE}, application {application_id}, "
-                     f"as of 2026-03-17: {v.DATES_IN_ORDER}: dated 2026-03-17, after event 3 dated 2026-03-19")
+        p.startswith(
+            f"event 4 (ApplicationLapsed): wallet {ENTERPRISE}, application {application_id}, "
+            f"as of 2026-03-17: {v.DATES_IN_ORDER}: dated 2026-03-17, after event 3 dated 2026-03-19"
+        )
         for p in problems
     ), problems
     assert (
@@ -75,9 +94,16 @@ def test_a_lapse_dated_before_a_late_deposit_shows_the_negative_balance_of_its_d
 
 def test_legs_that_do_not_balance_are_named(submitted):
     ledger, application_id = submitted
-    forge(ledger, ev.OwnShareDeposited, date(2026, 3, 5), application_id=application_id, amount=700_000,
-          value_date=date(2026, 3, 5), payment_reference="+++000/0000/00097+++",
-          legs=(Leg(account="enterprise", amount=-700_000), Leg(account="held_own_share", amount=710_000)))
+    forge(
+        ledger,
+        ev.OwnShareDeposited,
+        date(2026, 3, 5),
+        application_id=application_id,
+        amount=700_000,
+        value_date=date(2026, 3, 5),
+        payment_reference="+++000/0000/00097+++",
+        legs=(Leg(account="enterprise", amount=-700_000), Leg(account="held_own_share", amount=710_000)),
+    )
     problems = ledger.verify_wallet(ENTERPRISE)
     prefix = f"event 3 (OwnShareDeposited): wallet {ENTERPRISE}, application {application_id}, as of 2026-03-05: "
     assert prefix + f"{v.LEGS_BALANCE}: they do not" in problems
@@ -88,8 +114,15 @@ def test_a_ceiling_exceeded_by_a_second_application_is_named(submitted):
     ledger, _first = submitted
     first = list(ledger.events.get(wallet_id(ENTERPRISE)))[1]
     second = first.model_dump() | {"application_id": "forged-second", "sequence": 2, "subsidy": 500_000}
-    for envelope in ("originator_id", "originator_version", "timestamp", "business_date", "actor",
-                     "previous_hash", "hash"):
+    for envelope in (
+        "originator_id",
+        "originator_version",
+        "timestamp",
+        "business_date",
+        "actor",
+        "previous_hash",
+        "hash",
+    ):
         second.pop(envelope)
     forge(ledger, ev.ApplicationSubmitted, date(2026, 3, 3), **second)
     problems = ledger.verify_wallet(ENTERPRISE)
@@ -101,12 +134,32 @@ def test_a_ceiling_exceeded_by_a_second_application_is_named(submitted):
 
 def test_a_payout_beyond_what_is_held_is_named(submitted):
     ledger, application_id = submitted
-    forge(ledger, ev.PayoutOrdered, date(2026, 3, 6), application_id=application_id, order_id="o1",
-          amount=1_200_000, own_share_part=840_000, subsidy_part=360_000)
-    forge(ledger, ev.PayoutExecuted, date(2026, 3, 7), application_id=application_id, order_id="o1",
-          amount=1_200_000, own_share_part=840_000, subsidy_part=360_000, value_date=date(2026, 3, 7),
-          legs=(Leg(account="held_own_share", amount=-840_000), Leg(account="held_subsidy", amount=-360_000),
-                Leg(account="provider", amount=1_200_000)))
+    forge(
+        ledger,
+        ev.PayoutOrdered,
+        date(2026, 3, 6),
+        application_id=application_id,
+        order_id="o1",
+        amount=1_200_000,
+        own_share_part=840_000,
+        subsidy_part=360_000,
+    )
+    forge(
+        ledger,
+        ev.PayoutExecuted,
+        date(2026, 3, 7),
+        application_id=application_id,
+        order_id="o1",
+        amount=1_200_000,
+        own_share_part=840_000,
+        subsidy_part=360_000,
+        value_date=date(2026, 3, 7),
+        legs=(
+            Leg(account="held_own_share", amount=-840_000),
+            Leg(account="held_subsidy", amount=-360_000),
+            Leg(account="provider", amount=1_200_000),
+        ),
+    )
     problems = ledger.verify_wallet(ENTERPRISE)
     prefix = f"event 4 (PayoutExecuted): wallet {ENTERPRISE}, application {application_id}, as of 2026-03-07: "
     assert prefix + f"{v.HELD_NOT_NEGATIVE}: held_own_share is -8400.00" in problems
@@ -122,8 +175,16 @@ def test_the_command_line_verify_fails_on_a_copy_of_a_store_with_a_forged_event(
     copy = tmp_path / "copy.db"
     shutil.copy(original, copy)
     forged = KmoLedger(f"sqlite:///{copy}")
-    forge(forged, ev.ApplicationLapsed, date(2026, 3, 17), application_id=application_id, rule="provider_answer",
-          deadline=date(2026, 3, 16), ceiling_freed=300_000, legs=legs(("held_own_share", "due_enterprise", 1)))
+    forge(
+        forged,
+        ev.ApplicationLapsed,
+        date(2026, 3, 17),
+        application_id=application_id,
+        rule="provider_answer",
+        deadline=date(2026, 3, 16),
+        ceiling_freed=300_000,
+        legs=legs(("held_own_share", "due_enterprise", 1)),
+    )
     forged.close()
     from scripts.verify import main
 

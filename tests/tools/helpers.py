@@ -4,8 +4,8 @@ database, and change stored rows behind the ledger's back as a forger would."""
 from __future__ import annotations
 
 import sqlite3
-from contextlib import closing
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -48,7 +48,7 @@ class StoredEvents:
         self.url = database_url
 
     def _sqlite(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.url[len("sqlite:///"):])
+        return sqlite3.connect(self.url[len("sqlite:///") :])
 
     def _postgres(self):
         import psycopg

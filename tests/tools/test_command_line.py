@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from scripts import cli, export, reconcile, replay, run_deadlines, verify
-DATABASE_URL_VARIABLE = "KMO_LEDGER_DATABASE_URL"
 from tests.tools.helpers import Tools
+
+DATABASE_URL_VARIABLE = "KMO_LEDGER_DATABASE_URL"
 
 TOOLS = [replay, verify, export, reconcile, run_deadlines]
 REQUIRED = {replay: ["0403170701"], export: ["--out", "archive"], reconcile: ["--statement", "statement.xml"]}

@@ -83,7 +83,10 @@ def test_the_archive_holds_one_file_per_business_year_and_verifies_with_a_bare_p
     archive = tmp_path / "archive"
     summary = exported(tools, archive)
     assert sorted(p.name for p in archive.iterdir()) == [
-        "archive_verifier.py", "events-2019.jsonl", "events-2020.jsonl", "manifest.json",
+        "archive_verifier.py",
+        "events-2019.jsonl",
+        "events-2020.jsonl",
+        "manifest.json",
     ]
     assert {year: entry["events"] for year, entry in summary["years"].items()} == {"2019": 8, "2020": 1}
     manifest = json.loads((archive / "manifest.json").read_text())
@@ -91,7 +94,13 @@ def test_the_archive_holds_one_file_per_business_year_and_verifies_with_a_bare_p
     lapse = lines[-1]
     assert (lapse["type"], lapse["business_date"], lapse["sequence"]) == ("ApplicationLapsed", "2019-12-31", 8)
     assert set(lines[0]) == {
-        "enterprise_number", "wallet_id", "sequence", "type", "business_date", "recorded_at", "state",
+        "enterprise_number",
+        "wallet_id",
+        "sequence",
+        "type",
+        "business_date",
+        "recorded_at",
+        "state",
     }
     heads = manifest["years"]["2019"]["wallets"][lapse["wallet_id"]]
     assert (heads["last_sequence"], heads["head"]) == (8, lapse["state"]["hash"])
@@ -107,7 +116,7 @@ def test_one_changed_byte_fails_the_standalone_verifier(tools, two_years, tmp_pa
     path = archive / "events-2019.jsonl"
     content = path.read_bytes()
     at = content.index(b'"amount":"6000.00"') + len(b'"amount":"6')
-    path.write_bytes(content[:at] + b"1" + content[at + 1:])  # 6000.00 becomes 6100.00
+    path.write_bytes(content[:at] + b"1" + content[at + 1 :])  # 6000.00 becomes 6100.00
     result = run_verifier(archive)
     assert result.returncode == 1
     assert "events-2019.jsonl: SHA-256" in result.stdout
@@ -154,9 +163,10 @@ def test_the_verifier_recomputes_the_ledgers_hash_of_every_exported_event(tools,
                 originator_id=record["wallet_id"], originator_version=record["sequence"], type=record["type"]
             )
             assert chain_hash(content) == record["state"]["hash"]
-            assert archive_verifier.event_hash(
-                record["wallet_id"], record["sequence"], record["type"], record["state"]
-            ) == record["state"]["hash"]
+            assert (
+                archive_verifier.event_hash(record["wallet_id"], record["sequence"], record["type"], record["state"])
+                == record["state"]["hash"]
+            )
 
 
 # ---------------------------------------------------------------------- canonical form
@@ -170,12 +180,41 @@ def _random_float(rng: random.Random) -> float:
 
 
 TRICKY_FLOATS = [
-    0.0, -0.0, 1.0, 0.1, 1e-5, 2.5e-5, 1e-4, 1e-7, 1.2345e-6, 1e15, 1e16, 1.5e16, 1e22, 1e23, 123456789.125,
-    5e-324, 1.7976931348623157e308, -2.5e-5, 9007199254740993.0, 3.14159, 1e100, 1e-100,
+    0.0,
+    -0.0,
+    1.0,
+    0.1,
+    1e-5,
+    2.5e-5,
+    1e-4,
+    1e-7,
+    1.2345e-6,
+    1e15,
+    1e16,
+    1.5e16,
+    1e22,
+    1e23,
+    123456789.125,
+    5e-324,
+    1.7976931348623157e308,
+    -2.5e-5,
+    9007199254740993.0,
+    3.14159,
+    1e100,
+    1e-100,
 ]
 TRICKY_TEXT = [
-    "", "café", "Œuvre — Ærø", "☕", "😀", "ｚ", "€",
-    "\u2028\u2029", "\x00\x1f\x7f", 'quote " back \\ slash', "\n\t\r\b\f",
+    "",
+    "café",
+    "Œuvre — Ærø",
+    "☕",
+    "😀",
+    "ｚ",
+    "€",
+    "\u2028\u2029",
+    "\x00\x1f\x7f",
+    'quote " back \\ slash',
+    "\n\t\r\b\f",
 ]
 
 

@@ -58,9 +58,9 @@ def entry(
     unstructured = f"<Ustrd>{text}</Ustrd>" if text else ""
     return f"""
       <Ntry>
-        <NtryRef>{ref_id or value_date + '-' + amount}</NtryRef>
+        <NtryRef>{ref_id or value_date + "-" + amount}</NtryRef>
         <Amt Ccy="EUR">{amount}</Amt>
-        <CdtDbtInd>{'CRDT' if direction == 'credit' else 'DBIT'}</CdtDbtInd>
+        <CdtDbtInd>{"CRDT" if direction == "credit" else "DBIT"}</CdtDbtInd>
         <Sts><Cd>BOOK</Cd></Sts>
         <BookgDt><Dt>{value_date}</Dt></BookgDt>
         <ValDt><Dt>{value_date}</Dt></ValDt>
@@ -80,7 +80,7 @@ def camt(path: Path, *entries: str, namespace: str = CAMT_08) -> Path:
       <Id>BE68539007547034-2026-03</Id>
       <FrToDt><FrDtTm>2026-03-01T00:00:00+01:00</FrDtTm><ToDtTm>2026-03-31T23:59:59+02:00</ToDtTm></FrToDt>
       <Acct><Id><IBAN>BE68539007547034</IBAN></Id><Ccy>EUR</Ccy></Acct>
-      {''.join(entries)}
+      {"".join(entries)}
     </Stmt>
   </BkToCstmrStmt>
 </Document>
@@ -114,7 +114,9 @@ def test_a_statement_that_matches_every_money_event_reconciles(tools, march, tmp
     code, report = reconciled(tools, statement)
     assert code == 0 and report["ok"]
     assert sorted(m["event"]["type"] for m in report["matched"]) == [
-        "OwnShareDeposited", "PayoutExecuted", "SubsidyToppedUp",
+        "OwnShareDeposited",
+        "PayoutExecuted",
+        "SubsidyToppedUp",
     ]
     assert report["differences"] == report["unmatched_statement"] == report["unmatched_ledger"] == []
     assert (report["statement"]["from"], report["statement"]["to"]) == ("2026-03-01", "2026-03-31")
@@ -128,7 +130,9 @@ def test_a_missing_deposit_is_a_ledger_event_with_no_statement_entry(tools, marc
     assert code == 1
     (missing,) = report["unmatched_ledger"]
     assert (missing["event"]["type"], missing["event"]["amount"], missing["event"]["sequence"]) == (
-        "OwnShareDeposited", "7000.00", 4,
+        "OwnShareDeposited",
+        "7000.00",
+        4,
     )
     assert "has no statement entry" in missing["reason"]
     assert report["unmatched_statement"] == report["differences"] == []
@@ -138,7 +142,9 @@ def test_an_unknown_payment_is_reported_for_return_to_payer(tools, march, tmp_pa
     assert ogm_vcs.is_valid(UNKNOWN_REFERENCE.strip("+"))
     statement = camt(
         tmp_path / "march.xml",
-        deposit_entry(march), top_up_entry(march), payout_entry(march),
+        deposit_entry(march),
+        top_up_entry(march),
+        payout_entry(march),
         entry("250.00", "credit", "2026-03-12", UNKNOWN_REFERENCE),
     )
     code, report = reconciled(tools, statement)
@@ -150,9 +156,7 @@ def test_an_unknown_payment_is_reported_for_return_to_payer(tools, march, tmp_pa
 
 
 def test_an_amount_off_by_one_cent_is_a_difference(tools, march, tmp_path):
-    statement = camt(
-        tmp_path / "march.xml", deposit_entry(march, "7000.01"), top_up_entry(march), payout_entry(march)
-    )
+    statement = camt(tmp_path / "march.xml", deposit_entry(march, "7000.01"), top_up_entry(march), payout_entry(march))
     code, report = reconciled(tools, statement)
     assert code == 1
     (difference,) = report["differences"]
@@ -203,7 +207,9 @@ def test_a_reversed_event_is_left_out(tools, march, ledger, tmp_path):
         refund("subsidy_to_government", 180000, date(2026, 3, 25))
     statement = camt(
         tmp_path / "march.xml",
-        deposit_entry(march), top_up_entry(march), payout_entry(march),
+        deposit_entry(march),
+        top_up_entry(march),
+        payout_entry(march),
         entry("4200.00", "debit", "2026-03-25", text=f"Terugbetaling eigen bijdrage {march.project}"),
         entry("1800.00", "debit", "2026-03-25", text="Terugstorting subsidie"),
     )
@@ -211,7 +217,8 @@ def test_a_reversed_event_is_left_out(tools, march, ledger, tmp_path):
     assert code == 0, report
     refunds = [m for m in report["matched"] if m["event"]["type"] == "RefundExecuted"]
     assert sorted((m["event"]["kind"], m["event"]["value_date"]) for m in refunds) == [
-        ("own_share_to_enterprise", "2026-03-25"), ("subsidy_to_government", "2026-03-25"),
+        ("own_share_to_enterprise", "2026-03-25"),
+        ("subsidy_to_government", "2026-03-25"),
     ]
 
 

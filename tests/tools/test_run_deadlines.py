@@ -27,8 +27,12 @@ def test_an_unanswered_application_lapses_once(tools, ledger):
         assert outcome.code == 0
         assert json.loads(outcome.out) == {
             "lapsed": [
-                {"enterprise_number": ENTERPRISE, "application_id": application_id,
-                 "rule": "provider_answer", "deadline": "2026-03-16"}
+                {
+                    "enterprise_number": ENTERPRISE,
+                    "application_id": application_id,
+                    "rule": "provider_answer",
+                    "deadline": "2026-03-16",
+                }
             ]
         }
         again = tools.run(run_deadlines.main)

@@ -163,7 +163,7 @@ def test_a_read_model_that_drifted_from_the_events_is_reported(tools, two_wallet
         import sqlite3
         from contextlib import closing
 
-        with closing(sqlite3.connect(tools.database_url[len("sqlite:///"):])) as db, db:
+        with closing(sqlite3.connect(tools.database_url[len("sqlite:///") :])) as db, db:
             db.execute("UPDATE wallet_balances SET held_own_share = held_own_share + 1")
     else:
         import psycopg

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from uuid import uuid4
 
 import pytest
@@ -28,10 +28,19 @@ def test_an_event_type_without_a_handler_is_refused_not_skipped():
         pass
 
     opened = ev.WalletOpened(
-        originator_id=uuid4(), originator_version=1, timestamp=datetime(2026, 1, 5, tzinfo=timezone.utc),
-        business_date=date(2026, 1, 5), actor=ev.SYSTEM, previous_hash="", enterprise_number="0403170701",
-        name="x", figures={"fte": 1, "turnover": 0, "balance_total": 0}, figures_year=2025, size="small",
-        flemish_establishment=True, public_participation_percent="0",
+        originator_id=uuid4(),
+        originator_version=1,
+        timestamp=datetime(2026, 1, 5, tzinfo=UTC),
+        business_date=date(2026, 1, 5),
+        actor=ev.SYSTEM,
+        previous_hash="",
+        enterprise_number="0403170701",
+        name="x",
+        figures={"fte": 1, "turnover": 0, "balance_total": 0},
+        figures_year=2025,
+        size="small",
+        flemish_establishment=True,
+        public_participation_percent="0",
     )
     state = fold.apply_event(None, opened)
     winked = AuditorWinked(**opened.model_dump(include=set(ev.ENVELOPE)) | {"originator_version": 2})
@@ -40,6 +49,9 @@ def test_an_event_type_without_a_handler_is_refused_not_skipped():
 
 
 def test_events_import_neither_the_wallet_nor_the_fold():
-    code = "import sys, ledger.domain.events; print(sorted(m for m in sys.modules if m in ('ledger.domain.wallet', 'ledger.domain.fold')))"
+    code = (
+        "import sys, ledger.domain.events; "
+        "print(sorted(m for m in sys.modules if m in ('ledger.domain.wallet', 'ledger.domain.fold')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

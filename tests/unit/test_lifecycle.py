@@ -10,8 +10,8 @@ finished by 31 December 2027. The last allowed day passes; the next is refused.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -31,7 +31,7 @@ DAY = timedelta(days=1)
 
 def at(day: date) -> datetime:
     """Noon in Brussels on ``day`` (11:00 UTC in winter, 10:00 in summer: same date)."""
-    return datetime.combine(day, time(10, 0), tzinfo=timezone.utc)
+    return datetime.combine(day, time(10, 0), tzinfo=UTC)
 
 
 class Case:
@@ -42,8 +42,10 @@ class Case:
             uuid.uuid4(), c.OpenWallet(enterprise_number=ENTERPRISE, name="Case", sme=sme()), BACK_OFFICE, at(SUBMITTED)
         )
         application = self.wallet.submit(
-            c.SubmitApplication(**training(date(2026, 3, 16), fee="10000.00")), "+++090/9337/55493+++",
-            BACK_OFFICE, at(SUBMITTED),
+            c.SubmitApplication(**training(date(2026, 3, 16), fee="10000.00")),
+            "+++090/9337/55493+++",
+            BACK_OFFICE,
+            at(SUBMITTED),
         )
         self.id = application.application_id
         self.order_id: str | None = None
@@ -108,10 +110,17 @@ STATES: dict[str, list[Callable[[Case], None]]] = {
     "funded": [lambda k: k.confirm(), lambda k: k.deposit(), lambda k: k.top_up()],
     "ordered": [lambda k: k.confirm(), lambda k: k.deposit(), lambda k: k.top_up(), lambda k: k.order()],
     "ordered on the completion deadline": [
-        lambda k: k.confirm(), lambda k: k.deposit(), lambda k: k.top_up(), lambda k: k.order(COMPLETE_BY),
+        lambda k: k.confirm(),
+        lambda k: k.deposit(),
+        lambda k: k.top_up(),
+        lambda k: k.order(COMPLETE_BY),
     ],
     "partly paid, recovery issued": [
-        lambda k: k.confirm(), lambda k: k.deposit(), lambda k: k.top_up(), lambda k: k.order(), lambda k: k.execute(),
+        lambda k: k.confirm(),
+        lambda k: k.deposit(),
+        lambda k: k.top_up(),
+        lambda k: k.order(),
+        lambda k: k.execute(),
         lambda k: k.stop(SUBMITTED, "other"),
     ],
     "lapsed, own share due back": [lambda k: k.deposit(), lambda k: k.run_deadlines(ANSWER_BY + DAY)],
@@ -182,8 +191,17 @@ def test_each_command_is_judged_against_every_deadline_of_its_application(comman
 
 def test_every_command_on_an_application_has_a_row_in_the_binding_table():
     application_methods = {
-        "confirm", "refuse", "deposit_own_share", "top_up", "order_payout", "execute_payout", "complete", "stop",
-        "repay_recovery", "execute_refund", "reverse",
+        "confirm",
+        "refuse",
+        "deposit_own_share",
+        "top_up",
+        "order_payout",
+        "execute_payout",
+        "complete",
+        "stop",
+        "repay_recovery",
+        "execute_refund",
+        "reverse",
     }
     assert set(lifecycle.BINDINGS) == application_methods
     assert all(hasattr(Wallet, name) for name in application_methods)

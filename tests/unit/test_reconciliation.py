@@ -45,8 +45,14 @@ def test_a_credit_with_the_applications_reference_matches_its_deposit():
     result = reconcile(statement, [posting(700000, date(2026, 3, 4))])
     assert result.ok and [m["event"]["type"] for m in result.matched] == ["OwnShareDeposited"]
     assert as_report(result)["statement"] | {"file": None} == {
-        "file": None, "format": "csv", "from": "2026-03-04", "to": "2026-03-04", "entries": 1,
-        "not_booked": 0, "credits": "7000.00", "debits": "0.00",
+        "file": None,
+        "format": "csv",
+        "from": "2026-03-04",
+        "to": "2026-03-04",
+        "entries": 1,
+        "not_booked": 0,
+        "credits": "7000.00",
+        "debits": "0.00",
     }
 
 

@@ -18,7 +18,12 @@ from ledger.domain.errors import (
     ThemeRequired,
     ValidationFailed,
 )
-from ledger.domain.identifiers import canonical_enterprise_number, compact_payment_reference, payment_reference, provider_number
+from ledger.domain.identifiers import (
+    canonical_enterprise_number,
+    compact_payment_reference,
+    payment_reference,
+    provider_number,
+)
 from ledger.domain.money import format_euro, parse_euro
 from ledger.domain.regimes import rules_in_force
 from ledger.domain.rules import (
@@ -38,7 +43,16 @@ from ledger.domain.rules import (
 )
 
 
-def subsidy_for(applied_on: date, service: str, size: str, eligible: str, themes=(), granted: str = "0.00", hours=None, participants=None) -> str:
+def subsidy_for(
+    applied_on: date,
+    service: str,
+    size: str,
+    eligible: str,
+    themes=(),
+    granted: str = "0.00",
+    hours=None,
+    participants=None,
+) -> str:
     regime = rules_in_force(applied_on)
     cost = parse_euro(eligible)
     ceilings = {
@@ -145,7 +159,12 @@ def test_services_themes_and_provider_registration(applied_on, service, provider
 
 @pytest.mark.parametrize(
     "service, eligible, refused",
-    [("training", "99.99", True), ("training", "100.00", False), ("advice", "499.99", True), ("advice", "500.00", False)],
+    [
+        ("training", "99.99", True),
+        ("training", "100.00", False),
+        ("advice", "499.99", True),
+        ("advice", "500.00", False),
+    ],
 )
 def test_minimum_eligible_cost(service, eligible, refused):
     regime = rules_in_force(date(2025, 6, 1))
@@ -181,15 +200,32 @@ def test_costs_count_fee_travel_material_and_capped_catering_but_not_vat_or_tran
         (250, "1000000.00", "500000.00", [], [], "large"),
         (100, "60000000.00", "50000000.00", [], [], "large"),
         # a 50% partner with 100 FTE adds 50: 40 + 50 = 90 FTE -> medium
-        (40, "1000000.00", "500000.00", [{"share_percent": 50, "fte": 100, "turnover": "0", "balance_total": "0"}], [], "medium"),
+        (
+            40,
+            "1000000.00",
+            "500000.00",
+            [{"share_percent": 50, "fte": 100, "turnover": "0", "balance_total": "0"}],
+            [],
+            "medium",
+        ),
         # a linked enterprise (60%) is added in full: 200 + 60 = 260 FTE -> large
-        (200, "1000000.00", "500000.00", [], [{"share_percent": 60, "fte": 60, "turnover": "0", "balance_total": "0"}], "large"),
+        (
+            200,
+            "1000000.00",
+            "500000.00",
+            [],
+            [{"share_percent": 60, "fte": 60, "turnover": "0", "balance_total": "0"}],
+            "large",
+        ),
     ],
 )
 def test_sme_test_with_partner_and_linked_enterprises(fte, turnover, balance, partners, linked, size):
     figures = SmeFigures(
-        fte=fte, turnover=turnover, balance_total=balance,
-        partners=[Holding(**p) for p in partners], linked=[Holding(**l) for l in linked],
+        fte=fte,
+        turnover=turnover,
+        balance_total=balance,
+        partners=[Holding(**p) for p in partners],
+        linked=[Holding(**holding) for holding in linked],
     )
     assert enterprise_size(figures) == size
 
@@ -202,12 +238,18 @@ def test_a_large_enterprise_is_refused():
 def test_a_partner_held_above_50_percent_is_a_linked_enterprise():
     with pytest.raises(ValidationFailed):
         enterprise_size(
-            SmeFigures(fte=1, turnover="1.00", balance_total="1.00",
-                       partners=[Holding(share_percent=60, fte=1, turnover="0", balance_total="0")])
+            SmeFigures(
+                fte=1,
+                turnover="1.00",
+                balance_total="1.00",
+                partners=[Holding(share_percent=60, fte=1, turnover="0", balance_total="0")],
+            )
         )
 
 
-@pytest.mark.parametrize("flemish, public, refused", [(True, 0, False), (False, 0, True), (True, 24.99, False), (True, 25, True)])
+@pytest.mark.parametrize(
+    "flemish, public, refused", [(True, 0, False), (False, 0, True), (True, 24.99, False), (True, 25, True)]
+)
 def test_flemish_establishment_and_public_participation(flemish, public, refused):
     if refused:
         with pytest.raises(NotEligible):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
-from ledger.domain import commands as c
 from ledger.application import KmoLedger
+from ledger.domain import commands as c
 from ledger.domain.identifiers import wallet_id
 from ledger.domain.wallet import Wallet
 from tests.conftest import BACK_OFFICE, ENTERPRISE, sme
@@ -16,10 +16,12 @@ from tests.conftest import BACK_OFFICE, ENTERPRISE, sme
 def test_a_stored_event_holds_every_field_and_reads_back_equal():
     ledger = KmoLedger("memory://")
     try:
-        now = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
+        now = datetime(2026, 3, 2, 9, tzinfo=UTC)
         wallet = Wallet.open(
-            wallet_id(ENTERPRISE), c.OpenWallet(enterprise_number=ENTERPRISE, name="Bakkerij", sme=sme()),
-            BACK_OFFICE, now,
+            wallet_id(ENTERPRISE),
+            c.OpenWallet(enterprise_number=ENTERPRISE, name="Bakkerij", sme=sme()),
+            BACK_OFFICE,
+            now,
         )
         wallet.file_sme_figures(c.FileSmeFigures(year=2025, sme=sme()), BACK_OFFICE, now)
         for event in wallet.pending_events:
@@ -37,16 +39,20 @@ def test_stored_topics_keep_the_names_rows_were_first_stored_under(sqlite_url):
 
     ledger = KmoLedger(sqlite_url)
     try:
-        now = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
+        now = datetime(2026, 3, 2, 9, tzinfo=UTC)
         wallet = Wallet.open(
-            wallet_id(ENTERPRISE), c.OpenWallet(enterprise_number=ENTERPRISE, name="Bakkerij", sme=sme()),
-            BACK_OFFICE, now,
+            wallet_id(ENTERPRISE),
+            c.OpenWallet(enterprise_number=ENTERPRISE, name="Bakkerij", sme=sme()),
+            BACK_OFFICE,
+            now,
         )
         [opened] = wallet.pending_events
         assert ledger.mapper.to_stored_event(opened).topic == "ledger.events:WalletOpened"
         # a row stored before the domain moved to ledger/domain/ still reads back
         old_row = StoredEvent(
-            originator_id=opened.originator_id, originator_version=1, topic="ledger.events:WalletOpened",
+            originator_id=opened.originator_id,
+            originator_version=1,
+            topic="ledger.events:WalletOpened",
             state=orjson.dumps(opened.model_dump(mode="json", exclude={"originator_id", "originator_version"})),
         )
         ledger.recorder.insert_events([old_row])
