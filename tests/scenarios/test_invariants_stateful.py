@@ -9,10 +9,10 @@ reach every event type, so the money paths are exercised at all."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, get_args
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, get_args
 
 from freezegun import freeze_time
 from hypothesis import HealthCheck, settings
@@ -26,15 +26,15 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from ledger.application import KmoLedger
 from ledger.domain import commands as c
 from ledger.domain import events as ev
-from ledger.application import KmoLedger
 from ledger.domain.clock import brussels_date
 from ledger.domain.errors import LedgerError
 from ledger.domain.money import parse_euro
 from tests.conftest import BACK_OFFICE, ENTERPRISE, PROVIDER_ACTOR, sme, training
 
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 FEES = ("500.00", "1234.56", "2999.99", "4000.00", "8000.00")
 """Modest fees (30 % subsidy of 150.00 .. 2,400.00): several fit one 7,500.00 ceiling."""
 FIGURES = (sme(), sme(), sme(fte=60), sme(fte=300))
@@ -137,9 +137,7 @@ class WalletMachine(RuleBasedStateMachine):
         self.clock = freeze_time(START)
         self.frozen = self.clock.start()
         self.ledger = KmoLedger("memory://")
-        self.ledger.open_wallet(
-            c.OpenWallet(enterprise_number=ENTERPRISE, name="Machine", sme=sme()), BACK_OFFICE
-        )
+        self.ledger.open_wallet(c.OpenWallet(enterprise_number=ENTERPRISE, name="Machine", sme=sme()), BACK_OFFICE)
         self.application_ids: list[str] = []
         self.business_dates: set[date] = set()
         self.checked_version = 0
@@ -165,12 +163,12 @@ class WalletMachine(RuleBasedStateMachine):
         return brussels_date(self.now)
 
     def version(self) -> int:
-        return self.ledger.wallet_view(ENTERPRISE)["version"]
+        return self.ledger.wallet_summary(ENTERPRISE)["version"]
 
     def views(self) -> dict[str, dict[str, Any]]:
         """Every application's view, read again after anything was recorded."""
         if self._views is None:
-            self._views = {a: self.ledger.application_view(ENTERPRISE, a) for a in self.application_ids}
+            self._views = {a: self.ledger.application_summary(ENTERPRISE, a) for a in self.application_ids}
         return self._views
 
     def attempt(self, command: Callable[[], Any]) -> bool:
@@ -424,9 +422,7 @@ class WalletMachine(RuleBasedStateMachine):
         else:
             target = data.draw(st.sampled_from(targets))
             limit = (target - self.today).days + 1
-            days = data.draw(
-                st.one_of(st.just(limit), st.just(limit - 1), st.integers(0, min(SMALL_JUMP_DAYS, limit)))
-            )
+            days = data.draw(st.one_of(st.just(limit), st.just(limit - 1), st.integers(0, min(SMALL_JUMP_DAYS, limit))))
         self.now += timedelta(days=days)
         self.frozen.move_to(self.now)
 
