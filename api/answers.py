@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import orjson
 from fastapi import Depends, Header, Request
@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from api.auth import Caller, allow, application_in_reach
 from api.settings import Role
 from ledger.application import KmoLedger
+from ledger.domain import commands as c
 from ledger.domain.clock import brussels_date
 from ledger.domain.errors import VersionMismatch
 from ledger.domain.wallet import Wallet
@@ -30,6 +31,14 @@ from ledger.idempotency import AlreadyAnswered, Idempotency
 from ledger.summaries import application_summary, wallet_summary
 
 T = TypeVar("T")
+
+
+class CommandBody(Protocol):
+    """A request body that makes the ledger's command."""
+
+    def command(self) -> c.Command: ...
+
+
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
@@ -199,6 +208,26 @@ class Command:
         status: int = 200,
     ) -> JSONResponse:
         return self.posting.run(self.ledger, en, self.caller, payload, command, render, status, self.expected)
+
+    def on_application(
+        self,
+        en: str,
+        application_id: str,
+        payload: CommandBody | None,
+        render: Callable[[Any, AnswerSource], dict[str, Any]] | None = None,
+        status: int = 200,
+    ) -> JSONResponse:
+        """Decide ``payload``'s command (a confirmation when there is no body) on the
+        application and answer with ``render`` of the result, by default the application."""
+        command = c.ConfirmApplication() if payload is None else payload.command()
+
+        def run(**options: Any) -> Any:
+            return self.ledger.handle(en, application_id, command, self.caller.actor, **options)
+
+        def application(_result: Any, views: AnswerSource) -> dict[str, Any]:  # ApplicationOut
+            return views.application(application_id)
+
+        return self.run(en, payload, run, render or application, status)
 
     def run_once(self, payload: BaseModel | None, produce: Callable[[], BaseModel]) -> JSONResponse:
         return self.posting.run_once(self.ledger, self.caller, payload, produce)

@@ -45,6 +45,20 @@ from ledger.storage.writer import GroupCommit, WriterTurn
 from ledger.summaries import application_summary, wallet_summary
 
 T = TypeVar("T")
+APPLICATION_COMMANDS: dict[type[c.Command], Callable[[Wallet, str, Any, ev.Actor, datetime], Any]] = {
+    c.ConfirmApplication: Wallet.confirm,
+    c.RefuseApplication: Wallet.refuse,
+    c.DepositOwnShare: Wallet.deposit_own_share,
+    c.TopUpSubsidy: Wallet.top_up,
+    c.OrderPayout: Wallet.order_payout,
+    c.ExecutePayout: Wallet.execute_payout,
+    c.CompleteService: Wallet.complete,
+    c.StopProject: Wallet.stop,
+    c.RepayRecovery: Wallet.repay_recovery,
+    c.ExecuteRefund: Wallet.execute_refund,
+}
+"""Each command on an application and the wallet's use case that decides it
+(a reversal, :class:`c.ReverseEvent`, first reads the event it names)."""
 MAX_ATTEMPTS = 20
 
 
@@ -290,64 +304,27 @@ class KmoLedger(Application[UUID]):
 
         return self._execute(en, decide, **options)
 
-    def confirm(self, en: str, application_id: str, actor: ev.Actor, **options: Any):
-        return self._on_application(en, application_id, lambda w, now: w.confirm(application_id, actor, now), **options)
+    def handle(
+        self, en: str, application_id: str, command: c.Command, actor: ev.Actor, **options: Any
+    ) -> tuple[Wallet, Any]:
+        """Decide ``command`` on one application of the wallet (:data:`APPLICATION_COMMANDS`
+        names the wallet's use case for each kind of command); returns the wallet and
+        what the use case answers: the new order's id for a payout order, ``stopped``
+        or ``recovery_issued`` for a stop, otherwise None."""
+        if isinstance(command, c.ReverseEvent):
+            reversal = command
 
-    def refuse(self, en: str, application_id: str, command: c.RefuseApplication, actor: ev.Actor, **options: Any):
-        return self._on_application(
-            en, application_id, lambda w, now: w.refuse(application_id, command, actor, now), **options
-        )
+            def act(wallet: Wallet, now: datetime) -> Any:
+                originals = list(self.events.get(wallet.id, gt=reversal.sequence - 1, lte=reversal.sequence))
+                if not originals or not isinstance(originals[0], ev.BankMovement):
+                    raise NotFound(f"event {reversal.sequence} is not a money event of this application")
+                return wallet.reverse(application_id, originals[0], reversal, actor, now)
 
-    def deposit_own_share(
-        self, en: str, application_id: str, command: c.DepositOwnShare, actor: ev.Actor, **options: Any
-    ):
-        return self._on_application(
-            en, application_id, lambda w, now: w.deposit_own_share(application_id, command, actor, now), **options
-        )
+        else:
+            use_case = APPLICATION_COMMANDS[type(command)]
 
-    def top_up(self, en: str, application_id: str, command: c.TopUpSubsidy, actor: ev.Actor, **options: Any):
-        return self._on_application(
-            en, application_id, lambda w, now: w.top_up(application_id, command, actor, now), **options
-        )
-
-    def order_payout(self, en: str, application_id: str, command: c.OrderPayout, actor: ev.Actor, **options: Any):
-        """Returns (wallet, order_id)."""
-        return self._on_application(
-            en, application_id, lambda w, now: w.order_payout(application_id, command, actor, now), **options
-        )
-
-    def execute_payout(self, en: str, application_id: str, command: c.ExecutePayout, actor: ev.Actor, **options: Any):
-        return self._on_application(
-            en, application_id, lambda w, now: w.execute_payout(application_id, command, actor, now), **options
-        )
-
-    def stop(self, en: str, application_id: str, command: c.StopProject, actor: ev.Actor, **options: Any):
-        """Returns (wallet, ``stopped`` or ``recovery_issued``)."""
-        return self._on_application(
-            en, application_id, lambda w, now: w.stop(application_id, command, actor, now), **options
-        )
-
-    def repay_recovery(self, en: str, application_id: str, command: c.RepayRecovery, actor: ev.Actor, **options: Any):
-        return self._on_application(
-            en, application_id, lambda w, now: w.repay_recovery(application_id, command, actor, now), **options
-        )
-
-    def execute_refund(self, en: str, application_id: str, command: c.ExecuteRefund, actor: ev.Actor, **options: Any):
-        return self._on_application(
-            en, application_id, lambda w, now: w.execute_refund(application_id, command, actor, now), **options
-        )
-
-    def complete(self, en: str, application_id: str, command: c.CompleteService, actor: ev.Actor, **options: Any):
-        return self._on_application(
-            en, application_id, lambda w, now: w.complete(application_id, command, actor, now), **options
-        )
-
-    def reverse(self, en: str, application_id: str, command: c.ReverseEvent, actor: ev.Actor, **options: Any):
-        def act(wallet: Wallet, now: datetime) -> None:
-            originals = list(self.events.get(wallet.id, gt=command.sequence - 1, lte=command.sequence))
-            if not originals or not isinstance(originals[0], ev.Receipt):
-                raise NotFound(f"event {command.sequence} is not a money event of this application")
-            wallet.reverse(application_id, originals[0], command, actor, now)
+            def act(wallet: Wallet, now: datetime) -> Any:
+                return use_case(wallet, application_id, command, actor, now)
 
         return self._on_application(en, application_id, act, **options)
 

@@ -164,15 +164,15 @@ def application_life(ledger: KmoLedger, en: str, today: date, keyed: bool = Fals
         "payment_reference": application.payment_reference,
     }
     answer = on_application(application_id)
-    ledger.confirm(en, application_id, ACTOR, **options(None, answer))
+    ledger.handle(en, application_id, c.ConfirmApplication(), ACTOR, **options(None, answer))
     deposit = c.DepositOwnShare(
         amount=parse_euro(view["own_share"]), payment_reference=view["payment_reference"], value_date=today
     )
-    ledger.deposit_own_share(en, application_id, deposit, ACTOR, **options(deposit, answer))
+    ledger.handle(en, application_id, deposit, ACTOR, **options(deposit, answer))
     top_up = c.TopUpSubsidy(amount=parse_euro(view["subsidy"]), value_date=today)
-    ledger.top_up(en, application_id, top_up, ACTOR, **options(top_up, answer))
+    ledger.handle(en, application_id, top_up, ACTOR, **options(top_up, answer))
     order = c.OrderPayout(amount=parse_euro("1000.00"))
-    _w, order_id = ledger.order_payout(
+    _w, order_id = ledger.handle(
         en,
         application_id,
         order,
@@ -180,7 +180,7 @@ def application_life(ledger: KmoLedger, en: str, today: date, keyed: bool = Fals
         **options(order, lambda result: {"order_id": result[1], "application": answer(result)}),
     )
     payout = c.ExecutePayout(order_id=order_id, value_date=today)
-    ledger.execute_payout(en, application_id, payout, ACTOR, **options(payout, answer))
+    ledger.handle(en, application_id, payout, ACTOR, **options(payout, answer))
     return 7
 
 

@@ -54,7 +54,7 @@ def seed(
             reference = payment_reference(f"{wallet.id}/{wallet.state.next_sequence}/{uuid.uuid4()}")
             application = wallet.submit(submit, reference, ACTOR, now)
             application_id = application.application_id
-            wallet.confirm(application_id, ACTOR, now)
+            wallet.confirm(application_id, c.ConfirmApplication(), ACTOR, now)
             wallet.deposit_own_share(
                 application_id,
                 c.DepositOwnShare(amount=application.own_share, payment_reference=reference, value_date=today),

@@ -33,13 +33,6 @@ router = APIRouter(prefix="/wallets/{en}/applications", tags=["applications"])
 COMMAND_PROBLEMS = problem_responses(401, 403, 404, 412, 422)
 
 
-def _application(application_id: str):
-    def render(_result: Any, views: AnswerSource) -> dict[str, Any]:  # ApplicationOut
-        return views.application(application_id)
-
-    return render
-
-
 @router.post(
     "",
     status_code=201,
@@ -96,18 +89,9 @@ def get_application(
     summary="The provider confirms",
     responses=COMMAND_PROBLEMS,
 )
-def confirm_application(
-    en: EnterpriseNumber,
-    id: ApplicationId,
-    command: ProviderCommand,
-):
+def confirm_application(en: EnterpriseNumber, id: ApplicationId, command: ProviderCommand):
     """The provider confirms within 14 days of the submission."""
-    return command.run(
-        en,
-        None,
-        lambda **options: command.ledger.confirm(en, id, command.caller.actor, **options),
-        _application(id),
-    )
+    return command.on_application(en, id, None)
 
 
 @router.post(
@@ -117,20 +101,10 @@ def confirm_application(
     summary="The provider refuses",
     responses=COMMAND_PROBLEMS,
 )
-def refuse_application(
-    en: EnterpriseNumber,
-    id: ApplicationId,
-    body: RefusalIn,
-    command: ProviderCommand,
-):
+def refuse_application(en: EnterpriseNumber, id: ApplicationId, body: RefusalIn, command: ProviderCommand):
     """The provider refuses (e.g. related parties): the reserved subsidy is freed
     and any own share deposited falls due back to the enterprise."""
-    return command.run(
-        en,
-        body,
-        lambda **options: command.ledger.refuse(en, id, body.command(), command.caller.actor, **options),
-        _application(id),
-    )
+    return command.on_application(en, id, body)
 
 
 @router.post(
@@ -140,20 +114,10 @@ def refuse_application(
     summary="Own share received",
     responses=COMMAND_PROBLEMS,
 )
-def deposit_own_share(
-    en: EnterpriseNumber,
-    id: ApplicationId,
-    body: DepositIn,
-    command: BackOfficeCommand,
-):
+def deposit_own_share(en: EnterpriseNumber, id: ApplicationId, body: DepositIn, command: BackOfficeCommand):
     """The own share (eigen bijdrage) arrived: the exact amount with the
     application's structured payment reference, within 30 days."""
-    return command.run(
-        en,
-        body,
-        lambda **options: command.ledger.deposit_own_share(en, id, body.command(), command.caller.actor, **options),
-        _application(id),
-    )
+    return command.on_application(en, id, body)
 
 
 @router.post(
@@ -163,18 +127,8 @@ def deposit_own_share(
     summary="Government subsidy received",
     responses=COMMAND_PROBLEMS,
 )
-def top_up_subsidy(
-    en: EnterpriseNumber,
-    id: ApplicationId,
-    body: TopUpIn,
-    command: BackOfficeCommand,
-):
-    return command.run(
-        en,
-        body,
-        lambda **options: command.ledger.top_up(en, id, body.command(), command.caller.actor, **options),
-        _application(id),
-    )
+def top_up_subsidy(en: EnterpriseNumber, id: ApplicationId, body: TopUpIn, command: BackOfficeCommand):
+    return command.on_application(en, id, body)
 
 
 @router.post(
@@ -185,25 +139,14 @@ def top_up_subsidy(
     summary="The enterprise orders a payout",
     responses=COMMAND_PROBLEMS,
 )
-def order_payout(
-    en: EnterpriseNumber,
-    id: ApplicationId,
-    body: PayoutOrderIn,
-    command: BackOfficeCommand,
-):
+def order_payout(en: EnterpriseNumber, id: ApplicationId, body: PayoutOrderIn, command: BackOfficeCommand):
     """Order payment of (part of) the project amount to the provider; it draws on
     own share and subsidy pro rata. Answers the new `order_id`."""
 
     def render(result: tuple[Any, str], views: AnswerSource) -> dict[str, Any]:  # PayoutOrderCreatedOut
         return {"order_id": result[1], "application": views.application(id)}
 
-    return command.run(
-        en,
-        body,
-        lambda **options: command.ledger.order_payout(en, id, body.command(), command.caller.actor, **options),
-        render,
-        status=201,
-    )
+    return command.on_application(en, id, body, render, status=201)
 
 
 @router.post(
@@ -213,18 +156,8 @@ def order_payout(
     summary="The financial manager paid the provider",
     responses=COMMAND_PROBLEMS,
 )
-def execute_payout(
-    en: EnterpriseNumber,
-    id: ApplicationId,
-    body: PayoutIn,
-    command: BackOfficeCommand,
-):
-    return command.run(
-        en,
-        body,
-        lambda **options: command.ledger.execute_payout(en, id, body.command(), command.caller.actor, **options),
-        _application(id),
-    )
+def execute_payout(en: EnterpriseNumber, id: ApplicationId, body: PayoutIn, command: BackOfficeCommand):
+    return command.on_application(en, id, body)
 
 
 @router.post(
@@ -234,24 +167,14 @@ def execute_payout(
     summary="Stop the project (stopzetting)",
     responses=COMMAND_PROBLEMS,
 )
-def stop_project(
-    en: EnterpriseNumber,
-    id: ApplicationId,
-    body: StopIn,
-    command: BackOfficeCommand,
-):
+def stop_project(en: EnterpriseNumber, id: ApplicationId, body: StopIn, command: BackOfficeCommand):
     """Stop with a reason: `outcome` is `stopped`, or `recovery_issued` when the
     subsidy paid out must be repaid first."""
 
     def render(result: tuple[Any, str], views: AnswerSource) -> dict[str, Any]:  # StopOut
         return {"outcome": result[1], "application": views.application(id)}
 
-    return command.run(
-        en,
-        body,
-        lambda **options: command.ledger.stop(en, id, body.command(), command.caller.actor, **options),
-        render,
-    )
+    return command.on_application(en, id, body, render)
 
 
 @router.post(
@@ -261,18 +184,8 @@ def stop_project(
     summary="A recovery repaid",
     responses=COMMAND_PROBLEMS,
 )
-def repay_recovery(
-    en: EnterpriseNumber,
-    id: ApplicationId,
-    body: RepaymentIn,
-    command: BackOfficeCommand,
-):
-    return command.run(
-        en,
-        body,
-        lambda **options: command.ledger.repay_recovery(en, id, body.command(), command.caller.actor, **options),
-        _application(id),
-    )
+def repay_recovery(en: EnterpriseNumber, id: ApplicationId, body: RepaymentIn, command: BackOfficeCommand):
+    return command.on_application(en, id, body)
 
 
 @router.post(
@@ -282,19 +195,9 @@ def repay_recovery(
     summary="A refund or return executed",
     responses=COMMAND_PROBLEMS,
 )
-def execute_refund(
-    en: EnterpriseNumber,
-    id: ApplicationId,
-    body: RefundIn,
-    command: BackOfficeCommand,
-):
+def execute_refund(en: EnterpriseNumber, id: ApplicationId, body: RefundIn, command: BackOfficeCommand):
     """The financial manager paid back what a stop, lapse or closure made due."""
-    return command.run(
-        en,
-        body,
-        lambda **options: command.ledger.execute_refund(en, id, body.command(), command.caller.actor, **options),
-        _application(id),
-    )
+    return command.on_application(en, id, body)
 
 
 @router.post(
@@ -304,20 +207,10 @@ def execute_refund(
     summary="Reverse a mis-posted money event",
     responses=COMMAND_PROBLEMS,
 )
-def reverse_event(
-    en: EnterpriseNumber,
-    id: ApplicationId,
-    body: ReversalIn,
-    command: BackOfficeCommand,
-):
+def reverse_event(en: EnterpriseNumber, id: ApplicationId, body: ReversalIn, command: BackOfficeCommand):
     """A reversal names the money event (its `sequence`) and undoes its legs;
     the original stays in the history."""
-    return command.run(
-        en,
-        body,
-        lambda **options: command.ledger.reverse(en, id, body.command(), command.caller.actor, **options),
-        _application(id),
-    )
+    return command.on_application(en, id, body)
 
 
 @router.post(
@@ -327,16 +220,6 @@ def reverse_event(
     summary="The service was finished",
     responses=COMMAND_PROBLEMS,
 )
-def complete_service(
-    en: EnterpriseNumber,
-    id: ApplicationId,
-    body: CompletionIn,
-    command: ProviderCommand,
-):
+def complete_service(en: EnterpriseNumber, id: ApplicationId, body: CompletionIn, command: ProviderCommand):
     """Finished on or before 31 December of the year after the application year."""
-    return command.run(
-        en,
-        body,
-        lambda **options: command.ledger.complete(en, id, body.command(), command.caller.actor, **options),
-        _application(id),
-    )
+    return command.on_application(en, id, body)

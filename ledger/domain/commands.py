@@ -45,6 +45,10 @@ class SubmitApplication(Command):
     participants: int | None = Field(default=None, ge=1)
 
 
+class ConfirmApplication(Command):
+    """The provider confirms the application."""
+
+
 class RefuseApplication(Command):
     reason: str = Field(min_length=1, max_length=500)
 

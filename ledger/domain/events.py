@@ -185,7 +185,7 @@ class ProjectStopped(Ending):
     proof: str | None = None
 
 
-class Receipt(MoneyEvent):
+class BankMovement(MoneyEvent):
     """Money that reached or left the financial manager's account, with the bank's date."""
 
     money_event: ClassVar[bool] = True
@@ -193,13 +193,13 @@ class Receipt(MoneyEvent):
     value_date: date
 
 
-class OwnShareDeposited(Receipt):
+class OwnShareDeposited(BankMovement):
     """Own share (eigen bijdrage) received with its structured payment reference."""
 
     payment_reference: str
 
 
-class SubsidyToppedUp(Receipt):
+class SubsidyToppedUp(BankMovement):
     """The government's subsidy received."""
 
 
@@ -210,7 +210,7 @@ class PayoutOrdered(ApplicationEvent):
     subsidy_part: Cents
 
 
-class PayoutExecuted(Receipt):
+class PayoutExecuted(BankMovement):
     order_id: str
     own_share_part: Cents
     subsidy_part: Cents
@@ -229,11 +229,11 @@ class RecoveryIssued(ApplicationEvent):
     cancelled_orders: tuple[str, ...] = ()
 
 
-class RecoveryRepaid(Receipt):
+class RecoveryRepaid(BankMovement):
     """A recovery repaid, in part or in full."""
 
 
-class RefundExecuted(Receipt):
+class RefundExecuted(BankMovement):
     """The financial manager paid out money that was due back."""
 
     kind: Literal["own_share_to_enterprise", "subsidy_to_government"]
@@ -254,7 +254,7 @@ class EventReversed(MoneyEvent):
     reason: str
 
 
-RECEIPTS: dict[str, type[Receipt]] = {
+BANK_MOVEMENTS: dict[str, type[BankMovement]] = {
     cls.__name__: cls for cls in (OwnShareDeposited, SubsidyToppedUp, PayoutExecuted, RecoveryRepaid, RefundExecuted)
 }
 ENDINGS: dict[str, str] = {

@@ -242,7 +242,7 @@ def _refund_counted(state: WalletState, application: ApplicationState, e: Any, s
 
 
 Count = Callable[[WalletState, ApplicationState, Any, int], None]
-COUNTS: dict[type[ev.Receipt], Count] = {
+COUNTS: dict[type[ev.BankMovement], Count] = {
     ev.OwnShareDeposited: _own_share_counted,
     ev.SubsidyToppedUp: _subsidy_counted,
     ev.PayoutExecuted: _payout_counted,
@@ -252,7 +252,7 @@ COUNTS: dict[type[ev.Receipt], Count] = {
 """What a receipt counts besides its legs (``sign`` -1 undoes it on a reversal)."""
 
 
-def _received(state: WalletState, event: ev.Receipt) -> None:
+def _received(state: WalletState, event: ev.BankMovement) -> None:
     application = _application(state, event)
     _post_legs(application, event.legs)
     COUNTS[type(event)](state, application, event, 1)
@@ -262,7 +262,7 @@ def _received(state: WalletState, event: ev.Receipt) -> None:
 def _reversed(state: WalletState, event: ev.EventReversed) -> None:
     application = _application(state, event)
     _post_legs(application, event.legs)
-    receipt = ev.RECEIPTS[event.reversed_type]
+    receipt = ev.BANK_MOVEMENTS[event.reversed_type]
     original = receipt.model_validate(event.reversed_event)
     COUNTS[receipt](state, application, original, -1)
     application.reversed_sequences.append(event.reversed_sequence)

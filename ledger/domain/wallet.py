@@ -226,7 +226,7 @@ class Wallet:
             raise InvalidState("the provider has answered already: the application is confirmed")
         return self._open_application(application_id, command, today)
 
-    def confirm(self, application_id: str, actor: ev.Actor, now: datetime) -> None:
+    def confirm(self, application_id: str, command: c.ConfirmApplication, actor: ev.Actor, now: datetime) -> None:
         """The provider confirms within 14 days of the submission."""
         today = brussels_date(now)
         application = self._awaiting_answer(application_id, "confirm", today)
@@ -526,7 +526,7 @@ class Wallet:
         )
 
     def reverse(
-        self, application_id: str, original: ev.Receipt, command: c.ReverseEvent, actor: ev.Actor, now: datetime
+        self, application_id: str, original: ev.BankMovement, command: c.ReverseEvent, actor: ev.Actor, now: datetime
     ) -> None:
         """Undo a mis-posted money event with a reversal that names it."""
         application = self.application(application_id)

@@ -40,7 +40,7 @@ def seeded(tmp_path: Path) -> Iterator[tuple[KmoLedger, str]]:
     _wallet, application_id = ledger.submit_application(
         ENTERPRISE, c.SubmitApplication(**training(starts_on)), BACK_OFFICE
     )
-    ledger.confirm(ENTERPRISE, application_id, PROVIDER_ACTOR)
+    ledger.handle(ENTERPRISE, application_id, c.ConfirmApplication(), PROVIDER_ACTOR)
     yield ledger, application_id
     ledger.close()
 

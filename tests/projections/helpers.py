@@ -31,7 +31,7 @@ def _nothing() -> None:
 
 
 def refund(story: Story, application_id: str, kind: str, amount: str, value_date: date) -> None:
-    story.ledger.execute_refund(
+    story.ledger.handle(
         story.en,
         application_id,
         c.ExecuteRefund(kind=kind, amount=parse_euro(amount), value_date=value_date),
@@ -59,7 +59,7 @@ def full_life(ledger: KmoLedger, step: Step = _nothing) -> Story:
         story.pay(application_id, "6000.00", date(2026, 4, 1))
         step()
     with freeze_time("2026-05-01 10:00:00"):
-        ledger.complete(story.en, application_id, c.CompleteService(completed_on=date(2026, 4, 30)), BACK_OFFICE)
+        ledger.handle(story.en, application_id, c.CompleteService(completed_on=date(2026, 4, 30)), BACK_OFFICE)
         step()
     return story
 
@@ -80,7 +80,7 @@ def stop(ledger: KmoLedger, step: Step = _nothing) -> Story:
         step()
     with freeze_time("2026-04-10 09:00:00"):
         for amount in ("700.00", "500.00"):
-            ledger.repay_recovery(
+            ledger.handle(
                 story.en,
                 application_id,
                 c.RepayRecovery(amount=parse_euro(amount), value_date=date(2026, 4, 9)),
@@ -114,7 +114,7 @@ def lapse(ledger: KmoLedger, step: Step = _nothing) -> Story:
         step()
         story.deposit(refused, date(2026, 3, 2))
         step()
-        ledger.refuse(story.en, refused, c.RefuseApplication(reason="related parties"), BACK_OFFICE)
+        ledger.handle(story.en, refused, c.RefuseApplication(reason="related parties"), BACK_OFFICE)
         step()
     with freeze_time("2026-03-20 09:00:00"):
         assert [r.application_id for r in ledger.run_deadlines()] == [unanswered]
@@ -207,7 +207,7 @@ def late_endings(ledger: KmoLedger, step: Step = _nothing) -> Story:
         story.fund(completed, date(2025, 3, 3))
         step()
     with freeze_time("2025-03-20 09:00:00"):
-        ledger.complete(story.en, completed, c.CompleteService(completed_on=date(2025, 3, 19)), BACK_OFFICE)
+        ledger.handle(story.en, completed, c.CompleteService(completed_on=date(2025, 3, 19)), BACK_OFFICE)
         step()
     with freeze_time("2025-12-24 09:00:00"):
         unanswered = story.submit(date(2026, 1, 5), fee="500.00")
@@ -221,16 +221,14 @@ def late_endings(ledger: KmoLedger, step: Step = _nothing) -> Story:
     with freeze_time("2027-01-04 09:00:00"):
         assert {r.application_id for r in ledger.run_deadlines()} == {closed, completed}
         step()
-        ledger.execute_payout(
-            story.en, closed, c.ExecutePayout(order_id=order_id, value_date=date(2027, 1, 4)), BACK_OFFICE
-        )
+        ledger.handle(story.en, closed, c.ExecutePayout(order_id=order_id, value_date=date(2027, 1, 4)), BACK_OFFICE)
         step()
     return story
 
 
 def reverse_last(story: Story, application_id: str, reason: str) -> None:
     sequence = story.ledger.wallet_events(story.en)[-1].originator_version
-    story.ledger.reverse(story.en, application_id, c.ReverseEvent(sequence=sequence, reason=reason), BACK_OFFICE)
+    story.ledger.handle(story.en, application_id, c.ReverseEvent(sequence=sequence, reason=reason), BACK_OFFICE)
 
 
 SCENARIOS = {

@@ -28,7 +28,7 @@ class Story:
         return self.ledger.application_summary(self.en, application_id)
 
     def confirm(self, application_id: str) -> None:
-        self.ledger.confirm(self.en, application_id, PROVIDER_ACTOR)
+        self.ledger.handle(self.en, application_id, c.ConfirmApplication(), PROVIDER_ACTOR)
 
     def deposit(self, application_id: str, value_date: date, amount: str | None = None, reference: str | None = None):
         view = self.application(application_id)
@@ -37,12 +37,12 @@ class Story:
             payment_reference=reference or view["payment_reference"],
             value_date=value_date,
         )
-        self.ledger.deposit_own_share(self.en, application_id, command, BACK_OFFICE)
+        self.ledger.handle(self.en, application_id, command, BACK_OFFICE)
 
     def top_up(self, application_id: str, value_date: date) -> None:
         view = self.application(application_id)
         command = c.TopUpSubsidy(amount=parse_euro(view["subsidy"]), value_date=value_date)
-        self.ledger.top_up(self.en, application_id, command, BACK_OFFICE)
+        self.ledger.handle(self.en, application_id, command, BACK_OFFICE)
 
     def fund(self, application_id: str, value_date: date) -> None:
         self.confirm(application_id)
@@ -50,20 +50,20 @@ class Story:
         self.top_up(application_id, value_date)
 
     def order(self, application_id: str, amount: str) -> str:
-        _wallet, order_id = self.ledger.order_payout(
+        _wallet, order_id = self.ledger.handle(
             self.en, application_id, c.OrderPayout(amount=parse_euro(amount)), BACK_OFFICE
         )
         return order_id
 
     def pay(self, application_id: str, amount: str, value_date: date) -> str:
         order_id = self.order(application_id, amount)
-        self.ledger.execute_payout(
+        self.ledger.handle(
             self.en, application_id, c.ExecutePayout(order_id=order_id, value_date=value_date), BACK_OFFICE
         )
         return order_id
 
     def stop(self, application_id: str, reason: str, proof: str | None = None) -> str:
-        _wallet, outcome = self.ledger.stop(
+        _wallet, outcome = self.ledger.handle(
             self.en, application_id, c.StopProject(reason=reason, proof=proof), BACK_OFFICE
         )
         return outcome

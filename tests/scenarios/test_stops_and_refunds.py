@@ -36,7 +36,7 @@ def test_a_stop_before_any_payout_refunds_the_own_share_and_frees_the_ceiling(fu
     assert view["due"] == {"enterprise": "7000.00", "government": "3000.00"}
     assert remaining(story) == "7500.00"
     with freeze_time("2026-04-03 09:00:00"):
-        story.ledger.execute_refund(
+        story.ledger.handle(
             story.en,
             application_id,
             c.ExecuteRefund(kind="own_share_to_enterprise", amount=parse_euro("7000.00"), value_date=date(2026, 4, 2)),
@@ -76,14 +76,14 @@ def test_another_reason_after_a_partial_payout_issues_a_recovery_first(funded):
         with pytest.raises(InvalidState):
             story.order(application_id, "100.00")
     with freeze_time("2026-04-10 09:00:00"):
-        story.ledger.repay_recovery(
+        story.ledger.handle(
             story.en,
             application_id,
             c.RepayRecovery(amount=parse_euro("700.00"), value_date=date(2026, 4, 9)),
             BACK_OFFICE,
         )
         assert story.application(application_id)["state"] == "paying"
-        story.ledger.repay_recovery(
+        story.ledger.handle(
             story.en,
             application_id,
             c.RepayRecovery(amount=parse_euro("500.00"), value_date=date(2026, 4, 10)),
@@ -104,7 +104,7 @@ def test_a_fully_paid_service_cancelled_by_the_provider_returns_the_own_share_on
         with pytest.raises(InvalidState):
             story.stop(application_id, "on_request")
         assert story.stop(application_id, "provider_cancelled", proof="cancellation letter") == "recovery_issued"
-        story.ledger.repay_recovery(
+        story.ledger.handle(
             story.en,
             application_id,
             c.RepayRecovery(amount=parse_euro("10000.00"), value_date=date(2026, 4, 1)),
@@ -122,7 +122,7 @@ def test_a_provider_refusal_returns_the_deposit_and_frees_the_reservation(ledger
         story = Story(ledger)
         application_id = story.submit(date(2026, 3, 20))
         story.deposit(application_id, date(2026, 3, 2))
-        story.ledger.refuse(story.en, application_id, c.RefuseApplication(reason="related parties"), BACK_OFFICE)
+        story.ledger.handle(story.en, application_id, c.RefuseApplication(reason="related parties"), BACK_OFFICE)
     view = story.application(application_id)
     assert view["state"] == "refused" and view["due"]["enterprise"] == "7000.00"
     assert remaining(story) == "7500.00"
@@ -143,12 +143,12 @@ def test_a_mis_posted_deposit_is_reversed_and_posted_again(ledger):
         application_id = story.submit(date(2026, 3, 20))
         story.deposit(application_id, date(2026, 3, 2))
         sequence = story.ledger.wallet_events(story.en)[-1].originator_version
-        story.ledger.reverse(
+        story.ledger.handle(
             story.en, application_id, c.ReverseEvent(sequence=sequence, reason="wrong wallet"), BACK_OFFICE
         )
         assert story.application(application_id)["own_share_received"] == "0.00"
         with pytest.raises(InvalidState):
-            story.ledger.reverse(
+            story.ledger.handle(
                 story.en, application_id, c.ReverseEvent(sequence=sequence, reason="again"), BACK_OFFICE
             )
         story.deposit(application_id, date(2026, 3, 2))

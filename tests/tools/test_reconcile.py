@@ -196,11 +196,11 @@ def test_a_reversed_event_is_left_out(tools, march, ledger, tmp_path):
 
         def refund(kind: str, cents: int, value_date: date) -> None:
             command = c.ExecuteRefund(kind=kind, amount=cents, value_date=value_date)
-            ledger.execute_refund(march.en, march.application_id, command, BACK_OFFICE)
+            ledger.handle(march.en, march.application_id, command, BACK_OFFICE)
 
         refund("own_share_to_enterprise", 420000, date(2026, 3, 24))
         sequence = ledger.wallet_events(march.en)[-1].originator_version
-        ledger.reverse(
+        ledger.handle(
             march.en, march.application_id, c.ReverseEvent(sequence=sequence, reason="wrong value date"), BACK_OFFICE
         )
         refund("own_share_to_enterprise", 420000, date(2026, 3, 25))

@@ -58,7 +58,7 @@ class Case:
         return self.wallet.state.applications[self.id]
 
     def confirm(self, day: date = SUBMITTED) -> None:
-        self.wallet.confirm(self.id, PROVIDER_ACTOR, at(day))
+        self.wallet.confirm(self.id, c.ConfirmApplication(), PROVIDER_ACTOR, at(day))
 
     def refuse(self, day: date) -> None:
         self.wallet.refuse(self.id, c.RefuseApplication(reason="related parties"), PROVIDER_ACTOR, at(day))
