@@ -358,13 +358,15 @@ StopOutcome = Literal["stopped", "recovery_from_enterprise", "recovery_from_prov
 def stop_outcome(application: ApplicationState, reason: str, proof: str | None) -> StopOutcome:
     """5. Nothing paid out: stopped on request. Partly paid out with a justified
     reason and its proof: stopped, the rest refunded. Partly paid out for another
-    reason: a recovery of the subsidy paid out from the enterprise first. Fully
-    paid out: only the provider's cancellation (with proof) stops it, once the
-    provider has repaid."""
+    reason: a recovery of the subsidy paid out from the enterprise first (none
+    when no subsidy was paid out). Fully paid out: only the provider's
+    cancellation (with proof) stops it, once the provider has repaid."""
     if application.recovery is not None:
         raise InvalidState("a recovery is pending: the project stops once it is repaid")
     if application.paid_out == 0:
         return "stopped"
+    if application.paid_subsidy == 0 and reason != "provider_cancelled":
+        return "stopped"  # no subsidy paid out (a payout of cents rounds its part down): nothing to recover
     if (reason in JUSTIFIED_STOP_REASONS or reason == "provider_cancelled") and not proof:
         raise ValidationFailed(f"a stop for {reason} after a payout needs its proof document")
     if reason == "provider_cancelled":

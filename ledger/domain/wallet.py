@@ -544,8 +544,12 @@ class Wallet:
             if application.held(leg.account) + leg.amount < 0 and leg.account in AT_FINANCIAL_MANAGER:
                 raise InsufficientFunds(f"reversing it would leave {leg.account} negative")
         if isinstance(original, (ev.OwnShareDeposited, ev.SubsidyToppedUp)):
-            if application.held_total - original.amount < application.pending_total:
-                raise InsufficientFunds("payout orders still draw on that money")
+            own_share, subsidy = lifecycle.releasable(application)
+            left = own_share if isinstance(original, ev.OwnShareDeposited) else subsidy
+            if left < original.amount:
+                raise InsufficientFunds(
+                    f"payout orders still draw on that money: {format_euro(left)} of it is held and not ordered"
+                )
         self._trigger(
             ev.EventReversed,
             now,

@@ -248,3 +248,30 @@ def test_the_next_deadline_follows_the_rule_book(state, steps, expected):
     for step in steps:
         step(case)
     assert lifecycle.next_deadline(case.application) == expected
+
+
+def test_a_deposit_or_top_up_that_a_pending_order_draws_on_cannot_be_reversed():
+    # found by the stateful property test: the subsidy reversed under a pending order
+    # left the order drawing on nothing, and the closure then made due_government negative
+    case = Case("funded")
+    case.order(amount=350_000)  # 2,450.00 of own share and 1,050.00 of subsidy
+    top_up = next(e for e in case.wallet.pending_events if type(e).__name__ == "SubsidyToppedUp")
+    subsidy_held = case.application.held("held_subsidy")
+    ordered_subsidy = case.application.pending_orders[0].subsidy_part
+    reversal = c.ReverseEvent(sequence=top_up.originator_version, reason="posted twice")
+    with pytest.raises(LedgerError, match="payout orders still draw on that money") as refused:
+        case.wallet.reverse(case.id, top_up, reversal, BACK_OFFICE, at(SUBMITTED))
+    assert refused.value.code == "insufficient_funds"
+    assert case.application.held("held_subsidy") == subsidy_held and ordered_subsidy > 0
+
+
+def test_a_stop_after_payouts_that_carried_no_subsidy_stops_at_once_instead_of_a_recovery_of_nothing():
+    # found by the stateful property test: a payout of 0.01 carries 0.00 of subsidy,
+    # and a stop for another reason issued a recovery of 0.00 that could never be repaid
+    case = Case("funded")
+    case.order(amount=1)
+    case.execute()
+    assert case.application.paid_subsidy == 0
+    case.stop(SUBMITTED, reason="other")
+    assert case.application.final_state == "stopped" and case.application.recovery is None
+    assert case.application.held("due_enterprise") == case.application.own_share - 1
