@@ -92,16 +92,16 @@ def _cancel_orders(application: ApplicationState, order_ids: Iterable[str]) -> N
 
 # --------------------------------------------------------------------------- wallet events
 
+OPENED_FACTS = tuple(sorted(set(ev.WalletOpened.model_fields) & set(WalletState.model_fields)))
+"""What a wallet starts with from its opening: the facts of the same name."""
+SUBMITTED_FACTS = tuple(sorted(set(ev.ApplicationSubmitted.model_fields) & set(ApplicationState.model_fields)))
+"""What an application starts with from its submission: the facts of the same name."""
+
 
 def _opened(event: ev.WalletOpened) -> WalletState:
     return WalletState(
-        enterprise_number=event.enterprise_number,
-        name=event.name,
+        **{name: getattr(event, name) for name in OPENED_FACTS},
         opened_on=event.business_date,
-        flemish_establishment=event.flemish_establishment,
-        public_participation_percent=event.public_participation_percent,
-        figures=event.figures,
-        figures_year=event.figures_year,
         figures_size=event.size,
         last_hash=event.hash,
         latest_business_date=event.business_date,
@@ -128,30 +128,9 @@ def _submitted(state: WalletState, event: ev.ApplicationSubmitted) -> None:
             state.ceilings[slot] = YearCeiling(year=event.year, key=figure.key, ceiling=figure.ceiling)
         state.ceilings[slot].claimed += event.subsidy
     state.applications[event.application_id] = ApplicationState(
-        application_id=event.application_id,
-        sequence=event.sequence,
-        project_number=event.project_number,
-        payment_reference=event.payment_reference,
-        regime=event.regime,
-        amendments=event.amendments,
-        service=event.service,
-        provider=event.provider,
-        themes=event.themes,
-        enrolled_on=event.enrolled_on,
-        starts_on=event.starts_on,
+        **{name: getattr(event, name) for name in SUBMITTED_FACTS},
         submitted_on=event.business_date,
-        year=event.year,
-        size=event.size,
-        rate=event.rate,
-        costs=event.costs,
-        eligible_cost=event.eligible_cost,
-        non_eligible_cost=event.non_eligible_cost,
-        subsidy=event.subsidy,
-        own_share=event.own_share,
         ceiling_keys=tuple(f.key for f in event.ceilings),
-        deadlines=event.deadlines,
-        retention_years=event.retention_years,
-        payout_service_days=event.payout_service_days,
         ceiling_claim=event.subsidy,
         latest_on=event.business_date,
     )

@@ -135,6 +135,16 @@ def _pillar(key: str, amount: int) -> CeilingRule:
 
 _TRAINING_AND_ADVICE = frozenset({"training", "advice"})
 
+_SIMPLIFIED = Regime(
+    name="simplified",
+    starts_on=date(2016, 4, 1),
+    ends_on=date(2019, 11, 30),
+    services=("training", "advice"),
+    rates=_frozen({"small": 4000, "medium": 3000}),
+    ceilings=(CeilingRule("wallet", _TRAINING_AND_ADVICE, euro(10_000), euro(15_000)),),
+    deposit_counted_from="submission",
+)
+
 REGIMES: tuple[Regime, ...] = (
     Regime(
         name="pillars",
@@ -165,23 +175,14 @@ REGIMES: tuple[Regime, ...] = (
         ),
         deposit_counted_from="confirmation",
     ),
-    Regime(
-        name="simplified",
-        starts_on=date(2016, 4, 1),
-        ends_on=date(2019, 11, 30),
-        services=("training", "advice"),
-        rates=_frozen({"small": 4000, "medium": 3000}),
-        ceilings=(CeilingRule("wallet", _TRAINING_AND_ADVICE, euro(10_000), euro(15_000)),),
-        deposit_counted_from="submission",
-    ),
-    Regime(
+    _SIMPLIFIED,
+    # December 2019: the simplified regime's ceilings at the current regime's rates
+    replace(
+        _SIMPLIFIED,
         name="transition",
         starts_on=date(2019, 12, 1),
         ends_on=date(2019, 12, 31),
-        services=("training", "advice"),
         rates=_frozen({"small": 3000, "medium": 2000}),
-        ceilings=(CeilingRule("wallet", _TRAINING_AND_ADVICE, euro(10_000), euro(15_000)),),
-        deposit_counted_from="submission",
     ),
     Regime(
         name="current",

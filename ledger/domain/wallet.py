@@ -137,6 +137,30 @@ class Wallet:
         check_deadlines(command, application, today, facts)
         return application
 
+    def _bank_movement(
+        self,
+        event_class: type[ev.BankMovement],
+        application_id: str,
+        command: Any,
+        source: str,
+        target: str,
+        actor: ev.Actor,
+        now: datetime,
+        **facts: Any,
+    ) -> None:
+        """Money that reached or left the financial manager's account: ``command.amount``
+        from ``source`` to ``target``, with the bank's value date."""
+        self._trigger(
+            event_class,
+            now,
+            actor,
+            application_id=application_id,
+            amount=command.amount,
+            value_date=command.value_date,
+            legs=_moves((source, target, command.amount)),
+            **facts,
+        )
+
     @staticmethod
     def _check_value_date(application: ApplicationState, value_date: date, today: date) -> None:
         if value_date > today:
@@ -272,15 +296,15 @@ class Wallet:
             raise AmountMismatch(
                 f"the own share is {format_euro(application.own_share)}, not {format_euro(command.amount)}"
             )
-        self._trigger(
+        self._bank_movement(
             ev.OwnShareDeposited,
-            now,
+            application_id,
+            command,
+            "enterprise",
+            "held_own_share",
             actor,
-            application_id=application_id,
-            amount=command.amount,
-            value_date=command.value_date,
+            now,
             payment_reference=application.payment_reference,
-            legs=_moves(("enterprise", "held_own_share", command.amount)),
         )
 
     def top_up(self, application_id: str, command: c.TopUpSubsidy, actor: ev.Actor, now: datetime) -> None:
@@ -298,15 +322,7 @@ class Wallet:
             raise AmountMismatch(
                 f"the subsidy is {format_euro(application.subsidy)}, not {format_euro(command.amount)}"
             )
-        self._trigger(
-            ev.SubsidyToppedUp,
-            now,
-            actor,
-            application_id=application_id,
-            amount=command.amount,
-            value_date=command.value_date,
-            legs=_moves(("government", "held_subsidy", command.amount)),
-        )
+        self._bank_movement(ev.SubsidyToppedUp, application_id, command, "government", "held_subsidy", actor, now)
 
     # ------------------------------------------------------------------ money out
 
@@ -479,15 +495,7 @@ class Wallet:
         if command.amount <= 0 or command.amount > outstanding:
             raise AmountMismatch(f"{format_euro(outstanding)} is outstanding, not {format_euro(command.amount)}")
         self._check_value_date(application, command.value_date, today)
-        self._trigger(
-            ev.RecoveryRepaid,
-            now,
-            actor,
-            application_id=application_id,
-            amount=command.amount,
-            value_date=command.value_date,
-            legs=_moves((recovery.debtor, "recovered", command.amount)),
-        )
+        self._bank_movement(ev.RecoveryRepaid, application_id, command, recovery.debtor, "recovered", actor, now)
         if command.amount == outstanding:
             self._end(
                 ev.ProjectStopped,
@@ -514,16 +522,7 @@ class Wallet:
         if command.amount <= 0 or command.amount > due:
             raise InsufficientFunds(f"{format_euro(due)} is due ({command.kind}), not {format_euro(command.amount)}")
         self._check_value_date(application, command.value_date, today)
-        self._trigger(
-            ev.RefundExecuted,
-            now,
-            actor,
-            application_id=application_id,
-            kind=command.kind,
-            amount=command.amount,
-            value_date=command.value_date,
-            legs=_moves((account, payee, command.amount)),
-        )
+        self._bank_movement(ev.RefundExecuted, application_id, command, account, payee, actor, now, kind=command.kind)
 
     def reverse(
         self, application_id: str, original: ev.BankMovement, command: c.ReverseEvent, actor: ev.Actor, now: datetime
