@@ -170,16 +170,10 @@ class BatchFold:
 
     def _load(self, notifications: Sequence[Notification]) -> None:
         """Read the wallets and applications the batch touches, in a few queries."""
-        wallet_ids = {n[1] for n in notifications}
-        for chunk in chunks(wallet_ids, PARAMETER_CHUNK):
-            rows = self.target.query(
-                f"SELECT wallet_id, enterprise_number, name, opened_on, longest_retain_until "
-                f"FROM {s.WALLETS.name} WHERE wallet_id IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-            for row in rows:
-                wallet = self.wallets[row[0]] = [*row, False, None]
-                self.wallets_by_number[row[1]] = wallet
+        wallet_columns = ("wallet_id", "enterprise_number", "name", "opened_on", "longest_retain_until")
+        for row in self._rows(s.WALLETS.name, wallet_columns, "wallet_id", {n[1] for n in notifications}):
+            wallet = self.wallets[row[0]] = [*row, False, None]
+            self.wallets_by_number[row[1]] = wallet
         application_ids = set()
         for n in notifications:
             state = n[4]
@@ -189,17 +183,18 @@ class BatchFold:
                 application_ids.add(state[at : state.index(b'"', at)].decode())
         self._load_applications(application_ids)
 
-    def _load_applications(self, application_ids: Iterable[str]) -> None:
-        for chunk in chunks(application_ids, PARAMETER_CHUNK):
-            rows = self.target.query(
-                f"SELECT {', '.join(APPLICATION_COLUMNS)} FROM {s.APPLICATIONS.name} "
-                f"WHERE application_id IN ({', '.join('?' * len(chunk))})",
-                chunk,
+    def _rows(self, table: str, columns: Sequence[str], key: str, values: Iterable[str]) -> Iterable[Sequence[Any]]:
+        """The rows of ``table`` whose ``key`` is one of ``values``, a few queries for all."""
+        for chunk in chunks(values, PARAMETER_CHUNK):
+            yield from self.target.query(
+                f"SELECT {', '.join(columns)} FROM {table} WHERE {key} IN ({', '.join('?' * len(chunk))})", chunk
             )
-            for row in rows:
-                app = dict(zip(APPLICATION_COLUMNS, row, strict=False))
-                self.applications[app["application_id"]] = app
-                self.derived_before[app["application_id"]] = (next_deadline(app), awaits_provider(app))
+
+    def _load_applications(self, application_ids: Iterable[str]) -> None:
+        for row in self._rows(s.APPLICATIONS.name, APPLICATION_COLUMNS, "application_id", application_ids):
+            app = dict(zip(APPLICATION_COLUMNS, row, strict=True))
+            self.applications[app["application_id"]] = app
+            self.derived_before[app["application_id"]] = (next_deadline(app), awaits_provider(app))
 
     # ------------------------------------------------------------------ applying
 
