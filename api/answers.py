@@ -26,6 +26,7 @@ from ledger.application import KmoLedger
 from ledger.domain import commands as c
 from ledger.domain.clock import brussels_date
 from ledger.domain.errors import VersionMismatch
+from ledger.domain.identifiers import canonical_enterprise_number
 from ledger.domain.wallet import Wallet
 from ledger.idempotency import AlreadyAnswered, Idempotency
 from ledger.summaries import application_summary, wallet_summary
@@ -74,6 +75,19 @@ IdempotencyKeyHeader = Annotated[
         examples=["7d0c8f3e-2b1a-4c5d-9e8f-0a1b2c3d4e5f"],
     ),
 ]
+
+
+def canonical_path(request: Request) -> str:
+    """The request's path as the ledger names what it acts on: the route's template
+    with the enterprise number in its canonical form, so one request spelled
+    another way (``BE 0403.170.701`` for ``0403170701``) has the same fingerprint."""
+    route = request.scope.get("route")
+    if route is None:
+        return str(request.scope["path"])
+    params = dict(request.path_params)
+    if "en" in params:
+        params["en"] = canonical_enterprise_number(params["en"])
+    return str(route.path_format.format(**params))
 
 
 def expected_version(value: str | None) -> int | None:
@@ -242,9 +256,8 @@ def command_for(*roles: Role, versioned: bool = True, reach: bool = False) -> Ca
     check = allow(*roles)
 
     def command(request: Request, caller: Caller, key: str | None, if_match: str | None) -> Command:
-        # the path as request.url.path spells it, without building the whole URL
-        path = request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
-        return Command(caller, request.app.state.ledger, Posting(request.method, path, key), expected_version(if_match))
+        posting = Posting(request.method, canonical_path(request), key)
+        return Command(caller, request.app.state.ledger, posting, expected_version(if_match))
 
     if not versioned:
 

@@ -86,12 +86,18 @@ def deposit_deadline_at_confirmation(regime: Regime, confirmed_on: date) -> date
 
 
 def check_submission_window(regime: Regime, enrolled_on: date, starts_on: date, today: date) -> None:
-    """1. Not before the enrolment, not after the start date + 14 days."""
+    """1. Not before the enrolment, not after the start date + 14 days; and a
+    service that starts after its completion deadline could never be finished in time."""
     if enrolled_on > today:
         raise ValidationFailed(f"an application cannot be submitted before the enrolment on {enrolled_on}")
     closes = submission_closes(regime, starts_on)
     if today > closes:
         raise DeadlinePassed(f"applications for a service starting {starts_on} were due by {closes}")
+    complete_by = completion_deadline(regime, today)
+    if starts_on > complete_by:
+        raise ValidationFailed(
+            f"starts_on {starts_on} lies after the completion deadline {complete_by} of an application of today"
+        )
 
 
 # --------------------------------------------------------------------------- money still in play

@@ -98,6 +98,10 @@ class Regime:
     completion_years_after: int = 1
     minimum_cost: Mapping[str, int] = field(default_factory=lambda: _frozen({"training": euro(100), "*": euro(500)}))
     catering_cap_per_participant_day: int = euro(25)
+    max_project_amount: int = euro(1_000_000)
+    """Decision (the seeds state no maximum): an application's costs, eligible and
+    not, add up to at most this; a larger one is a typing error or an attack, never
+    a project of an SME's training or advice."""
     retention_years: int = 5
     amendments: tuple[str, ...] = ()
 

@@ -214,6 +214,16 @@ def check_service(regime: Regime, service: str, provider: str, themes: frozenset
         raise ServiceNotEligible(f"{service} is eligible only with the {required} theme")
 
 
+def check_project_amount(regime: Regime, costs: Iterable[CostAssessment]) -> None:
+    """Decision: an application's costs add up to at most the regime's maximum."""
+    total = sum(line.amount for line in costs)
+    if total > regime.max_project_amount:
+        raise ValidationFailed(
+            f"cost_lines add up to {format_euro(total)}, above the maximum of "
+            f"{format_euro(regime.max_project_amount)} for one application"
+        )
+
+
 def check_minimum_cost(regime: Regime, service: str, eligible_cost: int) -> None:
     minimum = regime.minimum_cost_for(service)
     if eligible_cost < minimum:

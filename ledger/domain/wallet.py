@@ -32,6 +32,7 @@ from ledger.domain.rules import (
     assess_costs,
     check_eligible_enterprise,
     check_minimum_cost,
+    check_project_amount,
     check_service,
     decide_subsidy,
     enterprise_size,
@@ -189,6 +190,7 @@ class Wallet:
         check_service(regime, command.service, provider, themes)
         lifecycle.check_submission_window(regime, command.enrolled_on, command.starts_on, today)
         costs = assess_costs(command.cost_lines, regime)
+        check_project_amount(regime, costs)
         eligible = sum(line.eligible for line in costs)
         check_minimum_cost(regime, command.service, eligible)
         hours_cap = training_hours_cap(regime, command.service, command.hours, command.participants)

@@ -275,3 +275,24 @@ def test_a_stop_after_payouts_that_carried_no_subsidy_stops_at_once_instead_of_a
     case.stop(SUBMITTED, reason="other")
     assert case.application.final_state == "stopped" and case.application.recovery is None
     assert case.application.held("due_enterprise") == case.application.own_share - 1
+
+
+def test_a_service_starting_after_its_completion_deadline_is_refused():
+    wallet = Wallet.open(
+        uuid.uuid4(), c.OpenWallet(enterprise_number=ENTERPRISE, name="Case", sme=sme()), BACK_OFFICE, at(SUBMITTED)
+    )
+    command = c.SubmitApplication(**training(date(2099, 1, 5)) | {"enrolled_on": "2026-03-01"})
+    with pytest.raises(LedgerError, match="starts_on 2099-01-05 lies after the completion deadline 2027-12-31"):
+        wallet.submit(command, "+++090/9337/55493+++", BACK_OFFICE, at(SUBMITTED))
+    assert wallet.version == 1
+
+
+def test_an_application_above_the_maximum_project_amount_is_refused():
+    wallet = Wallet.open(
+        uuid.uuid4(), c.OpenWallet(enterprise_number=ENTERPRISE, name="Case", sme=sme()), BACK_OFFICE, at(SUBMITTED)
+    )
+    lines = [{"kind": "fee", "amount": "1000000000000.00"}] * 100
+    command = c.SubmitApplication(**training(date(2026, 3, 16)) | {"cost_lines": lines})
+    with pytest.raises(LedgerError, match="above the maximum of 1000000.00") as refused:
+        wallet.submit(command, "+++090/9337/55493+++", BACK_OFFICE, at(SUBMITTED))
+    assert refused.value.code == "validation_error" and wallet.version == 1
