@@ -1,4 +1,9 @@
-"""Path parameters and headers shared by the routers and the authorisation dependencies."""
+"""Path parameters and headers shared by the routers and the authorisation dependencies.
+
+Path parameters are identifiers under the one text rule (:mod:`ledger.domain.text`):
+a control or bidirectional formatting character in one is a 422 naming it,
+never echoed back in a 404.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,18 @@ from typing import Annotated
 
 from fastapi import Path
 
+from ledger.domain.text import Identifier
+
 EnterpriseNumber = Annotated[
-    str,
+    Identifier,
     Path(
         max_length=32,
         description="Enterprise number in any common spelling (0403170701, BE 0403.170.701)",
         examples=["0403170701"],
     ),
 ]
-ApplicationId = Annotated[str, Path(max_length=64, description="The application's `application_id`")]
-ProviderNumber = Annotated[str, Path(max_length=32, description="Registration number, e.g. DV.O207084")]
+ApplicationId = Annotated[Identifier, Path(max_length=64, description="The application's `application_id`")]
+ProviderNumber = Annotated[Identifier, Path(max_length=32, description="Registration number, e.g. DV.O207084")]
 ETAG_HEADER = {
     "ETag": {
         "description": 'The wallet\'s version, e.g. "5": send it back as If-Match',

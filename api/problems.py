@@ -124,11 +124,19 @@ def _ledger_error(_request: Request, error: LedgerError) -> JSONResponse:
     return problem(error.code, error.detail, error.title)
 
 
+def _message(error: dict[str, Any]) -> str:
+    """An invalid field's message in plain English: what a validator said, without
+    pydantic's "Value error, " prefix; the value sent is never repeated."""
+    cause = (error.get("ctx") or {}).get("error") if error.get("type") == "value_error" else None
+    return str(cause) if cause is not None else error.get("msg", "invalid")
+
+
 def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
-    errors = [
-        {"location": ".".join(str(part) for part in e.get("loc", ())), "message": e.get("msg", "invalid")}
-        for e in error.errors()
-    ]
+    errors: list[dict[str, Any]] = []
+    for e in error.errors():  # a path parameter is also read by the authorisation: named once
+        found = {"location": ".".join(str(part) for part in e.get("loc", ())), "message": _message(e)}
+        if found not in errors:
+            errors.append(found)
     detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors[:5]) or "the request is not valid"
     return problem("validation_error", detail, errors=errors)
 

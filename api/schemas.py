@@ -23,6 +23,7 @@ from ledger.domain.money import format_euro, parse_euro
 from ledger.domain.regimes import THEMES, Service, Size
 from ledger.domain.rules import CostKind, CostLine, Holding, SmeFigures
 from ledger.domain.state import ApplicationStateName
+from ledger.domain.text import Identifier, Line, Prose
 
 # --------------------------------------------------------------------------- wire types
 
@@ -33,11 +34,29 @@ Day = date
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+_EURO_TEXT = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?", re.ASCII)
+"""A euro amount as a JSON string: ASCII digits, then optionally a point and one or two decimals."""
+_EURO_TOO_PRECISE = re.compile(r"[0-9]+\.[0-9]{3,}", re.ASCII)
+EURO_SPELLING = 'a euro amount is a JSON string of digits with at most two decimals ("2500.00") or a JSON number'
+
+
+def _misspelt_euro(text: str) -> str:
+    if len(text) <= 40 and _EURO_TOO_PRECISE.fullmatch(text):
+        return "at most two decimals (cents) are allowed"
+    if text.startswith("-"):
+        return "a negative amount is not allowed"
+    return EURO_SPELLING
+
+
 def _euro_in(value: Any) -> int:
-    if isinstance(value, str) and len(value) > 40:
-        raise ValueError("not a euro amount")
-    if not isinstance(value, (str, int, float, Decimal)):
-        raise ValueError('a euro amount is a JSON string like "2500.00" or a number')
+    """Money on input, exactly as API.md has it: a string of ASCII digits with an
+    optional point and one or two decimals (no sign, exponent, underscore or
+    space), or a finite JSON number, not negative, with at most two decimals."""
+    if isinstance(value, str):
+        if len(value) > 40 or not _EURO_TEXT.fullmatch(value):
+            raise ValueError(_misspelt_euro(value))
+    elif isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise ValueError(EURO_SPELLING)
     try:
         cents = parse_euro(value)
     except ValidationFailed as error:
@@ -88,7 +107,7 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date_text), AfterValidator(_suppo
 
 Count = Annotated[Decimal, Field(ge=0, le=1_000_000, max_digits=10, decimal_places=2, allow_inf_nan=False)]
 Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2, allow_inf_nan=False)]
-Reason = Annotated[str, Field(min_length=1, max_length=500)]
+Reason = Annotated[Prose, Field(min_length=1, max_length=500)]
 Theme = Literal[THEMES]  # type: ignore[valid-type]
 
 
@@ -139,8 +158,8 @@ class OpenWalletIn(RequestBody):
             "examples": [{"enterprise_number": "BE 0403.170.701", "name": "Bakkerij Peeters", "sme": SME_EXAMPLE}]
         }
     )
-    enterprise_number: str = Field(max_length=32, description="Any common spelling; answered as 0403170701")
-    name: str = Field(min_length=1, max_length=200)
+    enterprise_number: Identifier = Field(max_length=32, description="Any common spelling; answered as 0403170701")
+    name: Line = Field(min_length=1, max_length=200)
     sme: SmeFiguresIn
     flemish_establishment: bool = True
     public_participation_percent: Percent = Decimal(0)
@@ -190,7 +209,7 @@ class SubmitApplicationIn(RequestBody):
         }
     )
     service: Service
-    provider: str = Field(max_length=32, examples=["DV.O207084"])
+    provider: Identifier = Field(max_length=32, examples=["DV.O207084"])
     themes: list[Theme] = Field(default=[], max_length=len(THEMES))
     enrolled_on: IsoDate
     starts_on: IsoDate
@@ -226,7 +245,7 @@ class DepositIn(RequestBody):
         }
     )
     amount: EuroIn
-    payment_reference: str = Field(max_length=40)
+    payment_reference: Identifier = Field(max_length=40)
     value_date: IsoDate
 
     def command(self) -> c.DepositOwnShare:
@@ -258,7 +277,7 @@ class PayoutIn(RequestBody):
             "examples": [{"order_id": "1f0e5bd2-8d4c-5f0a-9b1e-0c2d3e4f5a6b", "value_date": "2026-04-01"}]
         }
     )
-    order_id: str = Field(max_length=64)
+    order_id: Identifier = Field(max_length=64)
     value_date: IsoDate
 
     def command(self) -> c.ExecutePayout:
@@ -268,7 +287,7 @@ class PayoutIn(RequestBody):
 class StopIn(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "on_request"}]})
     reason: StopReason
-    proof: str | None = Field(default=None, max_length=500, description="the proof document's reference")
+    proof: Line | None = Field(default=None, max_length=500, description="the proof document's reference")
 
     def command(self) -> c.StopProject:
         return c.StopProject(reason=self.reason, proof=self.proof)

@@ -109,7 +109,7 @@ def run(prog: str, body: Callable[[], int]) -> int:
 
 
 def _fail(prog: str, reason: str) -> None:
-    sys.stderr.write(f"{prog}: {reason}\n")
+    sys.stderr.write(f"{prog}: {printable(reason)}\n")
 
 
 def _redacted(url: str) -> str:
@@ -124,30 +124,63 @@ def _redacted(url: str) -> str:
 # ---------------------------------------------------------------------- output
 
 
+def printable(value: Any) -> str:
+    """``value`` as text safe to show on a terminal: every character that is not
+    printable (control characters, escape sequences, bidirectional overrides,
+    line separators, invisible format characters) is written as its escape,
+    ``\\x1b``, ``\\u202e``, the way Python writes it. Stored names and reasons
+    older than the text rule may hold any of these. (``--json`` is for machines:
+    JSON escapes C0 controls, the rest passes as UTF-8.)"""
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
 
 
 def console(stderr: bool = False):
     """A rich console on standard output (or error), made when called so a test's
-    capture is honoured; plain text, wide enough not to wrap, when not a terminal."""
+    capture is honoured; plain text, wide enough not to wrap, when not a terminal.
+    Text is printed as it is: no console markup (``[red]``) or emoji codes
+    (``:warning:``) are read in it, so a stored name cannot restyle the output."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     terminal = stream.isatty()
-    return Console(file=stream, width=None if terminal else 200, no_color=not terminal, highlight=False)
+    return Console(
+        file=stream,
+        width=None if terminal else 200,
+        no_color=not terminal,
+        highlight=False,
+        markup=False,
+        emoji=False,
+    )
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], right: Sequence[str] = ()):
-    """A rich table; columns named in ``right`` (amounts) are right-aligned."""
+    """A rich table; columns named in ``right`` (amounts) are right-aligned. Every
+    cell is shown :func:`printable` and as plain text (no console markup)."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     result = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False)
     for name in columns:
         result.add_column(name, justify="right" if name in right else "left", overflow="fold")
     for row in rows:
-        result.add_row(*("" if cell is None else str(cell) for cell in row))
+        result.add_row(*(Text(printable(cell)) for cell in row))
     return result
 
 

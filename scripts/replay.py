@@ -44,7 +44,10 @@ def show(report: dict[str, Any]) -> None:
     out = cli.console()
     state = report["state"]
     out.print(
-        f"Wallet {report['enterprise_number']} ({state['name']}) as of {report['as_of']}, version {state['version']}"
+        cli.printable(
+            f"Wallet {report['enterprise_number']} ({state['name']}) as of {report['as_of']}, "
+            f"version {state['version']}"
+        )
     )
     out.print(
         cli.table(
@@ -68,8 +71,10 @@ def show(report: dict[str, Any]) -> None:
     )
     sizes = ", ".join(f"{year} {size}" for year, size in state["sizes"].items())
     out.print(
-        f"Held: own share {state['held']['own_share']}, subsidy {state['held']['subsidy']}; "
-        f"due: enterprise {state['due']['enterprise']}, government {state['due']['government']}; sizes: {sizes}"
+        cli.printable(
+            f"Held: own share {state['held']['own_share']}, subsidy {state['held']['subsidy']}; "
+            f"due: enterprise {state['due']['enterprise']}, government {state['due']['government']}; sizes: {sizes}"
+        )
     )
     out.print(
         cli.table(

@@ -92,4 +92,8 @@ def show(report: dict[str, Any]) -> None:
     projections = report["projections"]
     checked = "checked" if projections["checked"] else f"not checked ({projections['reason']})"
     verdict = "OK" if report["ok"] else f"FAILED: {len(report['problems'])} problem(s)"
-    out.print(f"Verified {report['wallets']} wallet(s), {report['events']} event(s); projections {checked}: {verdict}")
+    out.print(
+        cli.printable(
+            f"Verified {report['wallets']} wallet(s), {report['events']} event(s); projections {checked}: {verdict}"
+        )
+    )

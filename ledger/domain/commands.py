@@ -1,4 +1,10 @@
-"""Commands: what a caller asks of a wallet, validated before any decision."""
+"""Commands: what a caller asks of a wallet, validated before any decision.
+
+Every free-text field follows the one text rule of :mod:`ledger.domain.text`:
+names and proof are one line (``Line``), reasons may span lines (``Prose``),
+identifiers and references are one line their own rule then reads
+(``Identifier``).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from ledger.domain.lifecycle import StopReason
 from ledger.domain.money import Cents
 from ledger.domain.regimes import Service
 from ledger.domain.rules import CostLine, SmeFigures
+from ledger.domain.text import Identifier, Line, Prose
 
 RefundKind = Literal["own_share_to_enterprise", "subsidy_to_government"]
 
@@ -22,8 +29,8 @@ class Command(BaseModel):
 
 
 class OpenWallet(Command):
-    enterprise_number: str
-    name: str = Field(min_length=1, max_length=200)
+    enterprise_number: Identifier
+    name: Line = Field(min_length=1, max_length=200)
     sme: SmeFigures
     flemish_establishment: bool = True
     public_participation_percent: Decimal = Field(default=Decimal(0), ge=0, le=100)
@@ -36,8 +43,8 @@ class FileSmeFigures(Command):
 
 class SubmitApplication(Command):
     service: Service
-    provider: str
-    themes: tuple[str, ...] = ()
+    provider: Identifier
+    themes: tuple[Identifier, ...] = ()
     enrolled_on: date
     starts_on: date
     cost_lines: tuple[CostLine, ...] = Field(min_length=1)
@@ -50,12 +57,12 @@ class ConfirmApplication(Command):
 
 
 class RefuseApplication(Command):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Prose = Field(min_length=1, max_length=500)
 
 
 class DepositOwnShare(Command):
     amount: Cents
-    payment_reference: str
+    payment_reference: Identifier
     value_date: date
 
 
@@ -69,13 +76,13 @@ class OrderPayout(Command):
 
 
 class ExecutePayout(Command):
-    order_id: str
+    order_id: Identifier
     value_date: date
 
 
 class StopProject(Command):
     reason: StopReason
-    proof: str | None = Field(default=None, max_length=500)
+    proof: Line | None = Field(default=None, max_length=500)
 
 
 class RepayRecovery(Command):
@@ -91,7 +98,7 @@ class ExecuteRefund(Command):
 
 class ReverseEvent(Command):
     sequence: int = Field(ge=1)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Prose = Field(min_length=1, max_length=500)
 
 
 class CompleteService(Command):

@@ -56,7 +56,8 @@ def test_a_body_sent_as_text_is_a_422(api: Api):
 
 @pytest.mark.parametrize(
     "amount",
-    ["10.001", 10.001, "-5.00", -5, "NaN", "Infinity", "1e400", 1e300, "ten", True, None, [], {"euro": 1}, "1" * 50],
+    ["10.001", 10.001, "-5.00", -5, "NaN", "Infinity", "1e400", 1e300, "ten", " 100.50 "]
+    + [True, None, [], {"euro": 1}, "1" * 50],
 )
 def test_money_with_more_than_two_decimals_negative_or_not_finite_is_a_422(funded, amount):
     api, application = funded
@@ -74,7 +75,7 @@ def test_non_finite_json_number_tokens_are_a_422(funded, token):
     assert_problem(response, 422, "validation_error")
 
 
-@pytest.mark.parametrize("amount", ["100", "100.5", "100.50", 100, 100.5, " 100.50 "])
+@pytest.mark.parametrize("amount", ["100", "100.5", "100.50", 100, 100.5])
 def test_money_as_a_string_or_number_with_up_to_two_decimals_is_accepted(funded, amount):
     api, application = funded
     response = api.act(application, "payout-orders", {"amount": amount})

@@ -293,13 +293,16 @@ def test_views_behind_the_log_are_compared_at_their_own_position(ledger):
 
 def test_names_with_tabs_newlines_and_backslashes_survive_a_rebuild(ledger):
     """PostgreSQL's rebuild writes views with COPY's text format, where those
-    characters must be escaped: the view shows the name exactly as opened."""
+    characters must be escaped: the view shows the name exactly as opened. Such a
+    name is refused today (ledger.domain.text); a wallet opened before the rule
+    may hold one, so the command skips validation here as an old event would."""
     from ledger.domain import commands as c
     from tests.conftest import BACK_OFFICE, ENTERPRISE
     from tests.scenarios.helpers import sme
 
     name = "Bakkerij\t'De Zon'\\Peeters\r\nBV"
-    ledger.open_wallet(c.OpenWallet(enterprise_number=ENTERPRISE, name=name, sme=sme()), BACK_OFFICE)
+    opening = c.OpenWallet(enterprise_number=ENTERPRISE, name="x", sme=sme()).model_copy(update={"name": name})
+    ledger.open_wallet(opening, BACK_OFFICE)
     projector = Projector(ledger)
     try:
         projector.rebuild()
