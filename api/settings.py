@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_settings import SettingsConfigDict
 
 from ledger.build import LedgerSettings
+from ledger.storage import private_folder
 
 Role = Literal["back-office", "provider", "auditor", "reconciler"]
 ROLES: tuple[Role, ...] = ("back-office", "provider", "auditor", "reconciler")
@@ -109,7 +110,7 @@ def ensure_keys_file(path: Path = DEFAULT_KEYS_FILE) -> bool:
         secrets.token_urlsafe(32): {"role": "reconciler"},
         secrets.token_urlsafe(32): {"role": "provider", "provider": EXAMPLE_PROVIDER},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)  # 0700, like the database's folder (usually the same ./var)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         json.dump(keys, file, indent=2)

@@ -8,7 +8,9 @@ file's SHA-256, byte and event counts, each wallet's chain head per year) and
 ``archive_verifier.py``, a standard-library program that checks all of it:
 ``python DIR/archive_verifier.py DIR`` (see :mod:`ledger.audit.export`).
 
-Exporting removes nothing (RULES.md section 7).
+Exporting removes nothing (RULES.md section 7). The files are new and their
+owner's alone (0600, and 0700 for a folder the export makes): a file or link
+already at one of their names stops the export (exit 2) with that name.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ def _export(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
 
     from ledger.audit.export import MANIFEST, archive_summary, write_archive
+    from ledger.storage import private_folder
 
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise cli.UsageError(f"{out} exists and is not a folder")
     if (out / MANIFEST).exists():
         raise cli.UsageError(f"{out} holds an archive already ({MANIFEST}): export into a new folder")
-    out.mkdir(parents=True, exist_ok=True)
+    private_folder(out)
 
     with cli.open_ledger() as ledger:
         manifest = write_archive(ledger, out, VERIFIER, progress=cli.progress)

@@ -8,15 +8,19 @@ the state exactly as stored, hash and previous hash included),
 chain head per year) and the standalone verifier the caller names
 (``scripts/archive_verifier.py``), which checks all of it.
 
-Exporting removes nothing (RULES.md section 7). The log is read in batches up
-to the position it had when the export began, so a million events export in
-the memory of one batch plus one line per wallet and year in the manifest.
+Exporting removes nothing (RULES.md section 7). Every file it writes is new
+and readable by its owner only; it never writes through a link or over a
+file (:class:`NewFiles`). The log is read in batches up to the position it had
+when the export began, so a million events export in the memory of one batch
+plus one line per wallet and year in the manifest.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -27,6 +31,7 @@ from uuid import UUID
 import orjson
 
 from ledger.audit.progress import Progress, no_progress
+from ledger.storage import PRIVATE_FILE
 from ledger.storage.log import event_type, notifications
 from ledger.storage.topics import WALLET_EVENT_TOPICS
 
@@ -72,9 +77,21 @@ class YearFile:
 
 def write_archive(ledger: Any, out: Path, verifier: Path, progress: Progress = no_progress) -> dict[str, Any]:
     """Stream the wallet events into one file per business year beside a copy of
-    ``verifier``; returns the manifest written."""
+    ``verifier``; returns the manifest written. Every file is new and its owner's
+    alone (:class:`NewFiles`): a name taken in ``out``, even by a link, stops the
+    export with a ``FileExistsError`` naming it, and the export leaves none of
+    its files behind."""
+    files = NewFiles(out)
+    try:
+        return _write_archive(ledger, files, verifier, progress)
+    except BaseException:
+        files.remove()
+        raise
+
+
+def _write_archive(ledger: Any, files: NewFiles, verifier: Path, progress: Progress) -> dict[str, Any]:
     through = ledger.recorder.max_notification_id() or 0
-    files: dict[str, YearFile] = {}
+    year_files: dict[str, YearFile] = {}
     enterprises: dict[str, str] = {}
     first_date = last_date = None
     try:
@@ -89,9 +106,9 @@ def write_archive(ledger: Any, out: Path, verifier: Path, progress: Progress = n
                 enterprise = enterprises.get(wallet_id) or _enterprise_from(state)
                 business_date = str(state.get("business_date", ""))
                 year = business_date[:4]
-                if year not in files:
-                    path = out / f"events-{year}.jsonl.partial"
-                    files[year] = YearFile(path, path.open("wb"))
+                if year not in year_files:
+                    name = f"events-{year}.jsonl.partial"
+                    year_files[year] = YearFile(files.folder / name, files.create(name))
                 record = {
                     "enterprise_number": enterprise,
                     "wallet_id": wallet_id,
@@ -102,19 +119,18 @@ def write_archive(ledger: Any, out: Path, verifier: Path, progress: Progress = n
                     "state": state,
                 }
                 line = orjson.dumps(record) + b"\n"
-                files[year].write(line, wallet_id, enterprise, notification.originator_version, state.get("hash"))
+                year_files[year].write(line, wallet_id, enterprise, notification.originator_version, state.get("hash"))
                 first_date = min(first_date or business_date, business_date)
                 last_date = max(last_date or business_date, business_date)
                 advance(notification.id - position)
                 position = notification.id
     finally:
-        for year_file in files.values():
+        for year_file in year_files.values():
             year_file.stream.close()
     years = {}
-    for year in sorted(files):
-        year_file = files[year]
-        final = out / f"events-{year}.jsonl"
-        year_file.path.replace(final)
+    for year in sorted(year_files):
+        year_file = year_files[year]
+        final = files.publish(year_file.path, f"events-{year}.jsonl")
         years[year] = {
             "file": final.name,
             "sha256": year_file.digest.hexdigest(),
@@ -122,7 +138,8 @@ def write_archive(ledger: Any, out: Path, verifier: Path, progress: Progress = n
             "events": year_file.events,
             "wallets": year_file.wallets,
         }
-    shutil.copyfile(verifier, out / verifier.name)
+    with verifier.open("rb") as source, files.create(verifier.name) as copy:
+        shutil.copyfileobj(source, copy)
     manifest = {
         "format": FORMAT,
         "exported_at": datetime.now(UTC).isoformat(),
@@ -135,10 +152,47 @@ def write_archive(ledger: Any, out: Path, verifier: Path, progress: Progress = n
         "verifier": {"file": verifier.name, "sha256": hashlib.sha256(verifier.read_bytes()).hexdigest()},
         "years": years,
     }
-    partial = out / f"{MANIFEST}.partial"
-    partial.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
-    partial.replace(out / MANIFEST)
+    partial = f"{MANIFEST}.partial"
+    with files.create(partial) as stream:
+        stream.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    files.publish(files.folder / partial, MANIFEST)
     return manifest
+
+
+class NewFiles:
+    """The files an export creates in its folder: each one new, owner-only (0600),
+    opened without following a link; a name already taken (by a file, a folder
+    or a link, dangling or not) is refused, never written through or over."""
+
+    FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.created: list[Path] = []
+
+    def create(self, name: str) -> BinaryIO:
+        """A new, empty file ``name`` open for writing."""
+        path = self.folder / name
+        try:
+            descriptor = os.open(path, self.FLAGS, PRIVATE_FILE)
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, "will not write over an existing file or link", str(path)) from None
+        self.created.append(path)
+        return os.fdopen(descriptor, "wb")
+
+    def publish(self, partial: Path, name: str) -> Path:
+        """Rename a finished ``partial`` to ``name``, which must be free: the name is
+        first taken by an exclusive create, so the rename replaces only that
+        empty file of ours (a plain rename would replace whatever is there)."""
+        final = self.folder / name
+        self.create(name).close()
+        os.replace(partial, final)
+        return final
+
+    def remove(self) -> None:
+        """Remove every file created here (an export that failed leaves none)."""
+        for path in reversed(self.created):
+            path.unlink(missing_ok=True)
 
 
 def _enterprise_from(state: dict[str, Any]) -> str | None:

@@ -4,6 +4,7 @@ deployments)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -12,16 +13,31 @@ from ledger.domain.errors import ValidationFailed
 DEFAULT_DATABASE_URL = "sqlite:///" + str(Path("var") / "ledger.db")
 SQLITE_MODULE = "ledger.storage.sqlite:LedgerSQLiteFactory"
 POSTGRES_MODULE = "ledger.storage.postgres:LedgerPostgresFactory"
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+"""The ledger's files hold names, amounts and stored responses: its owner alone
+may read them (the folders it creates too)."""
+
+
+def private_folder(path: Path) -> None:
+    """Create ``path`` and any missing parent, each readable by its owner only
+    (0700); folders that exist already are left as they are."""
+    missing = [folder for folder in (path, *path.parents) if not folder.exists()]
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, PRIVATE_FOLDER)
+        except FileExistsError:  # made meanwhile by someone else: theirs, as it is
+            if not folder.is_dir():
+                raise
 
 
 def persistence_env(database_url: str) -> dict[str, str]:
-    """The library environment for a database URL; creates a SQLite file's folder."""
+    """The library environment for a database URL. A SQLite file (and its
+    folder) is created owner-only when the store opens it (``ledger.storage.sqlite``)."""
     if database_url.startswith("sqlite:///"):
         path = database_url[len("sqlite:///") :]
         if not path:
             raise ValidationFailed("a sqlite URL names a file: sqlite:///path/to/ledger.db")
-        if path != ":memory:" and not path.startswith("file:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": SQLITE_MODULE,
             "SQLITE_DBNAME": path,

@@ -10,17 +10,30 @@ or another, waits with it. One multi-row INSERT in auto-commit mode is its
 own transaction (all rows or none: a constraint violation backs the whole
 statement out), and takes, writes, commits and lets go of SQLite's write
 lock within a single call into SQLite, with no Python in between.
+
+The database file is the ledger's own: created owner-only before SQLite first
+opens it, and SQLite gives its ``-wal`` and ``-shm`` files the database file's
+permissions (see :func:`keep_private`).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import stat
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
+from eventsourcing.utils import Environment, EnvType
+
+from ledger.storage import PRIVATE_FILE, private_folder
+
+log = logging.getLogger("kmo_ledger.storage")
 
 ONE_STATEMENT_ROWS = 500
 """Up to this many events go in one statement (4 parameters each: SQLite takes
@@ -77,5 +90,40 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         return list(range(last - count + 1, last + 1))
 
 
+def keep_private(database: str) -> None:
+    """Make the SQLite file ``database`` its owner's alone before SQLite opens it.
+
+    A missing file (and folder) is created here, 0600 (0700), never through a
+    link and without the process-wide umask: SQLite would create it 0644, and
+    creates ``-wal`` and ``-shm`` with the database file's permissions. An
+    existing file, ``-wal`` or ``-shm`` readable by group or others (as every
+    version before this one left it) loses those bits, with a warning: leaving
+    it would leave every later ``-wal`` and ``-shm`` as open as the database.
+    ``:memory:`` and ``file:`` URIs are left to SQLite."""
+    if ":memory:" in database or "mode=memory" in database or database.startswith("file:"):
+        return
+    path = Path(os.path.realpath(database))  # SQLite follows a link; its -wal and -shm sit by the target
+    private_folder(path.parent)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE))
+        return
+    except FileExistsError:
+        pass
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(name.stat().st_mode)
+            if mode & 0o077 and name.is_file():
+                os.chmod(name, mode & 0o700)
+                log.warning("%s was readable by others (%o): now by its owner only (%o)", name, mode, mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            log.warning("%s is readable by others and could not be made private", name)
+
+
 class LedgerSQLiteFactory(SQLiteFactory):
     application_recorder_class = LedgerSQLiteRecorder
+
+    def __init__(self, env: Environment | EnvType | None):
+        super().__init__(env)  # the library's pool connects later, when first asked
+        keep_private(self.datastore.pool.db_name)

@@ -169,6 +169,67 @@ def test_the_verifier_recomputes_the_ledgers_hash_of_every_exported_event(tools,
             )
 
 
+# ---------------------------------------------------------------------- files
+
+
+def test_every_export_file_and_the_folder_it_creates_are_owner_only(tools, two_years, tmp_path):
+    archive = tmp_path / "new" / "archive"
+    exported(tools, archive)
+    assert {path.name: oct(path.stat().st_mode & 0o777) for path in archive.iterdir()} == {
+        name: "0o600" for name in ("archive_verifier.py", "events-2019.jsonl", "events-2020.jsonl", "manifest.json")
+    }
+    assert [oct(folder.stat().st_mode & 0o777) for folder in (archive, archive.parent)] == ["0o700", "0o700"]
+
+
+def refused(tools: Tools, archive: Path, name: str) -> None:
+    """The export stopped with one line naming ``name`` and left none of its files."""
+    outcome = tools.run(export.main, "--out", str(archive))
+    assert outcome.code == 2
+    assert outcome.err.count("\n") == 1 and str(archive / name) in outcome.err, outcome.err
+    assert [path.name for path in archive.iterdir()] == [name]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "events-2019.jsonl.partial",
+        "events-2020.jsonl.partial",
+        "events-2019.jsonl",
+        "archive_verifier.py",
+        "manifest.json.partial",
+    ],
+)
+def test_a_link_planted_in_the_export_folder_is_neither_followed_nor_replaced(tools, two_years, tmp_path, name):
+    target = tmp_path / "outside.txt"
+    target.write_bytes(b"not the export's\n")
+    target.chmod(0o644)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / name).symlink_to(target)
+    refused(tools, archive, name)
+    assert (archive / name).is_symlink() and (archive / name).readlink() == target
+    assert (target.read_bytes(), target.stat().st_mode & 0o777) == (b"not the export's\n", 0o644)
+
+
+@pytest.mark.parametrize("name", ["events-2019.jsonl.partial", "manifest.json"])
+def test_a_link_to_nothing_in_the_export_folder_creates_nothing_outside_it(tools, two_years, tmp_path, name):
+    target = tmp_path / "elsewhere" / "planted.txt"
+    target.parent.mkdir()
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / name).symlink_to(target)
+    refused(tools, archive, name)
+    assert (archive / name).is_symlink() and not target.exists()
+
+
+def test_a_file_already_in_the_export_folder_is_not_replaced(tools, two_years, tmp_path):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "events-2020.jsonl").write_bytes(b"someone else's\n")
+    refused(tools, archive, "events-2020.jsonl")
+    assert (archive / "events-2020.jsonl").read_bytes() == b"someone else's\n"
+
+
 # ---------------------------------------------------------------------- canonical form
 
 
