@@ -52,11 +52,17 @@ def parser(command: str, description: str) -> ArgumentParser:
 
 
 def iso_date(text: str) -> date:
-    """An argparse type: a calendar date written ``YYYY-MM-DD``."""
+    """An argparse type: a calendar date written ``YYYY-MM-DD``, in the range the
+    API accepts too (:data:`ledger.domain.clock.EARLIEST` .. ``LATEST``)."""
+    from ledger.domain.clock import EARLIEST, LATEST
+
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if not EARLIEST <= day <= LATEST:
+        raise argparse.ArgumentTypeError(f"{text} is outside the dates the ledger knows ({EARLIEST} to {LATEST})")
+    return day
 
 
 def database_url() -> str:

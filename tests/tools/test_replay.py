@@ -100,6 +100,7 @@ def test_a_date_before_the_wallet_existed_is_bad_input(tools, across_regimes):
     [
         (["0403170702"], "not a valid Belgian enterprise number"),
         (["0403170701", "--as-of", "2020-13-01"], "is not a date"),
+        (["0403170701", "--as-of", "9999-12-31"], "outside the dates the ledger knows (2000-01-01 to 2099-12-31)"),
         ([], "required"),
     ],
 )
