@@ -30,6 +30,7 @@ STATUS_BY_CODE = {
     "version_mismatch": 412,
     "payload_too_large": 413,
     "internal_error": 500,
+    "read_models_unavailable": 503,
 }
 """Every other code (validation errors and refusals by a rule) is a 422."""
 
@@ -43,6 +44,7 @@ TITLES = {
     413: "The request body is too large",
     422: "The request is not valid",
     500: "Internal error",
+    503: "The read models are unavailable",
 }
 
 
@@ -87,10 +89,11 @@ class Forbidden(ApiError):
 
 
 class ReadModelsUnavailable(ApiError):
-    """The read models could not be opened or caught up (the cause is logged, not shown)."""
+    """The read models could not be opened or caught up: the reads that need them
+    answer 503 (the cause is logged, not shown); every other read keeps working."""
 
-    code = "internal_error"
-    title = TITLES[500]
+    code = "read_models_unavailable"
+    title = TITLES[503]
 
 
 def status_of(code: str) -> int:
@@ -192,6 +195,11 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "a validation error, a refusal by a rule, or a reused Idempotency-Key",
             "validation_error",
             "body.amount: at most two decimals (cents) are allowed",
+        ),
+        503: (
+            "the read models cannot answer now (reads of one wallet still do)",
+            "read_models_unavailable",
+            "the read models are stuck after notification 41 of 57; reads of one wallet still answer",
         ),
     }
     responses: dict[int | str, dict[str, Any]] = {}

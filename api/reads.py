@@ -64,8 +64,12 @@ class ReadModels:
                 try:
                     projector.catch_up()
                 except Exception as error:
-                    log.exception("catching up the read models failed")
-                    raise ReadModelsUnavailable("the read models could not catch up with the ledger") from error
+                    stuck = projector.position
+                    log.exception("the read models are stuck after notification %d of %d", stuck, high)
+                    raise ReadModelsUnavailable(
+                        f"the read models are stuck after notification {stuck} of {high}; "
+                        "reads of one wallet still answer"
+                    ) from error
             return query(views)
 
     def _open(self) -> tuple[Projector, Queries]:

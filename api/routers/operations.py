@@ -40,7 +40,7 @@ def run_deadlines(command: BackOfficeFirstCommand):
     response_model=UpcomingDeadlinesOut,
     operation_id="list_deadlines",
     summary="Open applications with a deadline soon",
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 422, 503),
 )
 def list_deadlines(
     _caller: Auditing,
@@ -57,7 +57,7 @@ def list_deadlines(
     response_model=InboxOut,
     operation_id="provider_inbox",
     summary="Applications awaiting a provider's answer",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 422, 503),
 )
 def provider_inbox(provider: InboxOf, models: ReadModelsDep):
     """A provider key reads only its own inbox."""
@@ -69,7 +69,7 @@ def provider_inbox(provider: InboxOf, models: ReadModelsDep):
     response_model=OpenPayoutOrdersOut,
     operation_id="list_payout_orders",
     summary="Payout orders not executed",
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 422, 503),
 )
 def list_payout_orders(
     _caller: Reader,
@@ -84,7 +84,7 @@ def list_payout_orders(
     response_model=TotalsOut,
     operation_id="reconciliation_totals",
     summary="Money in and out per account kind and day",
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 422, 503),
 )
 def reconciliation_totals(
     _caller: Reader,

@@ -133,7 +133,7 @@ def replay_wallet(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDep, as
     response_model=AuditTrailOut,
     operation_id="get_audit_trail",
     summary="The wallet's audit trail with retention",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 422, 503),
 )
 def get_audit_trail(en: EnterpriseNumber, _caller: Auditing, models: ReadModelsDep):
     """Each event with its money legs and the date until which it is kept (rows

@@ -146,7 +146,7 @@ def test_views_left_by_an_older_version_are_rebuilt_on_the_first_read(database_u
     assert again == first
 
 
-def test_a_catch_up_that_fails_is_a_500_problem_without_a_trace(api: Api):
+def test_a_catch_up_that_fails_is_a_503_problem_without_a_trace(api: Api):
     models = api.client.app.state.read_models
 
     def fail(_position: int) -> None:
@@ -158,8 +158,8 @@ def test_a_catch_up_that_fails_is_a_500_problem_without_a_trace(api: Api):
         failed = api.get("/deadlines", as_="auditor")
         models.projector.before_commit = None
         answered = api.get("/deadlines", as_="auditor")
-    assert (failed.status_code, failed.headers["content-type"]) == (500, "application/problem+json")
-    assert failed.json()["code"] == "internal_error"
+    assert (failed.status_code, failed.headers["content-type"]) == (503, "application/problem+json")
+    assert failed.json()["code"] == "read_models_unavailable"
     assert "fire" not in failed.text and "Traceback" not in failed.text
     assert answered.status_code == 200
 
