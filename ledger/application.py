@@ -3,14 +3,21 @@
 Commands on one wallet are serialised in this process and guarded by the
 store's version check across processes: a conflict re-runs the decision on
 fresh state, so no command ever acts on stale state.
+
+Nothing stored is used unchecked: a wallet starts from a snapshot only when the
+snapshot's digest matches its content and the stored event at its version has
+the hash it names (otherwise it is folded from its events); an idempotency
+answer or a payment-reference claim is used only when its digest matches.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import chain
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
@@ -38,7 +45,15 @@ from ledger.idempotency import Idempotency, answer_record, check_first_answer
 from ledger.storage import DEFAULT_DATABASE_URL, SQLITE_MODULE, persistence_env
 from ledger.storage.log import notifications
 from ledger.storage.mapper import OrjsonTranscoder, PydanticMapper
-from ledger.storage.records import IdempotencyRecorded, PaymentReferenceClaimed, Record, claim_id, reference_id
+from ledger.storage.records import (
+    IdempotencyRecorded,
+    PaymentReferenceClaimed,
+    Record,
+    RecordUnverifiable,
+    checked_record,
+    claim_id,
+    reference_id,
+)
 from ledger.storage.snapshots import WalletSnapshot
 from ledger.storage.topics import stored_topic
 from ledger.storage.writer import GroupCommit, WriterTurn
@@ -60,6 +75,7 @@ APPLICATION_COMMANDS: dict[type[c.Command], Callable[[Wallet, str, Any, ev.Actor
 """Each command on an application and the wallet's use case that decides it
 (a reversal, :class:`c.ReverseEvent`, first reads the event it names)."""
 MAX_ATTEMPTS = 20
+log = logging.getLogger("kmo_ledger.ledger")
 
 
 @dataclass(frozen=True)
@@ -152,6 +168,53 @@ class KmoLedger(Application[UUID]):
             except KeyError:
                 pass
 
+    def _event_hash(self, aggregate_id: UUID, version: int) -> str | None:
+        """The hash of the wallet's stored event at ``version``, read from its row (None: not stored)."""
+        rows = self.recorder.select_events(aggregate_id, gt=version - 1, lte=version)
+        if not rows:
+            return None
+        hash_ = orjson.loads(rows[0].state).get("hash")
+        return hash_ if isinstance(hash_, str) else None
+
+    def _snapshot_usable(self, snapshot: WalletSnapshot) -> bool:
+        """Whether ``snapshot`` may start the wallet: its digest matches its content
+        and the stored event at its version has the hash its state names (the
+        snapshot's own checks, :func:`ledger.storage.snapshots.snapshot_problem`).
+        A snapshot that fails is not used, and that is logged in one line.
+
+        A snapshot taken before snapshots carried a digest is not used either (a
+        missing digest cannot be told from a removed one; checking it costs the
+        fold that ignoring it costs): its wallet is folded from its events until
+        its next snapshot, sealed, is taken. ``kmo-ledger verify`` compares every
+        snapshot, old or new, with a fold of the events."""
+        problem = snapshot.problem(self._event_hash(snapshot.originator_id, snapshot.originator_version))
+        if problem is None:
+            return True
+        level = logging.INFO if snapshot.digest is None else logging.WARNING
+        log.log(
+            level,
+            "snapshot of wallet %s at version %d not used, %s: folded from the events",
+            snapshot.originator_id,
+            snapshot.originator_version,
+            problem,
+        )
+        return False
+
+    def _project(self, wallet: Wallet | None, events: Iterable[Any]) -> Wallet | None:
+        """The repository's projector: :func:`project_wallet`, from a snapshot only
+        when it passes its check (:meth:`_snapshot_usable`), else from every event."""
+        if wallet is not None:
+            return project_wallet(wallet, events)
+        stream = iter(events)
+        first = next(stream, None)
+        if first is None:
+            return None
+        if not isinstance(first, WalletSnapshot):
+            return project_wallet(None, chain([first], stream))
+        if self._snapshot_usable(first):
+            return project_wallet(first.mutate(None), stream)
+        return project_wallet(None, self.events.get(first.originator_id))
+
     def _wallet(self, aggregate_id: UUID, fresh: bool = True) -> Wallet:
         """The wallet; ``fresh=False`` takes this process's cached copy as it is
         (a command's save still fails if another process wrote in between)."""
@@ -161,13 +224,13 @@ class KmoLedger(Application[UUID]):
             except KeyError:
                 pass
         try:
-            return self.repository.get(aggregate_id, projector_func=project_wallet)
+            return self.repository.get(aggregate_id, projector_func=self._project)
         except AggregateNotFoundError:
             raise NotFound("no wallet for this enterprise number") from None
 
     def _answered(self, idempotency: Idempotency | None) -> None:
         if idempotency is not None:
-            check_first_answer(self.repository, idempotency)
+            check_first_answer(self.recorder, idempotency)
 
     @staticmethod
     def _receipt(idempotency: Idempotency | None, result: Any, now: datetime) -> list[Record]:
@@ -284,7 +347,7 @@ class KmoLedger(Application[UUID]):
         def claim(wallet: Wallet, result: tuple[Wallet, str], now: datetime) -> list[Record]:
             application = wallet.state.applications[result[1]]
             return [
-                Record(
+                Record.made(
                     PaymentReferenceClaimed(
                         originator_id=claim_id(application.payment_reference),
                         timestamp=now,
@@ -360,7 +423,7 @@ class KmoLedger(Application[UUID]):
         aggregate_id = wallet_id(canonical_enterprise_number(enterprise_number))
         with self._lock(aggregate_id):
             try:
-                return self.repository.get(aggregate_id, projector_func=project_wallet)
+                return self.repository.get(aggregate_id, projector_func=self._project)
             except AggregateNotFoundError:
                 raise NotFound(f"no wallet for enterprise {enterprise_number}") from None
             except BaseException:
@@ -398,14 +461,15 @@ class KmoLedger(Application[UUID]):
         """The wallet as it stood at the end of ``as_of``, under the rules recorded then.
 
         Starts from the latest snapshot whose events all lie on or before ``as_of``
-        (every event it holds would pass the date filter), then folds the later
-        events dated on or before ``as_of``."""
+        (every event it holds would pass the date filter) and that passes its
+        check (:meth:`_snapshot_usable`), then folds the later events dated on or
+        before ``as_of``."""
         aggregate_id = wallet_id(canonical_enterprise_number(enterprise_number))
         start = None
         for snapshot in self.snapshots.get(aggregate_id, desc=True) if self.snapshots else ():
             snapshot = cast(WalletSnapshot, snapshot)
             latest = snapshot.state.get("latest_business_date")
-            if latest is not None and date.fromisoformat(latest) <= as_of:
+            if latest is not None and date.fromisoformat(latest) <= as_of and self._snapshot_usable(snapshot):
                 start = snapshot.mutate(None)
                 break
         later = self._stored_events(aggregate_id, gt=start.version if start else None)
@@ -419,13 +483,34 @@ class KmoLedger(Application[UUID]):
         return wallet_summary(state, version, as_of) | {"as_of": as_of.isoformat()}
 
     def payment_reference_owner(self, reference: str) -> PaymentReferenceClaimed | None:
+        """The claim on a structured payment reference (None: nobody's), used only
+        once it passes its checks: its digest matches its content, and the
+        application it names was given this reference by its own submission in
+        its wallet (claims stored before claims carried a digest are checked on
+        the submission alone: it is in the wallet's hash chain). A claim that
+        fails is ``record_unverifiable``."""
         compact = compact_payment_reference(reference)
         if compact is None:
             return None
-        try:
-            return self.repository.get(reference_id(compact)).event
-        except AggregateNotFoundError:
+        claim: PaymentReferenceClaimed | None = checked_record(
+            self.recorder, PaymentReferenceClaimed, reference_id(compact), unsealed=True
+        )
+        if claim is None:
             return None
+        try:
+            wallet = self._wallet(wallet_id(canonical_enterprise_number(claim.enterprise_number)))
+            application = wallet.state.applications.get(claim.application_id)
+        except LedgerError:
+            application = None
+        if application is None or compact_payment_reference(application.payment_reference) != compact:
+            log.warning(
+                "stored PaymentReferenceClaimed %s not used: its wallet does not confirm it", claim.originator_id
+            )
+            raise RecordUnverifiable(
+                f"the claim on payment reference {reference} names application {claim.application_id} of "
+                f"{claim.enterprise_number}, whose submission did not give it that reference: run kmo-ledger verify"
+            )
+        return claim
 
     # ------------------------------------------------------------------ verification
 

@@ -2,20 +2,28 @@
 (in the same transaction as the events it produced), a retry with the same key
 and request gets it back and records nothing, the same key with another
 request is refused (``idempotency_key_reused``). Keys are scoped (the API
-scopes them to the caller's key)."""
+scopes them to the caller's key).
+
+A stored answer is replayed only when its digest matches its content
+(:func:`ledger.storage.records.checked_record`). One that fails (changed in the
+store, or stored before answers carried a digest) is neither replayed nor
+answered again: the request is refused (``record_unverifiable``) and nothing is
+done, because the first request may well have taken effect (a payout ordered)
+and running it again would do it twice; the store's key refuses a second answer
+anyway. The caller reads the resource to learn what happened."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
-from eventsourcing.application import AggregateNotFoundError, Repository
+from eventsourcing.persistence import AggregateRecorder
 
 from ledger.domain.errors import IdempotencyKeyReused
-from ledger.storage.records import IdempotencyRecorded, Record, idempotency_id
+from ledger.storage.records import IdempotencyRecorded, Record, RecordUnverifiable, checked_record, idempotency_id
 
 
 @dataclass(frozen=True)
@@ -37,14 +45,20 @@ class AlreadyAnswered(Exception):
         self.status, self.body = status, body
 
 
-def check_first_answer(repository: Repository, idempotency: Idempotency) -> None:
+def check_first_answer(recorder: AggregateRecorder, idempotency: Idempotency) -> None:
     """Raise :class:`AlreadyAnswered` with the stored first answer, or
-    ``idempotency_key_reused`` when it answered another request; nothing when new."""
+    ``idempotency_key_reused`` when it answered another request; nothing when new.
+    A stored answer that fails its integrity check is ``record_unverifiable``."""
     try:
-        record: Record = repository.get(idempotency_id(idempotency.scope, idempotency.key))
-    except AggregateNotFoundError:
+        first = checked_record(recorder, IdempotencyRecorded, idempotency_id(idempotency.scope, idempotency.key))
+    except RecordUnverifiable:
+        raise RecordUnverifiable(
+            "the first answer stored for this Idempotency-Key failed its integrity check, so it is not "
+            "replayed and the request is not run again (it may have taken effect): nothing was done; "
+            "read the resource to see whether the first request took effect"
+        ) from None
+    if first is None:
         return
-    first = cast(IdempotencyRecorded, record.event)
     if first.fingerprint != idempotency.fingerprint:
         raise IdempotencyKeyReused("this Idempotency-Key was used before with another request; use a new key")
     raise AlreadyAnswered(first.status, first.body)
@@ -53,7 +67,7 @@ def check_first_answer(repository: Repository, idempotency: Idempotency) -> None
 def answer_record(idempotency: Idempotency, result: Any, now: datetime) -> Record:
     """The record of the first answer to ``idempotency``'s request."""
     status, body = idempotency.render(result)
-    return Record(
+    return Record.made(
         IdempotencyRecorded(
             originator_id=idempotency_id(idempotency.scope, idempotency.key),
             timestamp=now,

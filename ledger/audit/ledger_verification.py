@@ -1,11 +1,13 @@
 """Ledger-wide verification: every wallet's stored rows checked (chain and
-invariants, :mod:`ledger.audit.verification`), against its latest snapshot and
-the chain heads an export sealed, and every payment reference still claimed by
-a submission that is no longer stored.
+invariants, :mod:`ledger.audit.verification`), every snapshot of it against a
+fresh fold of its events and the chain heads an export sealed; every stored
+record (idempotency answers, payment-reference claims) against its digest, and
+every claim against the submission that made it.
 
 Any changed, missing or reordered stored event is named by wallet and
-sequence. Wallets are read one at a time, so a ledger of a million events is
-verified in the memory of its largest wallet.
+sequence, a changed snapshot by wallet and the version it was taken at, a
+changed record by its id. Wallets are read one at a time, so a ledger of a
+million events is verified in the memory of its largest wallet.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from uuid import UUID
 import orjson
 
 from ledger.audit.progress import Progress, no_progress
-from ledger.audit.verification import verify_rows
+from ledger.audit.replay import replay_steps
+from ledger.audit.verification import check_rows
 from ledger.domain import events as ev
-from ledger.domain.errors import NotFound
-from ledger.domain.identifiers import canonical_enterprise_number, wallet_id
-from ledger.storage.log import notifications
-from ledger.storage.records import PaymentReferenceClaimed
+from ledger.domain.errors import LedgerError, NotFound
+from ledger.domain.identifiers import canonical_enterprise_number, compact_payment_reference, wallet_id
+from ledger.storage.log import event_type, notifications
+from ledger.storage.records import IdempotencyRecorded, PaymentReferenceClaimed, record_problem
+from ledger.storage.snapshots import snapshot_digest
 from ledger.storage.topics import stored_topic
 
 _SEQUENCE = re.compile(r"^event (\d+)")
@@ -39,8 +43,10 @@ def verify_ledger(
     """Every wallet (or only ``enterprise``'s) verified, with the chain heads in
     ``anchors`` (see :func:`ledger.audit.export.load_anchors`); ``read_models``
     compares the read models with a fresh fold when every wallet is verified.
-    Returns ``{"ok", "wallets", "events", "problems", "projections"}``, each
-    problem named by enterprise number, wallet id and sequence."""
+    Returns ``{"ok", "wallets", "events", "records", "problems", "projections"}``,
+    each problem named by enterprise number, wallet id and sequence (a snapshot's:
+    the version it was taken at; a record's: None, the record named in the text).
+    Idempotency answers belong to no wallet: they are checked when every wallet is."""
     anchors = dict(anchors or {})
     if enterprise:
         only = canonical_enterprise_number(enterprise)
@@ -50,30 +56,25 @@ def verify_ledger(
         only = None
         wallet_ids = list(all_wallet_ids(ledger))
     report: dict[str, Any] = {"ok": True, "wallets": 0, "events": 0, "problems": []}
-    applications: set[str] = set()
+    submissions: dict[str, tuple[str | None, Any]] = {}
     with progress("verifying wallets", len(wallet_ids)) as advance:
         for aggregate_id in wallet_ids:
             rows = ledger.stored_rows(aggregate_id)
             if not rows and enterprise and aggregate_id not in anchors:
                 raise NotFound(f"no wallet for enterprise {enterprise}")
             label = wallet_label(rows, aggregate_id)
-            applications.update(
-                str(state.get("application_id")) for _v, t, state in rows if t == "ApplicationSubmitted"
+            submissions.update(
+                (str(state.get("application_id")), (label, state.get("payment_reference")))
+                for _v, t, state in rows
+                if t == "ApplicationSubmitted"
             )
             for problem in wallet_problems(ledger, aggregate_id, rows, anchors.pop(aggregate_id, [])):
                 report["problems"].append(_finding(label, aggregate_id, problem))
             report["wallets"] += 1
             report["events"] += len(rows)
             advance(1)
-    for claim in unbacked_claims(ledger, applications, only):
-        report["problems"].append(
-            _finding(
-                claim["enterprise_number"],
-                wallet_id(claim["enterprise_number"]),
-                f"application {claim['application_id']} was given payment reference {claim['reference']}, "
-                "but its ApplicationSubmitted event is missing",
-            )
-        )
+    report["records"], findings = check_records(ledger, submissions, only)
+    report["problems"] += findings
     for aggregate_id, heads in anchors.items():  # sealed in the archive, gone from the ledger
         label = heads[0][2] or str(aggregate_id)
         for problem in check_anchors([], heads):
@@ -108,15 +109,123 @@ def all_wallet_ids(ledger: Any):
             yield notification.originator_id
 
 
-def unbacked_claims(ledger: Any, applications: set[str], enterprise: str | None = None):
-    """Payment references claimed (in the same transaction as the submission) by
-    an application whose submission is no longer stored: a deleted event."""
-    for notification in notifications(ledger, [stored_topic(PaymentReferenceClaimed)]):
-        claim = orjson.loads(notification.state)
+def check_records(
+    ledger: Any, submissions: dict[str, tuple[str | None, Any]], enterprise: str | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every payment-reference claim (:func:`claim_problems`) and, when every
+    wallet is verified (``enterprise`` None), every idempotency answer
+    (:func:`sealed_records`): a summary of what was checked, and the findings.
+    An answer stored before answers carried a digest cannot be checked: it is
+    counted, not a finding (stored rows never change, so it could never be
+    fixed), and it is never replayed (:mod:`ledger.idempotency`)."""
+    summary: dict[str, Any] = {"checked": True, "claims": 0, "answers": 0, "answers_without_digest": 0}
+    findings = []
+    for claim, problem in claim_problems(ledger, submissions, enterprise):
+        summary["claims"] += 1
+        if problem:
+            findings.append(_record_finding(claim, problem))
+    if enterprise:
+        summary |= {"checked": False, "reason": "idempotency answers are checked only when every wallet is verified"}
+        return summary, findings
+    for answer, problem in sealed_records(ledger, IdempotencyRecorded):
+        summary["answers"] += 1
+        if problem == UNSEALED:
+            summary["answers_without_digest"] += 1
+        elif problem is not None:
+            findings.append(_record_finding(answer, problem))
+    return summary, findings
+
+
+def claim_problems(ledger: Any, submissions: dict[str, tuple[str | None, Any]], enterprise: str | None = None):
+    """Every payment-reference claim (of ``enterprise`` only, when given) with
+    what is wrong with it, or None: it is sealed as :func:`sealed_records`
+    says, and the application it names was given that reference by its
+    submission, in the wallet the claim names (``submissions``: application id
+    -> (enterprise, reference) of every submission stored). A claim whose
+    submission is no longer stored points at a deleted event."""
+    for claim, problem in sealed_records(ledger, PaymentReferenceClaimed):
         if enterprise is not None and claim.get("enterprise_number") != enterprise:
             continue
-        if claim.get("application_id") not in applications:
-            yield claim
+        if problem is None or problem == UNSEALED:  # an unsealed claim is judged on its submission alone
+            problem = _unconfirmed(claim, submissions.get(str(claim.get("application_id"))))
+        yield claim, problem
+
+
+def _unconfirmed(claim: dict[str, Any], submitted: tuple[str | None, Any] | None) -> str | None:
+    if submitted is None:
+        return (
+            f"application {claim.get('application_id')} was given payment reference {claim.get('reference')}, "
+            "but its ApplicationSubmitted event is missing"
+        )
+    enterprise, reference = submitted
+    if enterprise != claim.get("enterprise_number") or _compact(reference) != _compact(claim.get("reference")):
+        return (
+            f"the claim on payment reference {claim.get('reference')} names application "
+            f"{claim.get('application_id')} of {claim.get('enterprise_number')}, but that application "
+            f"was submitted with reference {reference} in the wallet of {enterprise}: the claim was changed"
+        )
+    return None
+
+
+UNSEALED = "it was stored before records carried a digest"
+
+
+def sealed_records(ledger: Any, record_class: type):
+    """Every stored record of ``record_class``, in the order stored, decoded (with
+    its id as ``_id`` and its type as ``_type``), with why its digest does not
+    vouch for it, or None. A record without a digest is :data:`UNSEALED` when
+    stored before the first one of its kind with a digest (records stored
+    before digests existed), and a finding after it: its digest was removed."""
+    sealed_seen = False
+    for notification in notifications(ledger, [stored_topic(record_class)]):
+        record = _decoded(notification)
+        named = {"_id": str(notification.originator_id), "_type": record_class.__name__}
+        if record is None:
+            yield named, "it cannot be read"
+            continue
+        problem = record_problem(
+            notification.originator_id, notification.originator_version, event_type(notification.topic), record
+        )
+        if record.get("digest") is None:
+            problem = (
+                "it carries no digest, though it was stored after records carried one: its digest was removed"
+                if sealed_seen
+                else UNSEALED
+            )
+        else:
+            sealed_seen = True
+        yield record | named, problem
+
+
+def _decoded(notification: Any) -> dict[str, Any] | None:
+    try:
+        content = orjson.loads(notification.state)
+    except orjson.JSONDecodeError:
+        return None
+    return content if isinstance(content, dict) else None
+
+
+def _compact(reference: Any) -> str | None:
+    return compact_payment_reference(reference) if isinstance(reference, str) else None
+
+
+def _record_finding(record: dict[str, Any], problem: str) -> dict[str, Any]:
+    """A record's problem: a claim is named by the wallet it names too; an answer by its key and caller."""
+    if record["_type"] == "IdempotencyRecorded":
+        what = f"idempotency answer {record['_id']} (key {record.get('key')!r} of caller {record.get('scope')!r})"
+        return {"enterprise_number": None, "wallet_id": None, "sequence": None, "problem": f"{what}: {problem}"}
+    enterprise = record.get("enterprise_number")
+    try:
+        aggregate_id: str | None = str(wallet_id(canonical_enterprise_number(enterprise)))
+    except (LedgerError, TypeError, ValueError):
+        enterprise, aggregate_id = None, None
+    what = f"payment-reference claim {record['_id']}"
+    return {
+        "enterprise_number": enterprise,
+        "wallet_id": aggregate_id,
+        "sequence": None,
+        "problem": f"{what}: {problem}",
+    }
 
 
 def wallet_label(rows: list[tuple[int, str, dict[str, Any]]], aggregate_id: UUID) -> str | None:
@@ -135,28 +244,114 @@ def wallet_problems(
     ledger: Any, aggregate_id: UUID, rows: list[tuple[int, str, dict[str, Any]]], heads: Sequence[tuple] = ()
 ) -> list[str]:
     """The problems of one wallet: its chain, its invariants (as ``KmoLedger.verify_wallet``),
-    its latest snapshot and any sealed chain heads."""
-    extra = check_snapshot(ledger, aggregate_id, rows) + check_anchors(rows, heads)
-    return verify_rows(aggregate_id, rows) + extra
+    every snapshot of it and any sealed chain heads."""
+    problems, events = check_rows(aggregate_id, rows)
+    return problems + check_snapshots(ledger, aggregate_id, rows, events) + check_anchors(rows, heads)
 
 
-def check_snapshot(ledger: Any, aggregate_id: UUID, rows: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
-    """The latest snapshot names the hash of the event it was taken at: a history
-    cut short after it, or rewritten under it, disagrees."""
+def check_snapshots(
+    ledger: Any,
+    aggregate_id: UUID,
+    rows: list[tuple[int, str, dict[str, Any]]],
+    events: list[ev.WalletEvent] | None,
+) -> list[str]:
+    """Every snapshot of the wallet, one finding at most each, named by the
+    version it was taken at: the event at that version must be stored with the
+    hash the snapshot names (a history cut short after it, or rewritten under
+    it, disagrees); its state must be a fresh fold of the events up to that
+    version (``events``, in stored order; not judged on a history that cannot
+    be folded, whose problem is named already); and its digest, when it has
+    one (snapshots taken before digests have none), must match its content.
+    Snapshots are read one at a time and folded to in one pass, so a long
+    wallet is checked in the memory of one snapshot."""
     if ledger.snapshots is None:
         return []
-    stored = ledger.snapshots.recorder.select_events(aggregate_id, desc=True, limit=1)
-    if not stored:
-        return []
-    version = stored[0].originator_version
-    expected = (orjson.loads(stored[0].state).get("state") or {}).get("last_hash")
-    stored_hash = next((state.get("hash") for v, _type, state in rows if v == version), None)
-    if stored_hash is None:
-        last = rows[-1][0] if rows else 0
-        return [f"event {version} is missing: a snapshot was taken at version {version}, the last stored is {last}"]
-    if stored_hash != expected:
-        return [f"event {version} differs from the snapshot taken at it: the history was rewritten"]
-    return []
+    hashes = {version: state.get("hash") for version, _type, state in rows}
+    fold = _FoldTo(events)
+    problems = []
+    for snapshot in _snapshots(ledger.snapshots.recorder, aggregate_id):
+        version = snapshot.originator_version
+        try:
+            content = orjson.loads(snapshot.state)
+        except orjson.JSONDecodeError:
+            content = None
+        state = content.get("state") if isinstance(content, dict) else None
+        if not isinstance(content, dict) or not isinstance(state, dict):
+            problems.append(f"event {version}: the snapshot taken at version {version} cannot be read")
+            continue
+        if hashes.get(version) is None:
+            last = rows[-1][0] if rows else 0
+            problems.append(
+                f"event {version} is missing: a snapshot was taken at version {version}, the last stored is {last}"
+            )
+            continue
+        if hashes[version] != state.get("last_hash"):
+            problems.append(f"event {version} differs from the snapshot taken at it: the history was rewritten")
+            continue
+        folded = fold.to(version)
+        if folded is not None and folded != state:
+            problems.append(
+                f"event {version}: the snapshot taken at version {version} differs from a fold of events 1 to "
+                f"{version} ({'; '.join(_differences(state, folded))}): the snapshot was changed"
+            )
+        elif content.get("digest") is not None and content["digest"] != snapshot_digest(
+            aggregate_id, version, str(content.get("topic")), state
+        ):
+            problems.append(
+                f"event {version}: the snapshot taken at version {version} was changed: "
+                "its digest does not match its content"
+            )
+    return problems
+
+
+def _snapshots(recorder: Any, aggregate_id: UUID):
+    """The wallet's stored snapshots, oldest first, one row in memory at a time."""
+    after = None
+    while batch := recorder.select_events(aggregate_id, gt=after, limit=1):
+        yield batch[0]
+        after = batch[0].originator_version
+
+
+class _FoldTo:
+    """The wallet's events folded through the one fold in stored order (as the
+    wallet is loaded), forward only: :meth:`to` a version gives the state there
+    as a snapshot stores it, or None when the events cannot be folded that far
+    (a hole, or an event that cannot apply: both named by the chain and
+    invariant checks)."""
+
+    def __init__(self, events: list[ev.WalletEvent] | None):
+        self.steps = replay_steps(events) if events else None
+        self.version = 0
+        self.state: Any = None
+
+    def to(self, version: int) -> dict[str, Any] | None:
+        try:
+            while self.steps is not None and self.version < version:
+                event, self.state = next(self.steps)
+                self.version = event.originator_version
+        except Exception:  # StopIteration, or an event that cannot apply
+            self.steps = None
+        if self.version != version or self.state is None:
+            return None
+        return self.state.model_dump(mode="json")
+
+
+def _differences(stored: Any, folded: Any, path: str = "", limit: int = 3) -> list[str]:
+    """Where a snapshot's state and the fold differ: up to ``limit`` paths with both values."""
+    if isinstance(stored, dict) and isinstance(folded, dict):
+        found: list[str] = []
+        for key in sorted(set(stored) | set(folded), key=str):
+            if stored.get(key) != folded.get(key):
+                found += _differences(stored.get(key), folded.get(key), f"{path}.{key}" if path else str(key))
+            if len(found) >= limit:
+                break
+        return found[:limit]
+    return [f"{path or 'state'}: {_short(stored)} in the snapshot, {_short(folded)} folded"]
+
+
+def _short(value: Any) -> str:
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def check_anchors(rows: list[tuple[int, str, dict[str, Any]]], heads: Sequence[tuple]) -> list[str]:

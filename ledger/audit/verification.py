@@ -201,9 +201,18 @@ def check_invariants(events: Sequence[ev.WalletEvent]) -> list[str]:
 def verify_rows(aggregate_id: UUID, rows: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
     """A wallet's stored rows checked: the chain, then (on a history without holes)
     every invariant on every business date."""
+    return check_rows(aggregate_id, rows)[0]
+
+
+def check_rows(
+    aggregate_id: UUID, rows: list[tuple[int, str, dict[str, Any]]]
+) -> tuple[list[str], list[ev.WalletEvent] | None]:
+    """:func:`verify_rows`'s findings, and the events read from the rows in stored
+    order (None when the history has a hole or a row cannot be read: nothing can
+    be folded from it)."""
     problems = check_chain(rows, aggregate_id)
     if any("missing" in p for p in problems):
-        return problems  # the invariants cannot be judged on a history with a hole
+        return problems, None  # the invariants cannot be judged on a history with a hole
     events = []
     for version, type_name, state in rows:
         try:
@@ -214,5 +223,5 @@ def verify_rows(aggregate_id: UUID, rows: list[tuple[int, str, dict[str, Any]]])
             )
         except Exception as error:  # an unreadable stored event is itself a finding
             problems.append(f"event {version} ({type_name}) cannot be read: {str(error).splitlines()[0]}")
-            return problems
-    return problems + check_invariants(events)
+            return problems, None
+    return problems + check_invariants(events), events

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import orjson
+import pytest
 from freezegun import freeze_time
 
-from tests.api.conftest import Api, running
+from ledger.storage.records import idempotency_id
+from tests.api.conftest import Api, key_id_of, running
 from tests.conftest import ENTERPRISE
+from tests.scenarios.test_trusted_state import StoredRows
 
 
 def test_a_retry_returns_the_first_answer_and_records_nothing_new(api_on_every_store: Api):
@@ -110,3 +114,49 @@ def test_the_deadline_run_answers_a_retry_with_its_first_answer(api: Api):
 def test_a_malformed_idempotency_key_is_a_422(api: Api):
     response = api.post("/deadlines/run", Idempotency_Key="x" * 201)
     assert response.status_code == 422 and response.json()["code"] == "validation_error"
+
+
+def unseal(content: dict) -> None:
+    content.pop("digest")
+
+
+def flip_amount(content: dict) -> None:
+    """One bit of the stored answer flipped: "1000.00" ("1" is 0x31) becomes "9000.00" (0x39)."""
+    stored = orjson.dumps(content)
+    assert stored.count(b'"amount":"1000.00"') == 1
+    content.clear()
+    content.update(orjson.loads(stored.replace(b'"amount":"1000.00"', b'"amount":"9000.00"')))
+
+
+@pytest.mark.parametrize("damage", [flip_amount, unseal], ids=["flipped-bit", "stored-before-digests"])
+def test_a_stored_answer_that_fails_its_check_is_not_replayed_and_nothing_is_done(
+    api_on_every_store: Api, database_url: str, damage
+):
+    """The first request may have taken effect, so running it again could pay twice, and
+    its stored answer cannot be trusted: the retry is refused and the caller reads the state."""
+    api = api_on_every_store
+    with freeze_time("2026-03-02 09:00:00"):
+        api.open_wallet()
+        application = api.submit(date(2026, 3, 16))
+        api.fund(application, date(2026, 3, 2))
+        first = api.act(application, "payout-orders", {"amount": "1000.00"}, Idempotency_Key="order-1")
+        StoredRows(database_url, "events").edit(idempotency_id(key_id_of("back-office"), "order-1"), 1, damage)
+        retry = api.act(application, "payout-orders", {"amount": "1000.00"}, Idempotency_Key="order-1")
+    assert first.status_code == 201
+    assert retry.status_code == 422 and "idempotent-replayed" not in retry.headers
+    assert retry.json()["code"] == "record_unverifiable" and "nothing was done" in retry.json()["detail"]
+    assert api.events().count("PayoutOrdered") == 1
+
+
+def test_the_deadline_run_does_not_replay_a_changed_answer(api: Api, sqlite_url: str):
+    with freeze_time("2026-03-02 09:00:00"):
+        api.open_wallet()
+        api.submit(date(2026, 3, 16))
+    with freeze_time("2026-03-20 09:00:00"):
+        first = api.post("/deadlines/run", Idempotency_Key="run-1")
+        record = idempotency_id(key_id_of("back-office"), "run-1")
+        StoredRows(sqlite_url, "events").edit(record, 1, lambda answer: answer["body"].update(lapsed=[]))
+        retry = api.post("/deadlines/run", Idempotency_Key="run-1")
+    assert first.status_code == 200 and first.json()["lapsed"]
+    assert retry.status_code == 422 and retry.json()["code"] == "record_unverifiable"
+    assert api.events().count("ApplicationLapsed") == 1

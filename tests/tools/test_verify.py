@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from uuid import UUID
 
 import orjson
 import pytest
@@ -12,10 +13,14 @@ from freezegun import freeze_time
 
 from ledger.domain.commands import FileSmeFigures
 from ledger.domain.events import chain_hash
-from ledger.domain.identifiers import wallet_id
+from ledger.domain.identifiers import compact_payment_reference, wallet_id
+from ledger.idempotency import Idempotency
+from ledger.storage.records import idempotency_id, reference_id
+from ledger.storage.snapshots import snapshot_digest
 from scripts import export, verify
 from tests.conftest import BACK_OFFICE, ENTERPRISE, OTHER_ENTERPRISE
 from tests.scenarios.helpers import Story
+from tests.scenarios.test_trusted_state import StoredRows, hold, long_wallet
 from tests.tools.helpers import StoredEvents, Tools
 
 WALLET = wallet_id(ENTERPRISE)
@@ -174,3 +179,110 @@ def test_a_read_model_that_drifted_from_the_events_is_reported(tools, two_wallet
     code, report = findings(tools)
     assert code == 1 and report["projections"]["differences"]
     assert all(p["problem"].startswith("projections: ") for p in report["problems"])
+
+
+# ---------------------------------------------------------------- stored state beside the events
+
+
+def sealed_answer(ledger, key: str = "figures-1") -> UUID:
+    """File SME figures with an Idempotency-Key: its first answer is stored as a record."""
+    figures = FileSmeFigures(year=2025, sme={"fte": 10, "turnover": "1000000.00", "balance_total": "500000.00"})
+    answer = Idempotency("bo-test", key, "fingerprint", lambda wallet: (200, {"version": wallet.version}))
+    with freeze_time("2026-03-02 09:00:00"):
+        ledger.file_sme_figures(ENTERPRISE, figures, BACK_OFFICE, idempotency=answer)
+    return idempotency_id("bo-test", key)
+
+
+def test_an_edited_snapshot_is_named_by_wallet_and_version(tools, ledger):
+    application_id = long_wallet(ledger)
+    StoredRows(tools.database_url, "snapshots").edit(WALLET, 100, hold("70000.00", "30000.00", application_id))
+    code, report = findings(tools)
+    assert code == 1 and named(report) == {(ENTERPRISE, 100)}
+    (problem,) = report["problems"]
+    assert "the snapshot taken at version 100 differs from a fold of events 1 to 100" in problem["problem"]
+    assert '"70000.00" in the snapshot, "700.00" folded' in problem["problem"]
+    human = tools.run(verify.main)
+    assert human.code == 1 and ENTERPRISE in human.out and "snapshot" in human.out
+
+
+def test_every_snapshot_is_compared_with_a_fold_not_only_the_latest(tools, ledger):
+    """A forger who also recomputes the digest passes the cheap check of a load; not the fold."""
+    application_id = long_wallet(ledger, events=205)
+    change = hold("70000.00", "30000.00", application_id)
+
+    def forged(snapshot: dict) -> None:
+        change(snapshot)
+        snapshot["digest"] = snapshot_digest(WALLET, 100, snapshot["topic"], snapshot["state"])
+
+    StoredRows(tools.database_url, "snapshots").edit(WALLET, 100, forged)
+    code, report = findings(tools)
+    assert code == 1 and named(report) == {(ENTERPRISE, 100)}
+    assert "differs from a fold" in report["problems"][0]["problem"]
+
+
+def test_a_snapshot_whose_digest_alone_was_changed_is_named(tools, ledger):
+    long_wallet(ledger)
+    StoredRows(tools.database_url, "snapshots").edit(WALLET, 100, lambda snapshot: snapshot.update(digest="0" * 64))
+    code, report = findings(tools)
+    assert code == 1 and named(report) == {(ENTERPRISE, 100)}
+    assert "its digest does not match its content" in report["problems"][0]["problem"]
+
+
+def test_a_snapshot_without_a_digest_that_equals_the_fold_is_no_finding(tools, ledger):
+    long_wallet(ledger)
+    StoredRows(tools.database_url, "snapshots").edit(WALLET, 100, lambda snapshot: snapshot.pop("digest"))
+    code, report = findings(tools)
+    assert code == 0 and report["problems"] == []
+
+
+def test_a_flipped_bit_in_a_stored_idempotency_answer_is_named(tools, two_wallets, ledger):
+    answer = sealed_answer(ledger)
+    stored = StoredEvents(tools.database_url)
+    state = stored.state(answer, 1)
+    assert b'"body":{"version":8}' in state
+    stored.update(answer, 1, state.replace(b'"version":8', b'"version":0'))  # "8" is 0x38, "0" is 0x30
+    code, report = findings(tools)
+    assert code == 1 and report["records"]["answers"] == 1
+    (problem,) = report["problems"]
+    assert str(answer) in problem["problem"] and "'figures-1'" in problem["problem"]
+    assert "its digest does not match its content" in problem["problem"]
+
+
+def test_an_answer_stored_before_digests_is_counted_and_one_whose_digest_was_removed_is_named(
+    tools, two_wallets, ledger
+):
+    """Answers stored before digests existed come first in the log; one without
+    a digest after a sealed one had it removed."""
+    older, _sealed, newer = (sealed_answer(ledger, f"figures-{n}") for n in range(3))
+    stored = StoredEvents(tools.database_url)
+
+    def unseal(answer: UUID) -> None:
+        content = orjson.loads(stored.state(answer, 1))
+        stored.update(answer, 1, orjson.dumps({k: v for k, v in content.items() if k != "digest"}))
+
+    unseal(older)
+    code, report = findings(tools)
+    assert code == 0 and report["records"]["answers_without_digest"] == 1
+    unseal(newer)
+    code, report = findings(tools)
+    assert code == 1 and [str(newer) in p["problem"] for p in report["problems"]] == [True]
+    assert "its digest was removed" in report["problems"][0]["problem"]
+
+
+def test_a_payment_reference_claim_changed_in_the_store_is_named(tools, two_wallets, ledger):
+    application_id = next(iter(ledger.get_wallet(ENTERPRISE).state.applications))
+    reference = ledger.application_summary(ENTERPRISE, application_id)["payment_reference"]
+    claim = reference_id(compact_payment_reference(reference) or "")
+    stored = StoredEvents(tools.database_url)
+    original = orjson.loads(stored.state(claim, 1))
+    stored.update(claim, 1, orjson.dumps(original | {"enterprise_number": OTHER_ENTERPRISE}))
+    code, report = findings(tools)
+    assert code == 1 and any(str(claim) in p["problem"] and "digest" in p["problem"] for p in report["problems"])
+    # stored before claims carried a digest, the claim is still checked against its submission
+    forged = {k: v for k, v in original.items() if k != "digest"} | {"enterprise_number": OTHER_ENTERPRISE}
+    stored.update(claim, 1, orjson.dumps(forged))
+    code, report = findings(tools)
+    assert code == 1 and any("the claim was changed" in p["problem"] for p in report["problems"])
+    stored.update(claim, 1, orjson.dumps({k: v for k, v in original.items() if k != "digest"}))
+    code, report = findings(tools)
+    assert code == 0 and report["records"]["claims"] == 2
