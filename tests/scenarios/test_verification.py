@@ -38,6 +38,20 @@ def forge(ledger: KmoLedger, event_class: type[ev.WalletEvent], on: date, **fiel
     return event
 
 
+def forge_deposit(ledger: KmoLedger, application_id: str, on: date, deposit_legs: tuple[Leg, ...]) -> None:
+    """A sealed own-share deposit of 7,000.00 on ``on`` with the given legs."""
+    forge(
+        ledger,
+        ev.OwnShareDeposited,
+        on,
+        application_id=application_id,
+        amount=700_000,
+        value_date=on,
+        payment_reference="+++000/0000/00097+++",
+        legs=deposit_legs,
+    )
+
+
 def legs(*moves: tuple[str, str, int]) -> tuple[Leg, ...]:
     return tuple(
         leg
@@ -56,16 +70,7 @@ def submitted(ledger: KmoLedger) -> tuple[KmoLedger, str]:
 
 def test_a_lapse_dated_before_a_late_deposit_shows_the_negative_balance_of_its_date(submitted):
     ledger, application_id = submitted
-    forge(
-        ledger,
-        ev.OwnShareDeposited,
-        date(2026, 3, 19),
-        application_id=application_id,
-        amount=700_000,
-        value_date=date(2026, 3, 19),
-        payment_reference="+++000/0000/00097+++",
-        legs=legs(("enterprise", "held_own_share", 700_000)),
-    )
+    forge_deposit(ledger, application_id, date(2026, 3, 19), legs(("enterprise", "held_own_share", 700_000)))
     forge(
         ledger,
         ev.ApplicationLapsed,
@@ -94,16 +99,8 @@ def test_a_lapse_dated_before_a_late_deposit_shows_the_negative_balance_of_its_d
 
 def test_legs_that_do_not_balance_are_named(submitted):
     ledger, application_id = submitted
-    forge(
-        ledger,
-        ev.OwnShareDeposited,
-        date(2026, 3, 5),
-        application_id=application_id,
-        amount=700_000,
-        value_date=date(2026, 3, 5),
-        payment_reference="+++000/0000/00097+++",
-        legs=(Leg(account="enterprise", amount=-700_000), Leg(account="held_own_share", amount=710_000)),
-    )
+    unbalanced = (Leg(account="enterprise", amount=-700_000), Leg(account="held_own_share", amount=710_000))
+    forge_deposit(ledger, application_id, date(2026, 3, 5), unbalanced)
     problems = ledger.verify_wallet(ENTERPRISE)
     prefix = f"event 3 (OwnShareDeposited): wallet {ENTERPRISE}, application {application_id}, as of 2026-03-05: "
     assert prefix + f"{v.LEGS_BALANCE}: they do not" in problems

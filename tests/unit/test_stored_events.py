@@ -13,16 +13,17 @@ from ledger.domain.wallet import Wallet
 from tests.conftest import BACK_OFFICE, ENTERPRISE, sme
 
 
+def new_wallet(now: datetime) -> Wallet:
+    """A new wallet of a small bakery, not yet saved."""
+    command = c.OpenWallet(enterprise_number=ENTERPRISE, name="Bakkerij", sme=sme())
+    return Wallet.open(wallet_id(ENTERPRISE), command, BACK_OFFICE, now)
+
+
 def test_a_stored_event_holds_every_field_and_reads_back_equal():
     ledger = KmoLedger("memory://")
     try:
         now = datetime(2026, 3, 2, 9, tzinfo=UTC)
-        wallet = Wallet.open(
-            wallet_id(ENTERPRISE),
-            c.OpenWallet(enterprise_number=ENTERPRISE, name="Bakkerij", sme=sme()),
-            BACK_OFFICE,
-            now,
-        )
+        wallet = new_wallet(now)
         wallet.file_sme_figures(c.FileSmeFigures(year=2025, sme=sme()), BACK_OFFICE, now)
         for event in wallet.pending_events:
             stored = ledger.mapper.to_stored_event(event)
@@ -40,12 +41,7 @@ def test_stored_topics_keep_the_names_rows_were_first_stored_under(sqlite_url):
     ledger = KmoLedger(sqlite_url)
     try:
         now = datetime(2026, 3, 2, 9, tzinfo=UTC)
-        wallet = Wallet.open(
-            wallet_id(ENTERPRISE),
-            c.OpenWallet(enterprise_number=ENTERPRISE, name="Bakkerij", sme=sme()),
-            BACK_OFFICE,
-            now,
-        )
+        wallet = new_wallet(now)
         [opened] = wallet.pending_events
         assert ledger.mapper.to_stored_event(opened).topic == "ledger.events:WalletOpened"
         # a row stored before the domain moved to ledger/domain/ still reads back
