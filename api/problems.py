@@ -31,6 +31,7 @@ STATUS_BY_CODE = {
     "payload_too_large": 413,
     "internal_error": 500,
     "read_models_unavailable": 503,
+    "store_busy": 503,
 }
 """Every other code (validation errors and refusals by a rule) is a 422."""
 
@@ -44,7 +45,7 @@ TITLES = {
     413: "The request body is too large",
     422: "The request is not valid",
     500: "Internal error",
-    503: "The read models are unavailable",
+    503: "The ledger cannot answer now",
 }
 
 

@@ -108,6 +108,14 @@ class NotFound(LedgerError):
     title = "Not found"
 
 
+class StoreBusy(LedgerError):
+    """The event store stayed locked by another writer longer than the ledger
+    waits for it (``POSTGRES_LOCK_TIMEOUT``); the command recorded nothing."""
+
+    code = "store_busy"
+    title = "The ledger is busy"
+
+
 class Conflict(LedgerError):
     """Concurrent writers kept colliding; the command recorded nothing."""
 

@@ -17,14 +17,28 @@ library's lock-free ``es_insert_events_uuid`` that the library recreates.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
 import psycopg
-from eventsourcing.persistence import AggregateRecorder, ApplicationRecorder
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from psycopg.sql import SQL, Identifier
+
+from ledger.domain.errors import StoreBusy
+
+log = logging.getLogger("kmo_ledger.storage")
+INSERT_ATTEMPTS = 3
+"""Tries of an insert that lost its connection; a lock timeout is not tried again."""
+_insert_once = PostgresApplicationRecorder.insert_events.__wrapped__  # the library's insert without its 10 tries
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -59,6 +73,27 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.sql_create_statements[self.create_insert_function_statement_index] = (
             self.sql_create_pg_function_insert_events
         )
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """The library's insert, with a bounded wait: the table lock is waited for
+        once (``lock_timeout``), then the command is refused ``store_busy``; a lost
+        connection is tried again a few times, not ten."""
+        for attempt in range(1, INSERT_ATTEMPTS + 1):
+            try:
+                return cast(Sequence[int] | None, _insert_once(self, stored_events, **kwargs))
+            except OperationalError as error:
+                if isinstance(error.__cause__, psycopg.errors.LockNotAvailable):
+                    log.warning("the event table stayed locked for %s s: command refused", self.datastore.lock_timeout)
+                    raise StoreBusy(
+                        f"another writer held the ledger's event table for {self.datastore.lock_timeout} s; "
+                        "nothing was recorded, try again"
+                    ) from None
+                if attempt == INSERT_ATTEMPTS:
+                    raise
+            except InterfaceError:
+                if attempt == INSERT_ATTEMPTS:
+                    raise
+        return None
 
 
 CREATION_LOCK = 0x6B6D6F2D6C656467  # "kmo-ledg": the advisory lock of table creation
