@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -15,13 +16,18 @@ from tests.conftest import ENTERPRISE
 from tests.scenarios.test_trusted_state import StoredRows
 
 
+def funded_and_ordered(api: Api) -> tuple[dict, Any]:
+    """A funded application of a new wallet and the answer to its payout order under key order-1."""
+    api.open_wallet()
+    application = api.submit(date(2026, 3, 16))
+    api.fund(application, date(2026, 3, 2))
+    return application, api.act(application, "payout-orders", {"amount": "1000.00"}, Idempotency_Key="order-1")
+
+
 def test_a_retry_returns_the_first_answer_and_records_nothing_new(api_on_every_store: Api):
     api = api_on_every_store
     with freeze_time("2026-03-02 09:00:00"):
-        api.open_wallet()
-        application = api.submit(date(2026, 3, 16))
-        api.fund(application, date(2026, 3, 2))
-        first = api.act(application, "payout-orders", {"amount": "1000.00"}, Idempotency_Key="order-1")
+        application, first = funded_and_ordered(api)
         retry = api.act(application, "payout-orders", {"amount": 1000}, Idempotency_Key="order-1")
     assert first.status_code == retry.status_code == 201
     assert retry.json() == first.json()
@@ -136,10 +142,7 @@ def test_a_stored_answer_that_fails_its_check_is_not_replayed_and_nothing_is_don
     its stored answer cannot be trusted: the retry is refused and the caller reads the state."""
     api = api_on_every_store
     with freeze_time("2026-03-02 09:00:00"):
-        api.open_wallet()
-        application = api.submit(date(2026, 3, 16))
-        api.fund(application, date(2026, 3, 2))
-        first = api.act(application, "payout-orders", {"amount": "1000.00"}, Idempotency_Key="order-1")
+        application, first = funded_and_ordered(api)
         StoredRows(database_url, "events").edit(idempotency_id(key_id_of("back-office"), "order-1"), 1, damage)
         retry = api.act(application, "payout-orders", {"amount": "1000.00"}, Idempotency_Key="order-1")
     assert first.status_code == 201

@@ -52,6 +52,20 @@ def forge_deposit(ledger: KmoLedger, application_id: str, on: date, deposit_legs
     )
 
 
+def forge_lapse(ledger: KmoLedger, application_id: str, lapse_legs: tuple[Leg, ...]) -> None:
+    """A sealed lapse of the provider's answer, dated 17 March 2026, with the given legs."""
+    forge(
+        ledger,
+        ev.ApplicationLapsed,
+        date(2026, 3, 17),
+        application_id=application_id,
+        rule="provider_answer",
+        deadline=date(2026, 3, 16),
+        ceiling_freed=300_000,
+        legs=lapse_legs,
+    )
+
+
 def legs(*moves: tuple[str, str, int]) -> tuple[Leg, ...]:
     return tuple(
         leg
@@ -71,16 +85,7 @@ def submitted(ledger: KmoLedger) -> tuple[KmoLedger, str]:
 def test_a_lapse_dated_before_a_late_deposit_shows_the_negative_balance_of_its_date(submitted):
     ledger, application_id = submitted
     forge_deposit(ledger, application_id, date(2026, 3, 19), legs(("enterprise", "held_own_share", 700_000)))
-    forge(
-        ledger,
-        ev.ApplicationLapsed,
-        date(2026, 3, 17),
-        application_id=application_id,
-        rule="provider_answer",
-        deadline=date(2026, 3, 16),
-        ceiling_freed=300_000,
-        legs=legs(("held_own_share", "due_enterprise", 700_000)),
-    )
+    forge_lapse(ledger, application_id, legs(("held_own_share", "due_enterprise", 700_000)))
     problems = ledger.verify_wallet(ENTERPRISE)
     assert any(
         p.startswith(
@@ -172,16 +177,7 @@ def test_the_command_line_verify_fails_on_a_copy_of_a_store_with_a_forged_event(
     copy = tmp_path / "copy.db"
     shutil.copy(original, copy)
     forged = KmoLedger(f"sqlite:///{copy}")
-    forge(
-        forged,
-        ev.ApplicationLapsed,
-        date(2026, 3, 17),
-        application_id=application_id,
-        rule="provider_answer",
-        deadline=date(2026, 3, 16),
-        ceiling_freed=300_000,
-        legs=legs(("held_own_share", "due_enterprise", 1)),
-    )
+    forge_lapse(forged, application_id, legs(("held_own_share", "due_enterprise", 1)))
     forged.close()
     from scripts.verify import main
 
