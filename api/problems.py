@@ -32,6 +32,7 @@ STATUS_BY_CODE = {
     "internal_error": 500,
     "read_models_unavailable": 503,
     "store_busy": 503,
+    "store_unavailable": 503,
 }
 """Every other code (validation errors and refusals by a rule) is a 422."""
 

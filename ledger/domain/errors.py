@@ -116,6 +116,14 @@ class StoreBusy(LedgerError):
     title = "The ledger is busy"
 
 
+class StoreUnavailable(LedgerError):
+    """No connection to the event store came free within the ledger's wait
+    (the server refused or did not answer); the command recorded nothing."""
+
+    code = "store_unavailable"
+    title = "The ledger's store cannot be reached"
+
+
 class Conflict(LedgerError):
     """Concurrent writers kept colliding; the command recorded nothing."""
 
