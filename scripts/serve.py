@@ -19,6 +19,9 @@ import sys
 from pydantic import ValidationError
 
 from api.settings import ROLES, Settings, SettingsError, ensure_keys_file
+from api.transport import TransportLimits
+from ledger.build import build_ledger
+from ledger.domain.errors import LedgerError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         keys = settings.load_keys()
         if args.workers > 1 and _in_memory(settings.database_url):
             raise SettingsError("a store in memory belongs to one process: serve it with --workers 1")
+        TransportLimits()
+        _open_store(settings)
     except (SettingsError, ValidationError) as error:
-        reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else str(error)
+        reason = _first_error(error) if isinstance(error, ValidationError) else str(error)
         print(f"kmo-ledger serve: {reason}", file=sys.stderr)
         return 2
     roles = sorted({key.role for key in keys.values()}, key=ROLES.index)
@@ -78,16 +83,46 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from api import create_app
+    from api.transport import PROTOCOL, LimitedProtocol
 
     if args.workers == 1:
         # the factory itself, not an import string: a folder named "api" in the
         # working directory must not shadow the package
-        uvicorn.run(create_app, factory=True, host=args.host, port=args.port)
+        uvicorn.run(create_app, factory=True, host=args.host, port=args.port, http=LimitedProtocol)
     else:
         # each worker process imports the factory (uvicorn puts no working
         # directory on the path for it: no app_dir is given)
-        uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers)
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            http=PROTOCOL,
+        )
     return 0
+
+
+def _open_store(settings: Settings) -> None:
+    """Open the store once before serving (creating its tables, and on
+    PostgreSQL its schema, if missing), so a store that cannot be used stops
+    the server with one line instead of a trace from every worker."""
+    if _in_memory(settings.database_url):
+        return
+    try:
+        build_ledger(settings).close()
+    except LedgerError as error:
+        raise SettingsError(f"cannot open the store: {error.detail}") from None
+    except Exception as error:  # the library's or the driver's own error: its first line
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SettingsError(f"cannot open the store: {reason}") from None
+
+
+def _first_error(error: ValidationError) -> str:
+    """The first problem, named by its environment variable."""
+    first = error.errors()[0]
+    where = "_".join(str(part) for part in first["loc"]).upper()
+    return f"KMO_LEDGER_{where}: {first['msg']}" if where else first["msg"]
 
 
 def _in_memory(database_url: str) -> bool:

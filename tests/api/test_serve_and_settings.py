@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
 from api import create_app
 from api.settings import Settings, SettingsError
+from api.transport import PROTOCOL, LimitedProtocol
 from scripts import serve
+from scripts.local_server import free_port
 from tests.api.conftest import Api
 
 
@@ -46,18 +50,26 @@ def test_serve_creates_a_keys_file_with_one_key_per_role_and_says_where(fresh_fo
     assert all(len(secret) >= 32 for secret in keys)
     assert keys_file.stat().st_mode & 0o077 == 0
     assert f"created {keys_file}" in capsys.readouterr().out
-    assert fake_uvicorn.calls == [((create_app,), {"factory": True, "host": "0.0.0.0", "port": 8123})]
+    assert fake_uvicorn.calls == [
+        ((create_app,), {"factory": True, "host": "0.0.0.0", "port": 8123, "http": LimitedProtocol})
+    ]
 
     assert serve.main([]) == 0
     assert json.loads(keys_file.read_text()) == keys
     assert f"using {keys_file}" in capsys.readouterr().out
-    assert fake_uvicorn.calls[-1] == ((create_app,), {"factory": True, "host": "127.0.0.1", "port": 8000})
+    assert fake_uvicorn.calls[-1] == (
+        (create_app,),
+        {"factory": True, "host": "127.0.0.1", "port": 8000, "http": LimitedProtocol},
+    )
 
 
 def test_serve_with_workers_has_each_process_build_the_app_from_its_factory(fresh_folder, fake_uvicorn):
     assert serve.main(["--workers", "2"]) == 0
     assert fake_uvicorn.calls == [
-        (("api.app:create_app",), {"factory": True, "host": "127.0.0.1", "port": 8000, "workers": 2})
+        (
+            ("api.app:create_app",),
+            {"factory": True, "host": "127.0.0.1", "port": 8000, "workers": 2, "http": PROTOCOL},
+        )
     ]
 
 
@@ -86,6 +98,59 @@ def test_serve_refuses_a_configured_keys_file_that_is_missing(fresh_folder, fake
     assert serve.main([]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert fake_uvicorn.calls == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("KMO_LEDGER_HEADER_TIMEOUT", "0", "Input should be greater than 0"),
+        ("KMO_LEDGER_BODY_TIMEOUT", "soon", "Input should be a valid number, unable to parse string as a number"),
+        ("KMO_LEDGER_MAX_CONNECTIONS", "0", "Input should be greater than or equal to 1"),
+    ],
+)
+def test_serve_refuses_a_bad_transport_limit_in_one_line(
+    fresh_folder, fake_uvicorn, capsys, monkeypatch, variable, value, says
+):
+    monkeypatch.setenv(variable, value)
+    assert serve.main([]) == 2
+    assert capsys.readouterr().err == f"kmo-ledger serve: {variable}: {says}\n"
+    assert fake_uvicorn.calls == []
+
+
+def test_serve_stops_in_one_line_when_the_store_cannot_be_reached(fresh_folder, fake_uvicorn, capsys, monkeypatch):
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("KMO_LEDGER_DATABASE_URL", f"postgresql://postgres@127.0.0.1:{port}/test")
+    assert serve.main([]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("kmo-ledger serve: cannot open the store: ") and error.count("\n") == 1
+    assert f"127.0.0.1:{port}" in error or "connect" in error
+    assert fake_uvicorn.calls == []
+
+
+def test_serve_stops_in_one_line_on_a_store_url_it_cannot_use(fresh_folder, fake_uvicorn, capsys, monkeypatch):
+    monkeypatch.setenv("KMO_LEDGER_DATABASE_URL", "mysql://root@127.0.0.1/ledger")
+    assert serve.main([]) == 2
+    assert capsys.readouterr().err.startswith("kmo-ledger serve: cannot open the store: unsupported database URL")
+    assert fake_uvicorn.calls == []
+
+
+@pytest.mark.postgres
+def test_serve_creates_a_missing_postgresql_schema_before_serving(
+    fresh_folder, fake_uvicorn, capsys, monkeypatch, postgres_server
+):
+    postgres_url = postgres_server.split("?")[0]
+    schema = f"kmo_serve_{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("KMO_LEDGER_DATABASE_URL", f"{postgres_url}?schema={schema}")
+    try:
+        assert serve.main([]) == 0, capsys.readouterr().err
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            tables = connection.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (schema,)
+            ).fetchone()
+        assert tables is not None and tables[0] > 0
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def test_the_app_reads_the_environment_when_it_is_built(fresh_folder, keys_file, monkeypatch):
