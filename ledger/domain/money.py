@@ -6,7 +6,8 @@ stored events an amount is a string with two decimals (``"2500.00"``).
 
 from __future__ import annotations
 
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+import re
+from decimal import ROUND_FLOOR, Decimal
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
@@ -16,20 +17,30 @@ from ledger.domain.errors import ValidationFailed
 CENT = Decimal("0.01")
 
 
-def parse_euro(value: Any, field: str = "amount") -> int:
-    """Parse a euro amount (string, int or Decimal; at most two decimals) into cents.
+EURO_TEXT = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?", re.ASCII)
+"""A euro amount written out (API.md): ASCII digits, then optionally a point
+and one or two decimals; no sign, exponent, underscore, space or other digits."""
 
-    Refuses negatives, NaN, infinities, floats with more than two decimals and
-    anything that is not a number.
+
+def parse_euro(value: Any, field: str = "amount") -> int:
+    """Parse a euro amount into cents: a string spelt as :data:`EURO_TEXT`, or
+    a finite int, float or Decimal, not negative, with at most two decimals.
+
+    ``Decimal()`` alone would also take ``"1_000"``, ``"1e3"``, ``"+1000"``,
+    ``" 1000"`` and other scripts' digits (``"١٠٠٠"``); none of them is money here.
     """
     if isinstance(value, bool):
         raise ValidationFailed(f"{field}: a euro amount is expected, not a boolean")
-    if isinstance(value, float):
-        value = repr(value)
-    try:
-        amount = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise ValidationFailed(f"{field}: {value!r} is not a euro amount") from None
+    if isinstance(value, str):
+        if len(value) > 40 or not EURO_TEXT.fullmatch(value):
+            raise ValidationFailed(f"{field}: {value[:40]!r} is not a euro amount (digits, at most two decimals)")
+        amount = Decimal(value)
+    elif isinstance(value, (int, Decimal)):
+        amount = Decimal(value)
+    elif isinstance(value, float):
+        amount = Decimal(repr(value))
+    else:
+        raise ValidationFailed(f"{field}: a euro amount is expected")
     if not amount.is_finite():
         raise ValidationFailed(f"{field}: {value!r} is not a finite euro amount")
     if amount < 0:

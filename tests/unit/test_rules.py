@@ -282,7 +282,12 @@ def test_payment_references_are_valid_structured_references():
     assert compact_payment_reference("+++123/4567/89003+++") is None
 
 
-@pytest.mark.parametrize("value", ["1.001", "-1.00", "NaN", "Infinity", "abc", True])
+@pytest.mark.parametrize(
+    "value",
+    ["1.001", "-1.00", "NaN", "Infinity", "abc", True, None, [1]]
+    # Decimal() takes each of these; a Python caller (a script, the reconciler) must not
+    + ["1_000", "\u0661\u0660\u0660\u0660", "\uff11\uff10\uff10\uff10", "1e3", "+1000", " 1000", "1000.0000", "1000."],
+)
 def test_money_refuses_more_than_cents_negatives_and_non_numbers(value):
     with pytest.raises(ValidationFailed):
         parse_euro(value)
