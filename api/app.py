@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from api.gate import Gate
 from api.problems import MEDIA_TYPE, install_handlers
 from api.reads import ReadModels
-from api.routers import applications, operations, wallets
+from api.routers import applications, health, operations, wallets
 from api.settings import Settings
 from ledger.application import KmoLedger
 from ledger.build import build_ledger
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
     # scan of its routes on every request
     for router in (applications.router, wallets.router, operations.router):
         app.include_router(router, prefix="/v1")
+    app.include_router(health.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -21,7 +21,7 @@ from api.problems import ReadModelsUnavailable
 from ledger.application import KmoLedger
 from ledger.domain.clock import brussels_date
 from ledger.domain.errors import ValidationFailed
-from projections import Projector, Queries
+from projections import Projector, Queries, ReadModelsStuck
 from projections.schema import SchemaOutdated
 from projections.store import Target
 
@@ -49,6 +49,8 @@ class ReadModels:
         self._views: Queries | None = None
         self._opening = threading.Lock()
         self._one_reader: Any = nullcontext()
+        self.stuck: ReadModelsStuck | None = None
+        """Why the last catch-up stopped, until one gets through (for readiness)."""
 
     @property
     def projector(self) -> Projector:
@@ -63,13 +65,21 @@ class ReadModels:
             if projector.position < high:  # another runner may be ahead: catch_up then only reads its position
                 try:
                     projector.catch_up()
-                except Exception as error:
-                    stuck = projector.position
-                    log.exception("the read models are stuck after notification %d of %d", stuck, high)
+                except ReadModelsStuck as stuck:
+                    self.stuck = stuck
+                    log.error("%s", stuck)
                     raise ReadModelsUnavailable(
-                        f"the read models are stuck after notification {stuck} of {high}; "
+                        f"the read models are stuck after notification {stuck.notification_id - 1} of {high}: "
+                        f"they cannot apply notification {stuck.notification_id} ({stuck.event_type}); "
+                        "reads of one wallet still answer"
+                    ) from stuck
+                except Exception as error:
+                    log.exception("the read models cannot catch up from notification %d", projector.position)
+                    raise ReadModelsUnavailable(
+                        f"the read models cannot catch up from notification {projector.position} of {high}; "
                         "reads of one wallet still answer"
                     ) from error
+                self.stuck = None
             return query(views)
 
     def _open(self) -> tuple[Projector, Queries]:

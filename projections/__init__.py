@@ -14,9 +14,10 @@ As a worker: ``python -m projections.worker``; from scratch:
 from projections.audit import PurgeRefused, mark_exported, purge_audit_trail
 from projections.consistency import find_differences
 from projections.queries import Queries
-from projections.runner import Projector, catch_up, rebuild, run_worker
+from projections.runner import Projector, ReadModelsStuck, catch_up, rebuild, run_worker
 
 __all__ = [
+    "ReadModelsStuck",
     "Projector",
     "PurgeRefused",
     "Queries",

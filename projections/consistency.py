@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger.application import KmoLedger
 from projections import schema as s
-from projections.runner import Projector
+from projections.runner import Projector, ReadModelsStuck
 from projections.store import Target
 
 MAX_PER_TABLE = 20
@@ -95,12 +95,21 @@ def compare_targets(actual: Target, fresh: Target) -> list[str]:
 def find_differences(ledger: KmoLedger, database_url: str | None = None) -> list[str]:
     """Differences between the views in ``database_url`` (by default beside the
     ledger's events) and a fresh fold of the ledger's events up to the position
-    the views have reached; empty when equal."""
+    the views have reached; empty when equal.
+
+    The views are first brought up to date, as a server's next read would: a
+    notification they cannot apply is the first difference, named with its
+    event type and the reason."""
     with Projector(ledger, database_url) as projector:
         actual = projector.target
         position, rebuild_until = s.tracking(actual)
         if rebuild_until is not None:
             return [f"a rebuild of the read models up to notification {rebuild_until} is under way"]
+        stuck = []
+        try:
+            position = projector.catch_up()
+        except ReadModelsStuck as error:
+            stuck, position = [str(error)], projector.committed_position()
         purges = actual.query(
             f"SELECT before_date, through_position, purged_at, rows_purged FROM {s.AUDIT_PURGES.name}"
         )
@@ -115,4 +124,4 @@ def find_differences(ledger: KmoLedger, database_url: str | None = None) -> list
                     )
                 fresh.rebuild(until=position)
                 problems = compare_targets(actual, fresh.target)
-    return problems
+    return stuck + problems

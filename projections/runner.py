@@ -44,6 +44,18 @@ PARALLEL_FROM = 50_000
 MAX_WORKERS = 4
 
 
+class ReadModelsStuck(Exception):
+    """The read models cannot apply a notification: which one, and why. The
+    views keep every notification before it; a catch-up tries it again."""
+
+    def __init__(self, notification_id: int, event_type: str, high: int, reason: BaseException):
+        self.notification_id, self.event_type, self.high = notification_id, event_type, high
+        self.reason = f"{type(reason).__name__}: {str(reason).strip().splitlines()[0] if str(reason).strip() else ''}"
+        super().__init__(
+            f"the read models cannot apply notification {notification_id} ({event_type}) of {high}: {self.reason}"
+        )
+
+
 class Projector:
     """Keeps the read models of one ledger up to date.
 
@@ -114,13 +126,32 @@ class Projector:
                     self._caught_up.notify_all()
                     return position
                 batch, end = self.log.read(position, high, self.batch_size)
-                done = self._apply(batch, end, expected=position)
+                try:
+                    done = self._apply(batch, end, expected=position)
+                except Exception as error:
+                    if self.before_commit is not None:  # an injected crash: the process is gone, nothing more runs
+                        raise
+                    raise self._stuck(batch, position, high, error) from error
                 if done is None:
                     continue  # another runner committed this batch first: read again
                 applied += done
                 self.position = end
                 if progress is not None:
                     progress(applied, end, high)
+
+    def _stuck(self, batch: list[Notification], position: int, high: int, error: Exception) -> ReadModelsStuck:
+        """The notification of a failed batch that cannot be applied: the batch
+        again one notification at a time, keeping those that apply."""
+        for notification in batch:
+            try:
+                if self._apply([notification], notification[0], expected=position) is None:
+                    break  # another runner moved on meanwhile: it will meet the same notification
+                position = self.position = notification[0]
+            except Exception as single:
+                return ReadModelsStuck(notification[0], notification[3], high, single)
+        if batch:  # each applied alone: the batch as a whole failed (e.g. a lost connection)
+            return ReadModelsStuck(batch[0][0], batch[0][3], high, error)
+        return ReadModelsStuck(position + 1, "unknown", high, error)
 
     def _apply(self, batch: list[Notification], end: int, expected: int) -> int | None:
         """Fold a batch and write it with the new position in one transaction;

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from ledger.domain.text import printable
+
 EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
@@ -128,28 +130,6 @@ def _redacted(url: str) -> str:
 
 
 # ---------------------------------------------------------------------- output
-
-
-def printable(value: Any) -> str:
-    """``value`` as text safe to show on a terminal: every character that is not
-    printable (control characters, escape sequences, bidirectional overrides,
-    line separators, invisible format characters) is written as its escape,
-    ``\\x1b``, ``\\u202e``, the way Python writes it. Stored names and reasons
-    older than the text rule may hold any of these. (``--json`` is for machines:
-    JSON escapes C0 controls, the rest passes as UTF-8.)"""
-    text = "" if value is None else str(value)
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else _escape(char) for char in text)
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    if code <= 0xFF:
-        return f"\\x{code:02x}"
-    if code <= 0xFFFF:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
 
 
 def print_json(data: Any) -> None:

@@ -30,7 +30,7 @@ and the command line escapes what it cannot print (``scripts.common``).
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
@@ -125,3 +125,24 @@ Prose = Annotated[
     Field(json_schema_extra=_MULTI_LINE_SCHEMA),
 ]
 """Free text that may span lines (line feed, tab) and must say something: a reason."""
+
+
+def printable(value: Any) -> str:
+    """``value`` as text safe to show on a terminal: every character that is not
+    printable (control characters, escape sequences, bidirectional overrides,
+    line separators, invisible format characters) is written as its escape,
+    ``\\x1b``, ``\\u202e``, the way Python writes it. Stored names and reasons
+    older than the text rule may hold any of these."""
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"

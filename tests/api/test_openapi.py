@@ -36,10 +36,24 @@ OPERATION_IDS = {
 }
 
 
+PUBLIC_OPERATIONS = {("/readyz", "get"): "readiness"}
+"""Outside /v1, asked without a key (a load balancer's checks)."""
+
+
 def _operations(document: dict):
+    """The operations under /v1, each behind a key."""
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            yield path, method, operation
+            if (path, method) not in PUBLIC_OPERATIONS:
+                yield path, method, operation
+
+
+def test_the_public_checks_are_documented_and_need_no_key(api: Api):
+    document = api.client.get("/openapi.json").json()
+    for (path, method), operation_id in PUBLIC_OPERATIONS.items():
+        operation = document["paths"][path][method]
+        assert operation["operationId"] == operation_id and "security" not in operation
+        assert api.client.get(path).status_code == 200
 
 
 def test_the_document_and_docs_page_are_public(api: Api):

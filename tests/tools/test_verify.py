@@ -11,6 +11,8 @@ import orjson
 import pytest
 from freezegun import freeze_time
 
+from ledger.build import ledger_at
+from ledger.domain import commands as c
 from ledger.domain.commands import FileSmeFigures
 from ledger.domain.events import chain_hash
 from ledger.domain.identifiers import compact_payment_reference, wallet_id
@@ -18,7 +20,7 @@ from ledger.idempotency import Idempotency
 from ledger.storage.records import idempotency_id, reference_id
 from ledger.storage.snapshots import snapshot_digest
 from scripts import export, verify
-from tests.conftest import BACK_OFFICE, ENTERPRISE, OTHER_ENTERPRISE
+from tests.conftest import BACK_OFFICE, ENTERPRISE, OTHER_ENTERPRISE, sme
 from tests.scenarios.helpers import Story
 from tests.scenarios.test_trusted_state import StoredRows, hold, long_wallet
 from tests.tools.helpers import StoredEvents, Tools
@@ -286,3 +288,29 @@ def test_a_payment_reference_claim_changed_in_the_store_is_named(tools, two_wall
     stored.update(claim, 1, orjson.dumps({k: v for k, v in original.items() if k != "digest"}))
     code, report = findings(tools)
     assert code == 0 and report["records"]["claims"] == 2
+
+
+@pytest.mark.postgres
+def test_verify_names_the_notification_the_read_models_cannot_apply(monkeypatch, capsys, postgres_url):
+    """A NUL in a name recorded before the text rule: PostgreSQL's text columns
+    cannot hold it, so the read models stop there. verify says where and why."""
+    ledger = ledger_at(postgres_url)
+    try:
+        with freeze_time("2026-03-02 09:00:00"):
+            Story(ledger, OTHER_ENTERPRISE).submit(date(2026, 3, 16))
+            opening = c.OpenWallet(enterprise_number=ENTERPRISE, name="x", sme=sme()).model_copy(
+                update={"name": "Bakkerij\u0000Peeters"}
+            )
+            ledger.open_wallet(opening, BACK_OFFICE)  # as it could be recorded before the rule
+        stuck_at = ledger.recorder.max_notification_id()
+    finally:
+        ledger.close()
+
+    code, report = findings(Tools(monkeypatch, capsys, postgres_url))
+
+    assert code == 1 and not report["ok"]
+    problems = [p["problem"] for p in report["problems"]]
+    assert any(
+        f"cannot apply notification {stuck_at} (WalletOpened) of {stuck_at}" in problem and "NUL" in problem
+        for problem in problems
+    ), problems
