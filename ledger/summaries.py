@@ -24,6 +24,22 @@ def next_deadline(application: ApplicationState) -> dict[str, Any] | None:
     return None if found is None else {"rule": found[0], "date": found[1].isoformat()}
 
 
+AMOUNTS = (
+    "eligible_cost",
+    "non_eligible_cost",
+    "subsidy",
+    "own_share",
+    "project_amount",
+    "own_share_received",
+    "subsidy_received",
+)
+"""The application's amounts shown under their own names."""
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
 def application_summary(application: ApplicationState) -> dict[str, Any]:
     a = application
     grace_ends = lifecycle.posting_grace_ends(a.deadlines)
@@ -53,27 +69,14 @@ def application_summary(application: ApplicationState) -> dict[str, Any]:
         "size": a.size,
         "rate": rate_percent(a.rate),
         "cost_lines": [line.model_dump(mode="json") for line in a.costs],
-        "eligible_cost": format_euro(a.eligible_cost),
-        "non_eligible_cost": format_euro(a.non_eligible_cost),
-        "subsidy": format_euro(a.subsidy),
-        "own_share": format_euro(a.own_share),
-        "project_amount": format_euro(a.project_amount),
-        "own_share_received": format_euro(a.own_share_received),
-        "subsidy_received": format_euro(a.subsidy_received),
-        "held": {
-            "own_share": format_euro(a.held("held_own_share")),
-            "subsidy": format_euro(a.held("held_subsidy")),
-        },
+        **{name: format_euro(getattr(a, name)) for name in AMOUNTS},
+        **balances(a.balances),
         "paid_out": {
             "own_share": format_euro(a.paid_own_share),
             "subsidy": format_euro(a.paid_subsidy),
             "total": format_euro(a.paid_out),
         },
         "ordered_not_executed": format_euro(a.pending_total),
-        "due": {
-            "enterprise": format_euro(a.held("due_enterprise")),
-            "government": format_euro(a.held("due_government")),
-        },
         "refunded": {
             "own_share_to_enterprise": format_euro(a.refunded_own_share),
             "subsidy_to_government": format_euro(a.returned_subsidy),
@@ -85,14 +88,14 @@ def application_summary(application: ApplicationState) -> dict[str, Any]:
         "deadlines": {
             "submit_by": a.deadlines.submit_by.isoformat(),
             "answer_by": a.deadlines.answer_by.isoformat(),
-            "deposit_by": a.deadlines.deposit_by.isoformat() if a.deadlines.deposit_by else None,
-            "deposit_posted_by": grace_ends.isoformat() if grace_ends else None,
+            "deposit_by": _iso(a.deadlines.deposit_by),
+            "deposit_posted_by": _iso(grace_ends),
             "complete_by": a.deadlines.complete_by.isoformat(),
         },
         "next_deadline": next_deadline(a),
-        "confirmed_on": a.confirmed_on.isoformat() if a.confirmed_on else None,
-        "completed_on": a.completed_on.isoformat() if a.completed_on else None,
-        "ended_on": a.final_on.isoformat() if a.final_on else None,
+        "confirmed_on": _iso(a.confirmed_on),
+        "completed_on": _iso(a.completed_on),
+        "ended_on": _iso(a.final_on),
         "end_reason": a.final_reason,
         "payout_orders": [
             {
@@ -101,8 +104,8 @@ def application_summary(application: ApplicationState) -> dict[str, Any]:
                 "own_share_part": format_euro(o.own_share_part),
                 "subsidy_part": format_euro(o.subsidy_part),
                 "ordered_on": o.ordered_on.isoformat(),
-                "executed_on": o.executed_on.isoformat() if o.executed_on else None,
-                "value_date": o.value_date.isoformat() if o.value_date else None,
+                "executed_on": _iso(o.executed_on),
+                "value_date": _iso(o.value_date),
                 "state": "cancelled" if o.cancelled else ("executed" if o.executed_on else "ordered"),
             }
             for o in a.orders.values()

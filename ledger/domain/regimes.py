@@ -137,17 +137,24 @@ def _pillar(key: str, amount: int) -> CeilingRule:
     return CeilingRule(key, frozenset({key}), euro(amount), euro(amount))
 
 
-_TRAINING_AND_ADVICE = frozenset({"training", "advice"})
+def _one_wallet(
+    name: str, starts_on: date, ends_on: date | None, rates: tuple[int, int], ceiling: tuple[int, int]
+) -> Regime:
+    """A regime since 2016: training and advice under one wallet ceiling (small,
+    medium euro), at one rate per size (small, medium basis points), the own
+    share counted from the submission."""
+    return Regime(
+        name=name,
+        starts_on=starts_on,
+        ends_on=ends_on,
+        services=("training", "advice"),
+        rates=_frozen({"small": rates[0], "medium": rates[1]}),
+        ceilings=(CeilingRule("wallet", frozenset({"training", "advice"}), euro(ceiling[0]), euro(ceiling[1])),),
+        deposit_counted_from="submission",
+    )
 
-_SIMPLIFIED = Regime(
-    name="simplified",
-    starts_on=date(2016, 4, 1),
-    ends_on=date(2019, 11, 30),
-    services=("training", "advice"),
-    rates=_frozen({"small": 4000, "medium": 3000}),
-    ceilings=(CeilingRule("wallet", _TRAINING_AND_ADVICE, euro(10_000), euro(15_000)),),
-    deposit_counted_from="submission",
-)
+
+_SIMPLIFIED = _one_wallet("simplified", date(2016, 4, 1), date(2019, 11, 30), (4000, 3000), (10_000, 15_000))
 
 REGIMES: tuple[Regime, ...] = (
     Regime(
@@ -188,15 +195,7 @@ REGIMES: tuple[Regime, ...] = (
         ends_on=date(2019, 12, 31),
         rates=_frozen({"small": 3000, "medium": 2000}),
     ),
-    Regime(
-        name="current",
-        starts_on=date(2020, 1, 1),
-        ends_on=None,
-        services=("training", "advice"),
-        rates=_frozen({"small": 3000, "medium": 2000}),
-        ceilings=(CeilingRule("wallet", _TRAINING_AND_ADVICE, euro(7_500), euro(7_500)),),
-        deposit_counted_from="submission",
-    ),
+    _one_wallet("current", date(2020, 1, 1), None, (3000, 2000), (7_500, 7_500)),
 )
 
 AMENDMENTS: tuple[Amendment, ...] = (

@@ -126,17 +126,25 @@ class ApplicationState(BaseModel):
     final_on: date | None = None
     final_reason: str | None = None
     balances: dict[str, Cents] = Field(default_factory=dict)
+    """Money held for the application per account (``held_own_share``,
+    ``held_subsidy``, ``due_enterprise``, ``due_government``)."""
     own_share_received: Cents = 0
     subsidy_received: Cents = 0
+    """Deposits and top-ups received, less their reversals."""
     paid_own_share: Cents = 0
     paid_subsidy: Cents = 0
+    """Executed payouts to the provider, by the share they came from."""
     ordered_total: Cents = 0
     ordered_subsidy: Cents = 0
+    """Payout orders placed and not cancelled, executed or not (the subsidy part
+    too: each later order's part is pro rata to this running total)."""
     orders: dict[str, PayoutOrder] = Field(default_factory=dict)
     refunded_own_share: Cents = 0
     returned_subsidy: Cents = 0
+    """Own share refunded to the enterprise and subsidy returned to the government."""
     ceiling_claim: Cents = 0
     freed: Cents = 0
+    """The subsidy still claimed against the year's ceiling, and what endings freed of it."""
     lost: Cents = 0
     """Reserved subsidy lost to its year by an ending in a later year."""
     latest_on: date | None = None
