@@ -50,19 +50,33 @@ TITLES = {
 }
 
 
+def status_of(code: str) -> int:
+    return STATUS_BY_CODE.get(code, 422)
+
+
+def problem_body(code: str, detail: str, title: str | None = None, status: int | None = None) -> dict[str, Any]:
+    """A problem's JSON: what :func:`problem` answers and the OpenAPI document shows."""
+    status = status or status_of(code)
+    return {
+        "type": f"urn:kmo-ledger:problem:{code}",
+        "title": title or TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+
+
 class ProblemDetails(BaseModel):
     """An RFC 9457 problem; ``code`` is the stable machine code scripts switch on."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {
-                    "type": "urn:kmo-ledger:problem:ceiling_exceeded",
-                    "title": "The yearly ceiling is used up",
-                    "status": 422,
-                    "detail": "the yearly ceiling is used up: current remaining 0.00",
-                    "code": "ceiling_exceeded",
-                }
+                problem_body(
+                    "ceiling_exceeded",
+                    "the yearly ceiling is used up: current remaining 0.00",
+                    "The yearly ceiling is used up",
+                )
             ]
         }
     )
@@ -98,10 +112,6 @@ class ReadModelsUnavailable(ApiError):
     title = TITLES[503]
 
 
-def status_of(code: str) -> int:
-    return STATUS_BY_CODE.get(code, 422)
-
-
 def problem(
     code: str,
     detail: str,
@@ -111,13 +121,7 @@ def problem(
     errors: list[dict[str, Any]] | None = None,
 ) -> JSONResponse:
     status = status or status_of(code)
-    body: dict[str, Any] = {
-        "type": f"urn:kmo-ledger:problem:{code}",
-        "title": title or TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
+    body = problem_body(code, detail, title, status)
     if errors is not None:
         body["errors"] = errors
     if status == 401:
@@ -210,16 +214,6 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         responses[status] = {
             "model": ProblemDetails,
             "description": description,
-            "content": {
-                "application/json": {
-                    "example": {
-                        "type": f"urn:kmo-ledger:problem:{code}",
-                        "title": TITLES[status],
-                        "status": status,
-                        "detail": detail,
-                        "code": code,
-                    }
-                }
-            },
+            "content": {"application/json": {"example": problem_body(code, detail, status=status)}},
         }
     return responses
