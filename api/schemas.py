@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
@@ -115,6 +115,21 @@ class RequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def example(**fields: Any) -> ConfigDict:
+    """The example a request body shows in the OpenAPI document (each has one)."""
+    return ConfigDict(json_schema_extra={"examples": [fields]})
+
+
+class CommandIn(RequestBody):
+    """A request body that is one ledger command: a flat one is the command
+    ``command_type`` field for field; one with nested figures says how it is built."""
+
+    command_type: ClassVar[type[c.Command]]
+
+    def command(self) -> c.Command:
+        return self.command_type(**dict(self))
+
+
 # --------------------------------------------------------------------------- requests
 
 
@@ -152,12 +167,8 @@ class SmeFiguresIn(RequestBody):
 SME_EXAMPLE = {"fte": 12, "turnover": "1800000.00", "balance_total": "900000.00", "partners": [], "linked": []}
 
 
-class OpenWalletIn(RequestBody):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"enterprise_number": "BE 0403.170.701", "name": "Bakkerij Peeters", "sme": SME_EXAMPLE}]
-        }
-    )
+class OpenWalletIn(CommandIn):
+    model_config = example(enterprise_number="BE 0403.170.701", name="Bakkerij Peeters", sme=SME_EXAMPLE)
     enterprise_number: Identifier = Field(max_length=32, description="Any common spelling; answered as 0403170701")
     name: Line = Field(min_length=1, max_length=200)
     sme: SmeFiguresIn
@@ -165,22 +176,16 @@ class OpenWalletIn(RequestBody):
     public_participation_percent: Percent = Decimal(0)
 
     def command(self) -> c.OpenWallet:
-        return c.OpenWallet(
-            enterprise_number=self.enterprise_number,
-            name=self.name,
-            sme=self.sme.figures(),
-            flemish_establishment=self.flemish_establishment,
-            public_participation_percent=self.public_participation_percent,
-        )
+        return c.OpenWallet(**dict(self) | {"sme": self.sme.figures()})
 
 
-class FileSmeFiguresIn(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"year": 2025, "sme": SME_EXAMPLE}]})
+class FileSmeFiguresIn(CommandIn):
+    model_config = example(year=2025, sme=SME_EXAMPLE)
     year: int = Field(ge=EARLIEST.year, le=LATEST.year, description="The financial year the figures close")
     sme: SmeFiguresIn
 
     def command(self) -> c.FileSmeFigures:
-        return c.FileSmeFigures(year=self.year, sme=self.sme.figures())
+        return c.FileSmeFigures(**dict(self) | {"sme": self.sme.figures()})
 
 
 class CostLineIn(RequestBody):
@@ -190,23 +195,14 @@ class CostLineIn(RequestBody):
     days: int | None = Field(default=None, ge=1, le=1000, description="catering only")
 
 
-class SubmitApplicationIn(RequestBody):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "service": "training",
-                    "provider": "DV.O207084",
-                    "themes": ["digitalisation"],
-                    "enrolled_on": "2026-02-24",
-                    "starts_on": "2026-03-16",
-                    "cost_lines": [
-                        {"kind": "fee", "amount": "10000.00"},
-                        {"kind": "vat", "amount": "2100.00"},
-                    ],
-                }
-            ]
-        }
+class SubmitApplicationIn(CommandIn):
+    model_config = example(
+        service="training",
+        provider="DV.O207084",
+        themes=["digitalisation"],
+        enrolled_on="2026-02-24",
+        starts_on="2026-03-16",
+        cost_lines=[{"kind": "fee", "amount": "10000.00"}, {"kind": "vat", "amount": "2100.00"}],
     )
     service: Service
     provider: Identifier = Field(max_length=32, examples=["DV.O207084"])
@@ -218,119 +214,80 @@ class SubmitApplicationIn(RequestBody):
     participants: int | None = Field(default=None, ge=1, le=100_000)
 
     def command(self) -> c.SubmitApplication:
-        return c.SubmitApplication(
-            service=self.service,
-            provider=self.provider,
-            themes=tuple(self.themes),
-            enrolled_on=self.enrolled_on,
-            starts_on=self.starts_on,
-            cost_lines=tuple(CostLine(**line.model_dump()) for line in self.cost_lines),
-            hours=self.hours,
-            participants=self.participants,
-        )
+        cost_lines = tuple(CostLine(**line.model_dump()) for line in self.cost_lines)
+        return c.SubmitApplication(**dict(self) | {"themes": tuple(self.themes), "cost_lines": cost_lines})
 
 
-class RefusalIn(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "related parties"}]})
+class RefusalIn(CommandIn):
+    model_config = example(reason="related parties")
+    command_type = c.RefuseApplication
     reason: Reason
 
-    def command(self) -> c.RefuseApplication:
-        return c.RefuseApplication(reason=self.reason)
 
-
-class DepositIn(RequestBody):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"amount": "7000.00", "payment_reference": "+++090/9337/55493+++", "value_date": "2026-03-05"}]
-        }
-    )
+class DepositIn(CommandIn):
+    model_config = example(amount="7000.00", payment_reference="+++090/9337/55493+++", value_date="2026-03-05")
+    command_type = c.DepositOwnShare
     amount: EuroIn
     payment_reference: Identifier = Field(max_length=40)
     value_date: IsoDate
 
-    def command(self) -> c.DepositOwnShare:
-        return c.DepositOwnShare(
-            amount=self.amount, payment_reference=self.payment_reference, value_date=self.value_date
-        )
 
+class BankMovementIn(CommandIn):
+    """Money that moved at the bank: how much, and the bank's value date."""
 
-class TopUpIn(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"amount": "3000.00", "value_date": "2026-03-06"}]})
     amount: EuroIn
     value_date: IsoDate
 
-    def command(self) -> c.TopUpSubsidy:
-        return c.TopUpSubsidy(amount=self.amount, value_date=self.value_date)
+
+class TopUpIn(BankMovementIn):
+    model_config = example(amount="3000.00", value_date="2026-03-06")
+    command_type = c.TopUpSubsidy
 
 
-class PayoutOrderIn(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"amount": "4000.00"}]})
+class PayoutOrderIn(CommandIn):
+    model_config = example(amount="4000.00")
+    command_type = c.OrderPayout
     amount: EuroIn
 
-    def command(self) -> c.OrderPayout:
-        return c.OrderPayout(amount=self.amount)
 
-
-class PayoutIn(RequestBody):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"order_id": "1f0e5bd2-8d4c-5f0a-9b1e-0c2d3e4f5a6b", "value_date": "2026-04-01"}]
-        }
-    )
+class PayoutIn(CommandIn):
+    model_config = example(order_id="1f0e5bd2-8d4c-5f0a-9b1e-0c2d3e4f5a6b", value_date="2026-04-01")
+    command_type = c.ExecutePayout
     order_id: Identifier = Field(max_length=64)
     value_date: IsoDate
 
-    def command(self) -> c.ExecutePayout:
-        return c.ExecutePayout(order_id=self.order_id, value_date=self.value_date)
 
-
-class StopIn(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "on_request"}]})
+class StopIn(CommandIn):
+    model_config = example(reason="on_request")
+    command_type = c.StopProject
     reason: StopReason
     proof: Line | None = Field(default=None, max_length=500, description="the proof document's reference")
 
-    def command(self) -> c.StopProject:
-        return c.StopProject(reason=self.reason, proof=self.proof)
+
+class RepaymentIn(BankMovementIn):
+    model_config = example(amount="1200.00", value_date="2026-05-04")
+    command_type = c.RepayRecovery
 
 
-class RepaymentIn(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"amount": "1200.00", "value_date": "2026-05-04"}]})
-    amount: EuroIn
-    value_date: IsoDate
-
-    def command(self) -> c.RepayRecovery:
-        return c.RepayRecovery(amount=self.amount, value_date=self.value_date)
-
-
-class RefundIn(RequestBody):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"kind": "own_share_to_enterprise", "amount": "7000.00", "value_date": "2026-05-04"}]
-        }
-    )
+class RefundIn(CommandIn):
+    model_config = example(kind="own_share_to_enterprise", amount="7000.00", value_date="2026-05-04")
+    command_type = c.ExecuteRefund
     kind: c.RefundKind
     amount: EuroIn
     value_date: IsoDate
 
-    def command(self) -> c.ExecuteRefund:
-        return c.ExecuteRefund(kind=self.kind, amount=self.amount, value_date=self.value_date)
 
-
-class ReversalIn(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"sequence": 4, "reason": "posted on the wrong wallet"}]})
+class ReversalIn(CommandIn):
+    model_config = example(sequence=4, reason="posted on the wrong wallet")
+    command_type = c.ReverseEvent
     sequence: int = Field(ge=1, le=2**31 - 1, description="the `sequence` of the money event to reverse")
     reason: Reason
 
-    def command(self) -> c.ReverseEvent:
-        return c.ReverseEvent(sequence=self.sequence, reason=self.reason)
 
-
-class CompletionIn(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"completed_on": "2026-06-30"}]})
+class CompletionIn(CommandIn):
+    model_config = example(completed_on="2026-06-30")
+    command_type = c.CompleteService
     completed_on: IsoDate
-
-    def command(self) -> c.CompleteService:
-        return c.CompleteService(completed_on=self.completed_on)
 
 
 # --------------------------------------------------------------------------- responses
