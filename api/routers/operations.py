@@ -10,19 +10,13 @@ from fastapi import APIRouter, Query
 from api import reads
 from api.answers import BackOfficeFirstCommand
 from api.auth import Auditing, InboxOf, Reader, ReadModelsDep
-from api.problems import problem_responses
+from api.routers.declare import operation
 from api.schemas import DeadlineRunOut, InboxOut, IsoDate, OpenPayoutOrdersOut, TotalsOut, UpcomingDeadlinesOut
 
 router = APIRouter(tags=["operations"])
 
 
-@router.post(
-    "/deadlines/run",
-    response_model=DeadlineRunOut,
-    operation_id="run_deadlines",
-    summary="Apply every deadline passed",
-    responses=problem_responses(401, 403, 422),
-)
+@operation(router.post, "/deadlines/run", "Apply every deadline passed", DeadlineRunOut, 403)
 def run_deadlines(command: BackOfficeFirstCommand):
     """Every application whose deadline passed at the server's clock lapses (or,
     past its completion date with money held, is closed); each lapse carries as
@@ -35,13 +29,7 @@ def run_deadlines(command: BackOfficeFirstCommand):
     return command.run_once(None, run)
 
 
-@router.get(
-    "/deadlines",
-    response_model=UpcomingDeadlinesOut,
-    operation_id="list_deadlines",
-    summary="Open applications with a deadline soon",
-    responses=problem_responses(401, 403, 422, 503),
-)
+@operation(router.get, "/deadlines", "Open applications with a deadline soon", UpcomingDeadlinesOut, 403, 503)
 def list_deadlines(
     _caller: Auditing,
     models: ReadModelsDep,
@@ -52,25 +40,15 @@ def list_deadlines(
     return reads.upcoming_deadlines(models, within_days)
 
 
-@router.get(
-    "/providers/{provider}/inbox",
-    response_model=InboxOut,
-    operation_id="provider_inbox",
-    summary="Applications awaiting a provider's answer",
-    responses=problem_responses(401, 403, 404, 422, 503),
+@operation(
+    router.get, "/providers/{provider}/inbox", "Applications awaiting a provider's answer", InboxOut, 403, 404, 503
 )
 def provider_inbox(provider: InboxOf, models: ReadModelsDep):
     """A provider key reads only its own inbox."""
     return reads.provider_inbox(models, provider)
 
 
-@router.get(
-    "/payout-orders",
-    response_model=OpenPayoutOrdersOut,
-    operation_id="list_payout_orders",
-    summary="Payout orders not executed",
-    responses=problem_responses(401, 403, 422, 503),
-)
+@operation(router.get, "/payout-orders", "Payout orders not executed", OpenPayoutOrdersOut, 403, 503)
 def list_payout_orders(
     _caller: Reader,
     models: ReadModelsDep,
@@ -79,13 +57,7 @@ def list_payout_orders(
     return reads.open_payout_orders(models, overdue)
 
 
-@router.get(
-    "/reconciliation/totals",
-    response_model=TotalsOut,
-    operation_id="reconciliation_totals",
-    summary="Money in and out per account kind and day",
-    responses=problem_responses(401, 403, 422, 503),
-)
+@operation(router.get, "/reconciliation/totals", "Money in and out per account kind and day", TotalsOut, 403, 503)
 def reconciliation_totals(
     _caller: Reader,
     models: ReadModelsDep,

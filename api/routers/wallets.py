@@ -3,6 +3,7 @@ wallet (events, replay as of a date, audit trail, verification)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -10,8 +11,8 @@ from fastapi import APIRouter, Query, Response
 from api import reads
 from api.answers import AnswerSource, BackOfficeCommand, BackOfficeFirstCommand
 from api.auth import Auditing, LedgerDep, Reader, ReadModelsDep
-from api.params import ETAG_HEADER, EnterpriseNumber
-from api.problems import problem_responses
+from api.params import EnterpriseNumber
+from api.routers.declare import COMMAND_PROBLEMS, operation
 from api.schemas import (
     AuditTrailOut,
     EventsOut,
@@ -35,53 +36,25 @@ def _wallet(_result: Wallet, views: AnswerSource) -> dict[str, Any]:  # WalletOu
     return views.wallet()
 
 
-@router.post(
-    "",
-    status_code=201,
-    response_model=WalletOut,
-    operation_id="open_wallet",
-    summary="Open a wallet for an SME",
-    responses=problem_responses(401, 403, 409, 422),
-)
+@operation(router.post, "", "Open a wallet for an SME", WalletOut, 403, 409, status_code=201)
 def open_wallet(body: OpenWalletIn, command: BackOfficeFirstCommand):
     """Open a wallet: the SME test is run on the figures given and this year's size
     is fixed in `sizes`; `not_an_sme` or `not_eligible` refuse it, a second wallet
     for the same enterprise is a 409 `already_exists`."""
     opening = body.command()
-    return command.run(
-        opening.enterprise_number,
-        body,
-        lambda **options: command.ledger.open_wallet(opening, command.caller.actor, **options),
-        _wallet,
-        status=201,
-    )
+    open_it = partial(command.ledger.open_wallet, opening, command.caller.actor)
+    return command.run(opening.enterprise_number, body, open_it, _wallet, status=201)
 
 
-@router.post(
-    "/{en}/sme-figures",
-    response_model=WalletOut,
-    operation_id="file_sme_figures",
-    summary="File new SME figures",
-    responses=problem_responses(401, 403, 404, 412, 422),
-)
+@operation(router.post, "/{en}/sme-figures", "File new SME figures", WalletOut, *COMMAND_PROBLEMS)
 def file_sme_figures(en: EnterpriseNumber, body: FileSmeFiguresIn, command: BackOfficeCommand):
     """File the figures of a closed financial year; they decide the size of the
     next calendar year whose size is not fixed yet."""
-    return command.run(
-        en,
-        body,
-        lambda **options: command.ledger.file_sme_figures(en, body.command(), command.caller.actor, **options),
-        _wallet,
-    )
+    file_them = partial(command.ledger.file_sme_figures, en, body.command(), command.caller.actor)
+    return command.run(en, body, file_them, _wallet)
 
 
-@router.get(
-    "/{en}",
-    response_model=WalletOut,
-    operation_id="get_wallet",
-    summary="Read a wallet",
-    responses={200: {"headers": ETAG_HEADER}, **problem_responses(401, 403, 404, 422)},
-)
+@operation(router.get, "/{en}", "Read a wallet", WalletOut, 403, 404, etag=True)
 def get_wallet(en: EnterpriseNumber, _caller: Reader, ledger: LedgerDep, response: Response):
     """The wallet with its `version`, also sent as the `ETag` header."""
     view = ledger.wallet_summary(en)
@@ -89,13 +62,7 @@ def get_wallet(en: EnterpriseNumber, _caller: Reader, ledger: LedgerDep, respons
     return view
 
 
-@router.get(
-    "/{en}/events",
-    response_model=EventsOut,
-    operation_id="list_wallet_events",
-    summary="The wallet's events, in order",
-    responses=problem_responses(401, 403, 404, 422),
-)
+@operation(router.get, "/{en}/events", "The wallet's events, in order", EventsOut, 403, 404)
 def list_wallet_events(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDep, as_of: AsOf = None):
     """Every event of the wallet (the audit contract); `as_of` keeps those whose
     business date is on or before it."""
@@ -116,38 +83,20 @@ def list_wallet_events(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDe
     }
 
 
-@router.get(
-    "/{en}/state",
-    response_model=ReplayOut,
-    operation_id="replay_wallet",
-    summary="The wallet replayed to a date",
-    responses=problem_responses(401, 403, 404, 422),
-)
+@operation(router.get, "/{en}/state", "The wallet replayed to a date", ReplayOut, 403, 404)
 def replay_wallet(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDep, as_of: AsOf = None):
     """The wallet as it stood at the end of `as_of`, under the rules recorded then."""
     return ledger.replay(en, as_of or reads.today(ledger))
 
 
-@router.get(
-    "/{en}/audit-trail",
-    response_model=AuditTrailOut,
-    operation_id="get_audit_trail",
-    summary="The wallet's audit trail with retention",
-    responses=problem_responses(401, 403, 404, 422, 503),
-)
+@operation(router.get, "/{en}/audit-trail", "The wallet's audit trail with retention", AuditTrailOut, 403, 404, 503)
 def get_audit_trail(en: EnterpriseNumber, _caller: Auditing, models: ReadModelsDep):
     """Each event with its money legs and the date until which it is kept (rows
     purged after export, `kmo-ledger purge-audit-trail`, are no longer listed)."""
     return reads.audit_trail(models, en)
 
 
-@router.get(
-    "/{en}/verification",
-    response_model=VerificationOut,
-    operation_id="verify_wallet",
-    summary="Check the wallet's hash chain and invariants",
-    responses=problem_responses(401, 403, 404, 422),
-)
+@operation(router.get, "/{en}/verification", "Check the wallet's hash chain and invariants", VerificationOut, 403, 404)
 def verify_wallet(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDep):
     problems = ledger.verify_wallet(en)
     return {"ok": not problems, "problems": problems}
