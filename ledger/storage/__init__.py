@@ -57,6 +57,9 @@ def persistence_env(database_url: str) -> dict[str, str]:
             "POSTGRES_POOL_SIZE": "8",
             "POSTGRES_MAX_OVERFLOW": "8",
             "POSTGRES_LOCK_TIMEOUT": "10",
+            # the wait for a connection, and for each try to connect: past it a
+            # command or read is refused store_unavailable (ledger.storage.postgres)
+            "POSTGRES_CONNECT_TIMEOUT": "5",
         }
         for pair in filter(None, parts.query.split("&")):
             key, _, value = pair.partition("=")

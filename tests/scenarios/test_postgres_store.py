@@ -5,6 +5,7 @@ tables and the views are created one process at a time."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -88,3 +89,26 @@ def test_read_models_opened_together_on_a_fresh_schema_all_open(postgres_url):
         for projector in opened:
             projector.close()
         ledger.close()
+
+
+@pytest.mark.postgres
+def test_a_ledger_on_a_missing_schema_creates_it(postgres_server):
+    """``?schema=name`` for a schema that does not exist yet: the ledger creates it
+    (with its tables) instead of failing on ``CREATE TYPE``."""
+    base = postgres_server.split("?")[0]
+    schema = "t_" + uuid.uuid4().hex[:12]
+    try:
+        ledger = KmoLedger(f"{base}?schema={schema}")
+        try:
+            ledger.open_wallet(c.OpenWallet(enterprise_number=ENTERPRISE, name="Bakkerij", sme=sme()), BACK_OFFICE)
+            assert ledger.get_wallet(ENTERPRISE).version == 1
+        finally:
+            ledger.close()
+        with psycopg.connect(base) as connection:
+            tables = connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+            ).fetchall()
+        assert ("kmo_ledger_events",) in tables
+    finally:
+        with psycopg.connect(base, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
