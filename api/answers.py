@@ -228,20 +228,22 @@ class Command:
         en: str,
         application_id: str,
         payload: CommandBody | None,
-        render: Callable[[Any, AnswerSource], dict[str, Any]] | None = None,
+        answer: str | None = None,
         status: int = 200,
     ) -> JSONResponse:
         """Decide ``payload``'s command (a confirmation when there is no body) on the
-        application and answer with ``render`` of the result, by default the application."""
+        application and answer with the application; with ``answer``, what the use
+        case answers goes beside it under that name (``order_id``, ``outcome``)."""
         command = c.ConfirmApplication() if payload is None else payload.command()
 
-        def run(**options: Any) -> Any:
+        def run(**options: Any) -> tuple[Wallet, Any]:
             return self.ledger.handle(en, application_id, command, self.caller.actor, **options)
 
-        def application(_result: Any, views: AnswerSource) -> dict[str, Any]:  # ApplicationOut
-            return views.application(application_id)
+        def render(result: tuple[Wallet, Any], views: AnswerSource) -> dict[str, Any]:
+            application = views.application(application_id)  # ApplicationOut
+            return application if answer is None else {answer: result[1], "application": application}
 
-        return self.run(en, payload, run, render or application, status)
+        return self.run(en, payload, run, render, status)
 
     def run_once(self, payload: BaseModel | None, produce: Callable[[], BaseModel]) -> JSONResponse:
         return self.posting.run_once(self.ledger, self.caller, payload, produce)
