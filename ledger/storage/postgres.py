@@ -12,7 +12,18 @@ an auto-commit statement is its own transaction. It has a name of its own
 (``kmo_ledger_insert_events_uuid``), apart from the library's lock-free
 ``es_insert_events_uuid`` that the library recreates.
 
-No NOTIFY: nothing here listens; the projections read the log.
+The function sends a NOTIFY, as the library's own insert does, so the
+library's ``subscribe()`` hears of new events (without it a subscription
+waits forever); the projections read the log and do not listen. The channel
+is named after the schema and the table (``<schema>.kmo_ledger_events``), not
+the table alone as in the library, so ledgers on other schemas of the
+database do not wake each other. A NOTIFY nobody listens to costs the insert
+nothing measurable (the commits are serialised by the table lock already).
+
+A process recorder (events with a tracking record) writes the tracking record
+and calls the function in one transaction: the library's, with the database
+functions on, calls its function with the events alone and drops the
+tracking record without a word.
 
 A connection is waited for once, for ``POSTGRES_CONNECT_TIMEOUT`` seconds:
 when the server refuses new connections ("too many clients") or does not
@@ -38,12 +49,14 @@ from eventsourcing.persistence import (
     OperationalError,
     ProcessRecorder,
     StoredEvent,
+    Tracking,
 )
 from eventsourcing.postgres import (
     ConnectionPool,
     PostgresApplicationRecorder,
     PostgresDatastore,
     PostgresFactory,
+    PostgresProcessRecorder,
     TPostgresTrackingRecorder,
 )
 from eventsourcing.utils import Environment, EnvType
@@ -146,6 +159,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         schema, table = Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        # the library names the channel after the table alone, and channels are
+        # the database's: the ledgers of every schema would wake each other's
+        # subscriptions
+        self.channel_name = f"{self.datastore.schema}.{self.events_table_name}"
         # a name of its own: the library (re)creates its lock-free function under
         # its name at every start, so an older process on the same schema must
         # not be able to swap this one out
@@ -159,6 +176,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "BEGIN "
             "SET LOCAL lock_timeout = '{lock_timeout}s'; "
             "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+            "NOTIFY {channel}; "
             "RETURN QUERY "
             "INSERT INTO {schema}.{table} AS t (originator_id, originator_version, topic, state) "
             "SELECT originator_id, originator_version, topic, state FROM unnest(events) "
@@ -169,6 +187,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             function=Identifier(self.pg_function_name_insert_events),
             event=Identifier(self.stored_event_type_name),
             lock_timeout=self.datastore.lock_timeout,
+            channel=Identifier(self.channel_name),
             table=table,
         )
         self.sql_create_statements[self.create_insert_function_statement_index] = (
@@ -202,6 +221,27 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         return cast(Sequence[int] | None, _insert_once(self, stored_events, **kwargs))
 
 
+class LedgerPostgresProcessRecorder(PostgresProcessRecorder, LedgerPostgresRecorder):
+    """The library's process recorder on the ledger's insert function: events
+    with a tracking record go in ONE transaction with it (the library's,
+    with the database functions on, drops the tracking record)."""
+
+    def _insert(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        tracking: Tracking | None = kwargs.get("tracking")
+        if tracking is None or not self.datastore.enable_db_functions:
+            return super()._insert(stored_events, **kwargs)
+        events = [
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            for e in stored_events
+        ]
+        with self.datastore.transaction(commit=True) as cursor:
+            self._insert_tracking(cursor, tracking)  # refused (IntegrityError) unless it moves forward
+            if not events:
+                return []
+            cursor.execute(self.sql_invoke_pg_function_insert_events, (events,), prepare=True)
+            return [row[self.pg_function_name_insert_events] for row in cursor.fetchall()]
+
+
 CREATION_LOCK = 0x6B6D6F2D6C656467  # "kmo-ledg": the advisory lock of table creation
 
 
@@ -215,6 +255,7 @@ class LedgerPostgresFactory(PostgresFactory):
     not expect) and that worker does not start."""
 
     application_recorder_class = LedgerPostgresRecorder
+    process_recorder_class = LedgerPostgresProcessRecorder
 
     def __init__(self, env: Environment | EnvType | None):
         super().__init__(env)
