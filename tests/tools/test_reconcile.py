@@ -46,7 +46,16 @@ def march(ledger):
 
 
 def entry(
-    amount: str, direction: str, value_date: str, reference: str | None = None, text: str = "", ref_id: str = ""
+    amount: str,
+    direction: str,
+    value_date: str,
+    reference: str | None = None,
+    text: str = "",
+    ref_id: str = "",
+    *,
+    status: str = "BOOK",
+    reversal: bool = False,
+    currency: str = "EUR",
 ) -> str:
     """One camt.053 entry (Ntry) with its remittance: structured reference and/or free text."""
     structured = ""
@@ -56,12 +65,13 @@ def entry(
             f"<Ref>{reference}</Ref></CdtrRefInf></Strd>"
         )
     unstructured = f"<Ustrd>{text}</Ustrd>" if text else ""
+    reversal_indicator = "<RvslInd>true</RvslInd>" if reversal else ""
     return f"""
       <Ntry>
         <NtryRef>{ref_id or value_date + "-" + amount}</NtryRef>
-        <Amt Ccy="EUR">{amount}</Amt>
-        <CdtDbtInd>{"CRDT" if direction == "credit" else "DBIT"}</CdtDbtInd>
-        <Sts><Cd>BOOK</Cd></Sts>
+        <Amt Ccy="{currency}">{amount}</Amt>
+        <CdtDbtInd>{"CRDT" if direction == "credit" else "DBIT"}</CdtDbtInd>{reversal_indicator}
+        <Sts><Cd>{status}</Cd></Sts>
         <BookgDt><Dt>{value_date}</Dt></BookgDt>
         <ValDt><Dt>{value_date}</Dt></ValDt>
         <NtryDtls><TxDtls>
@@ -71,17 +81,26 @@ def entry(
 
 
 def camt(path: Path, *entries: str, namespace: str = CAMT_08) -> Path:
+    return camt_statements(path, list(entries), namespace=namespace)
+
+
+def camt_statements(path: Path, *statements: list[str], namespace: str = CAMT_08) -> Path:
+    """A camt.053 document of one statement (Stmt) for each list of entries."""
+    blocks = "".join(
+        f"""
+    <Stmt>
+      <Id>BE68539007547034-2026-03-{number}</Id>
+      <FrToDt><FrDtTm>2026-03-01T00:00:00+01:00</FrDtTm><ToDtTm>2026-03-31T23:59:59+02:00</ToDtTm></FrToDt>
+      <Acct><Id><IBAN>BE68539007547034</IBAN></Id><Ccy>EUR</Ccy></Acct>
+      {"".join(entries)}
+    </Stmt>"""
+        for number, entries in enumerate(statements, start=1)
+    )
     path.write_text(
         f"""<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="{namespace}">
   <BkToCstmrStmt>
-    <GrpHdr><MsgId>STMT-2026-03</MsgId><CreDtTm>2026-04-01T06:00:00+02:00</CreDtTm></GrpHdr>
-    <Stmt>
-      <Id>BE68539007547034-2026-03</Id>
-      <FrToDt><FrDtTm>2026-03-01T00:00:00+01:00</FrDtTm><ToDtTm>2026-03-31T23:59:59+02:00</ToDtTm></FrToDt>
-      <Acct><Id><IBAN>BE68539007547034</IBAN></Id><Ccy>EUR</Ccy></Acct>
-      {"".join(entries)}
-    </Stmt>
+    <GrpHdr><MsgId>STMT-2026-03</MsgId><CreDtTm>2026-04-01T06:00:00+02:00</CreDtTm></GrpHdr>{blocks}
   </BkToCstmrStmt>
 </Document>
 """,
@@ -291,3 +310,139 @@ def test_a_short_top_up_naming_the_application_is_a_difference_on_the_top_up(too
     (difference,) = report["differences"]
     assert (difference["event"]["type"], difference["difference"]) == ("SubsidyToppedUp", "-0.01")
     assert [m["event"]["type"] for m in report["matched"]] == ["OwnShareDeposited", "PayoutExecuted"]
+
+
+# ---------------------------------------------------------------------- what real banks' files hold (#17)
+
+
+def test_totals_are_kept_per_currency_and_a_dollar_entry_is_not_matched(tools, march, tmp_path):
+    dollars = entry("500.00", "credit", "2026-03-10", text=f"project {march.project}", ref_id="usd", currency="USD")
+    statement = camt(tmp_path / "march.xml", deposit_entry(march), top_up_entry(march), payout_entry(march), dollars)
+    code, report = reconciled(tools, statement)
+    assert code == 1 and len(report["matched"]) == 3
+    assert (report["statement"]["credits"], report["statement"]["debits"]) == ("10000.00", "4000.00")
+    assert report["totals"] == {
+        "EUR": {"entries": 3, "credits": "10000.00", "debits": "4000.00"},
+        "USD": {"entries": 1, "credits": "500.00", "debits": "0.00"},
+    }
+    (foreign,) = report["unmatched_statement"]
+    assert foreign["entry"]["id"] == "usd" and "in USD: the wallets are kept in euro" in foreign["reason"]
+    human = tools.run(reconcile.main, "--statement", str(statement))
+    assert "credits 10000.00, debits 4000.00 in EUR; 1 in USD: credits 500.00, debits 0.00" in " ".join(
+        human.out.split()
+    )
+
+
+def test_pending_and_information_entries_are_shown_and_never_matched(tools, march, tmp_path):
+    """The deposit is still pending at the bank: it is listed, and the ledger's
+    deposit waits for its booking instead of being matched to money not there."""
+    pending = entry("7000.00", "credit", "2026-03-04", ogm_vcs.compact(march.reference), ref_id="pdng", status="PDNG")
+    notice = entry(
+        "3000.00", "credit", "2026-03-05", text=f"aangekondigd {march.project}", ref_id="info", status="INFO"
+    )
+    statement = camt(tmp_path / "march.xml", pending, notice, top_up_entry(march), payout_entry(march))
+    code, report = reconciled(tools, statement)
+    assert code == 1 and report["statement"]["not_booked"] == 2
+    assert [(p["entry"]["id"], p["entry"]["status"]) for p in report["pending"]] == [("pdng", "PDNG"), ("info", "INFO")]
+    assert "pending (PDNG): not booked, so not matched" in report["pending"][0]["reason"]
+    assert all(m["entry"]["id"] not in ("pdng", "info") for m in report["matched"])
+    (waiting,) = report["unmatched_ledger"]
+    assert waiting["event"]["type"] == "OwnShareDeposited"
+    human = tools.run(reconcile.main, "--statement", str(statement))
+    assert "Not booked (pending or information only)" in human.out and "2 not booked" in human.out
+
+
+def test_a_reversal_is_never_matched_as_settled_money(tools, march, tmp_path):
+    """The bank reverses an earlier credit of 4,000.00 on the day the provider is
+    paid 4,000.00: the reversal is listed, and the payout matches its own debit."""
+    reversal = entry("4000.00", "debit", "2026-03-20", text="Terugboeking", ref_id="rvsl", reversal=True)
+    statement = camt(tmp_path / "march.xml", deposit_entry(march), top_up_entry(march), reversal, payout_entry(march))
+    code, report = reconciled(tools, statement)
+    assert code == 1
+    payout = next(m for m in report["matched"] if m["event"]["type"] == "PayoutExecuted")
+    assert payout["entry"]["id"] == "2026-03-20-4000.00" and not payout["entry"]["reversal"]
+    (undone,) = report["reversed"]
+    assert undone["entry"]["id"] == "rvsl" and undone["entry"]["reversal"]
+    assert "never matched as settled money" in undone["reason"]
+    assert report["unmatched_statement"] == report["unmatched_ledger"] == []
+
+
+def test_an_entry_id_met_again_in_another_statement_is_reported_and_not_matched_twice(tools, march, tmp_path):
+    first = [deposit_entry(march).replace("<NtryRef>2026-03-04-7000.00<", "<NtryRef>D-1<")]
+    second = [first[0], top_up_entry(march), payout_entry(march)]
+    statement = camt_statements(tmp_path / "march.xml", first, second)
+    code, report = reconciled(tools, statement)
+    assert code == 1 and len(report["matched"]) == 3
+    (twice,) = report["duplicate_ids"]
+    assert (twice["entry"]["id"], twice["statement"], twice["first_statement"]) == ("D-1", 2, 1)
+    assert "was met in statement 1" in twice["reason"]
+    assert report["unmatched_statement"] == report["unmatched_ledger"] == []
+    assert report["totals"]["EUR"]["credits"] == "17000.00"  # as the file lists them, the repeat included
+
+
+def test_a_batch_whose_transactions_do_not_add_up_is_an_error_for_that_entry(tools, march, tmp_path):
+    batch = f"""
+      <Ntry>
+        <NtryRef>batch</NtryRef>
+        <Amt Ccy="EUR">10000.00</Amt>
+        <CdtDbtInd>CRDT</CdtDbtInd>
+        <Sts><Cd>BOOK</Cd></Sts>
+        <ValDt><Dt>2026-03-05</Dt></ValDt>
+        <NtryDtls>
+          <TxDtls><Amt Ccy="EUR">7000.00</Amt>
+            <RmtInf><Strd><CdtrRefInf><Ref>{march.reference}</Ref></CdtrRefInf></Strd></RmtInf></TxDtls>
+          <TxDtls><Amt Ccy="EUR">2999.99</Amt><RmtInf><Ustrd>subsidie {march.project}</Ustrd></RmtInf></TxDtls>
+        </NtryDtls>
+      </Ntry>"""
+    statement = camt(tmp_path / "march.xml", batch, payout_entry(march))
+    code, report = reconciled(tools, statement)
+    assert code == 1
+    (mismatch,) = report["batch_mismatches"]
+    assert (mismatch["entry"]["id"], mismatch["entry"]["amount"]) == ("batch", "10000.00")
+    assert (mismatch["transactions"], mismatch["transactions_total"], mismatch["difference"]) == (2, "9999.99", "0.01")
+    assert [m["event"]["type"] for m in report["matched"]] == ["PayoutExecuted"]
+    assert sorted(u["event"]["type"] for u in report["unmatched_ledger"]) == ["OwnShareDeposited", "SubsidyToppedUp"]
+    human = tools.run(reconcile.main, "--statement", str(statement))
+    assert "Batches whose transactions do not add up" in human.out
+
+
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
+    + "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(6))
+    + "]><Document><Stmt><Ntry><Amt>&g;</Amt></Ntry></Stmt></Document>"
+)
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (BILLION_LAUGHS, "document type declaration (<!DOCTYPE>) is not allowed"),
+        (
+            '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><Document>&x;</Document>',
+            "document type declaration (<!DOCTYPE>) is not allowed",
+        ),
+        ('<?xml version="1.0"?><!DOCTYPE Document SYSTEM "http://example.com/camt.dtd"><Document/>', "not allowed"),
+        ("<Document><Other/></Document>", "no camt.053 statement (Stmt)"),
+        ("value_date,amount,direction\n2026-03-04,1E+999999,credit\n", "line 2: '1E+999999' is not an amount in euro"),
+        ("value_date,amount,direction\n2026-03-04,١٠٠٠,credit\n", "is not an amount in euro and cents"),
+        ("value_date,amount,direction\n2026-03-04," + "9" * 50 + ",credit\n", "is not an amount in euro and cents"),
+        ("value_date,amount,direction,description\n2026-03-04,5.00,credit," + "x" * 200_000 + "\n", "field larger"),
+        ("", "columns value_date, amount, direction missing"),
+    ],
+)
+def test_a_hostile_or_broken_statement_is_refused_in_one_line(
+    monkeypatch, capsys, sqlite_url, tmp_path, content, reason
+):
+    statement = tmp_path / "statement.txt"
+    statement.write_text(content, encoding="utf-8")
+    outcome = Tools(monkeypatch, capsys, sqlite_url).run(reconcile.main, "--statement", str(statement))
+    assert outcome.code == 2 and outcome.out == "" and reason in outcome.err, outcome.err
+    assert len(outcome.err.strip().splitlines()) == 1
+
+
+def test_a_statement_that_is_not_utf8_text_is_refused_in_one_line(monkeypatch, capsys, sqlite_url, tmp_path):
+    statement = tmp_path / "statement.csv"
+    statement.write_bytes("value_date,amount,direction,description\n2026-03-04,5.00,credit,Café\n".encode("latin-1"))
+    outcome = Tools(monkeypatch, capsys, sqlite_url).run(reconcile.main, "--statement", str(statement))
+    assert outcome.code == 2 and outcome.out == "" and "not UTF-8 text" in outcome.err
+    assert len(outcome.err.strip().splitlines()) == 1
