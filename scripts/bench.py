@@ -751,12 +751,275 @@ def scale_figures(store: Store, events: int, progress: Callable[[str], None]) ->
     return figures
 
 
+# ---------------------------------------------------------------------- reconciliation (--reconcile)
+
+RECONCILE_SIZES = (2_000, 16_000, 128_000)
+STATEMENT_BYTES = 200_000_000
+
+_CAMT_HEAD = """<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">
+  <BkToCstmrStmt>
+    <GrpHdr><MsgId>BENCH-2026-03</MsgId><CreDtTm>2026-04-01T06:00:00+02:00</CreDtTm></GrpHdr>
+    <Stmt>
+      <Id>BE68539007547034-2026-03</Id>
+      <ElctrncSeqNb>3</ElctrncSeqNb>
+      <FrToDt><FrDtTm>2026-03-01T00:00:00+01:00</FrDtTm><ToDtTm>2026-03-31T23:59:59+02:00</ToDtTm></FrToDt>
+      <Acct><Id><IBAN>BE68539007547034</IBAN></Id><Ccy>EUR</Ccy><Nm>KMO-portefeuille financieel beheerder</Nm></Acct>
+"""
+_STRUCTURED = (
+    "<Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry><Issr>BBA</Issr></Tp>"
+    "<Ref>{reference}</Ref></CdtrRefInf></Strd>"
+)
+_CAMT_TAIL = """    </Stmt>
+  </BkToCstmrStmt>
+</Document>
+"""
+_CAMT_ENTRY = """      <Ntry>
+        <NtryRef>{id}</NtryRef>
+        <Amt Ccy="EUR">{amount}</Amt>
+        <CdtDbtInd>{direction}</CdtDbtInd>
+        <RvslInd>false</RvslInd>
+        <Sts><Cd>BOOK</Cd></Sts>
+        <BookgDt><Dt>{day}</Dt></BookgDt>
+        <ValDt><Dt>{day}</Dt></ValDt>
+        <AcctSvcrRef>{day}-{id}</AcctSvcrRef>
+        <BkTxCd>
+          <Domn><Cd>PMNT</Cd><Fmly><Cd>{family}</Cd><SubFmlyCd>ESCT</SubFmlyCd></Fmly></Domn>
+          <Prtry><Cd>01500000</Cd><Issr>BBA</Issr></Prtry>
+        </BkTxCd>
+        <NtryDtls>
+          <TxDtls>
+            <Refs><MsgId>MSG-{id}</MsgId><EndToEndId>E2E-{id}</EndToEndId><TxId>TX-{id}</TxId></Refs>
+            <AmtDtls>
+              <InstdAmt><Amt Ccy="EUR">{amount}</Amt></InstdAmt>
+              <TxAmt><Amt Ccy="EUR">{amount}</Amt></TxAmt>
+            </AmtDtls>
+            <RltdPties>
+              <{party}><Nm>{name}</Nm><PstlAdr><StrtNm>Koning Albert II-laan</StrtNm><BldgNb>35</BldgNb>
+                <PstCd>1030</PstCd><TwnNm>Brussel</TwnNm><Ctry>BE</Ctry></PstlAdr></{party}>
+              <{party}Acct><Id><IBAN>BE71096123456769</IBAN></Id></{party}Acct>
+            </RltdPties>
+            <RltdAgts><{party}Agt><FinInstnId><BICFI>GKCCBEBB</BICFI></FinInstnId></{party}Agt></RltdAgts>
+            <RmtInf>{remittance}</RmtInf>
+          </TxDtls>
+        </NtryDtls>
+      </Ntry>
+"""
+
+
+def _month_item(index: int) -> tuple[int, str, str, str, int, date]:
+    """The ``index``-th money event of a busy month: per application, in turn, its
+    own-share deposit, its government top-up of 3,000.00 (every top-up the same
+    amount, many on one day) and its payout to the provider."""
+    from stdnum.be import ogm_vcs
+
+    application, kind = divmod(index, 3)
+    base = f"{1_000_000_000 + application:010d}"
+    reference = base + ogm_vcs.calc_check_digits(base)
+    project = f"2026-{enterprise(application)}-0001"
+    day = date(2026, 3, 2 + application % 20)
+    if kind == 0:
+        return application, "OwnShareDeposited", reference, project, 100_000 + application % 5000 * 100, day
+    if kind == 1:
+        return application, "SubsidyToppedUp", reference, project, 300_000, day + timedelta(days=1)
+    return (
+        application,
+        "PayoutExecuted",
+        reference,
+        project,
+        400_000 + application % 1000 * 100,
+        day + timedelta(days=9),
+    )
+
+
+def month_postings(count: int) -> list[Any]:
+    """The ledger's side of :func:`write_month_statement`: ``count`` postings."""
+    from ledger.reconciliation.matching import Posting
+
+    postings = []
+    for index in range(count):
+        application, type_, reference, project, amount, day = _month_item(index)
+        postings.append(
+            Posting(
+                enterprise_number=enterprise(application),
+                wallet_id=uuid.UUID(int=application + 1),
+                sequence=3 + index % 3,
+                type=type_,
+                application_id=f"{enterprise(application)}-1",
+                project_number=project,
+                reference=reference,
+                direction="debit" if type_ == "PayoutExecuted" else "credit",
+                amount=amount,
+                value_date=day,
+            )
+        )
+    return postings
+
+
+def write_month_statement(path: Path, count: int) -> int:
+    """A camt.053 statement of ``count`` booked entries, one for each posting of
+    :func:`month_postings`, written as fully as a bank writes them (codes,
+    parties, addresses, agents); a deposit carries its structured reference, a
+    top-up and a payout name the project. Returns the file's size in bytes."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write(_CAMT_HEAD)
+        batch = []
+        for index in range(count):
+            application, type_, reference, project, amount, day = _month_item(index)
+            if type_ == "OwnShareDeposited":
+                party, name = "Dbtr", f"Onderneming {application} BV"
+                remittance = _STRUCTURED.format(reference=reference)
+            elif type_ == "SubsidyToppedUp":
+                party, name = "Dbtr", "Vlaamse overheid - Agentschap Innoveren en Ondernemen"
+                remittance = f"<Ustrd>KMO-portefeuille subsidie project {project}</Ustrd>"
+            else:
+                party, name = "Cdtr", f"Opleidingscentrum {application % 50} VZW"
+                remittance = f"<Ustrd>Opleiding project {project}</Ustrd>"
+            batch.append(
+                _CAMT_ENTRY.format(
+                    id=f"M{index:08d}",
+                    amount=format_euro(amount),
+                    direction="DBIT" if type_ == "PayoutExecuted" else "CRDT",
+                    family="ICDT" if type_ == "PayoutExecuted" else "RCDT",
+                    day=day.isoformat(),
+                    party=party,
+                    name=name,
+                    remittance=remittance,
+                )
+            )
+            if len(batch) == 1000:
+                out.write("".join(batch))
+                batch.clear()
+        out.write("".join(batch))
+        out.write(_CAMT_TAIL)
+    return path.stat().st_size
+
+
+MATCH_ROUNDS = 3
+
+
+def reconcile_timing(folder: Path, count: int) -> tuple[float, float, bool, int]:
+    """Seconds to read a ``count``-entry statement and to match it against
+    ``count`` postings (the best of three rounds: a burst of noise on a shared
+    machine skews one round, not the figure); whether every entry matched; the
+    operations the matcher counted."""
+    from ledger.reconciliation.matching import reconcile
+    from ledger.reconciliation.statements import read_statement
+
+    path = folder / f"month-{count}.xml"
+    write_month_statement(path, count)
+    postings = month_postings(count)
+    started = time.perf_counter()
+    statement = read_statement(path, max_bytes=None)
+    statement.fill_period()
+    read = time.perf_counter() - started
+    matched = float("inf")
+    for _ in range(MATCH_ROUNDS):
+        started = time.perf_counter()
+        result = reconcile(statement, postings)
+        matched = min(matched, time.perf_counter() - started)
+    path.unlink()
+    return read, matched, result.ok and len(result.matched) == count, result.examined
+
+
+def reconcile_figures(scale: float, progress: Callable[[str], None]) -> list[Figure]:
+    """Matching time as the statement grows eightfold, twice (linear: 8x), and the
+    peak memory of reading a 200 MB statement, in a fresh interpreter."""
+    folder = Path(tempfile.mkdtemp(prefix="kmo-bench-reconcile-"))
+    figures: list[Figure] = []
+    try:
+        sizes = [max(30, int(size * scale)) for size in RECONCILE_SIZES]
+        timings = {}
+        for count in sizes:
+            progress(f"reconciliation of {count} entries")
+            timings[count] = reconcile_timing(folder, count)
+        for small, large in zip(sizes, sizes[1:], strict=False):
+            (read_s, match_s, ok_s, ops_s), (read_l, match_l, ok_l, ops_l) = timings[small], timings[large]
+            growth = large / small
+            detail = (
+                f"read {read_s:.2f} s and {read_l:.2f} s; operations {ops_s} and {ops_l} (ratio {ops_l / ops_s:.2f})"
+            )
+            ratio = match_l / match_s
+            figures.append(
+                Figure(
+                    f"matching {large} entries / {small} entries ({growth:.0f}x the entries; linear is {growth:.0f}x)",
+                    match_l,
+                    match_s,
+                    ratio,
+                    f"<= {1.5 * growth:.0f}",
+                    ratio <= 1.5 * growth and ok_s and ok_l,
+                    "seconds",
+                    detail,
+                )
+            )
+            figures.append(
+                Figure(
+                    f"reading and matching {large} entries / {small} entries (reading once)",
+                    read_l + match_l,
+                    read_s + match_s,
+                    (read_l + match_l) / (read_s + match_s),
+                    "informative",
+                    True,
+                    "seconds",
+                )
+            )
+        target = int(STATEMENT_BYTES * scale)
+        sample = folder / "sample.xml"
+        per_entry = (write_month_statement(sample, 1000) - len(_CAMT_HEAD) - len(_CAMT_TAIL)) / 1000
+        sample.unlink()
+        count = max(30, int(target / per_entry))
+        path = folder / "statement.xml"
+        progress(f"writing a {target / 1e6:.0f} MB statement ({count} entries)")
+        size = write_month_statement(path, count)
+        for how, code in (
+            ("streamed, each entry let go of", "n = sum(1 for _ in StatementFile(path, max_bytes=None).entries())"),
+            ("every entry kept, as reconcile holds them", "n = len(read_statement(path, max_bytes=None).entries)"),
+        ):
+            progress(f"peak memory reading it, {how}")
+            result, peak = in_child(
+                "import os, time\nfrom pathlib import Path\n"
+                "from ledger.reconciliation.statements import StatementFile, read_statement\n"
+                "rss = [l for l in open('/proc/self/status') if l.startswith('VmRSS:')][0]\n"
+                "before = int(rss.split()[1]) * 1024\n"
+                f"path = Path({str(path)!r})\nstarted = time.perf_counter()\n{code}\n"
+                "result = {'entries': n, 'seconds': time.perf_counter() - started, 'before': before}",
+                "",
+            )
+            megabytes = peak / 1e6
+            streamed = how.startswith("streamed")
+            figures.append(
+                Figure(
+                    f"peak memory reading a {size / 1e6:.0f} MB camt.053 statement ({result['entries']} entries), "
+                    f"{how}, MB / file MB",
+                    megabytes,
+                    size / 1e6,
+                    peak / size,
+                    "< 0.25" if streamed else "informative",
+                    peak / size < 0.25 if streamed else True,
+                    "MB",
+                    f"read in {result['seconds']:.1f} s; the interpreter held {result['before'] / 1e6:.0f} MB "
+                    "before reading",
+                )
+            )
+        path.unlink()
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kmo-ledger bench", description=__doc__)
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--json", dest="json_file", help="also write the figures to this JSON file")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full workload (CI uses 0.05)")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="measure reconciliation instead (2k, 16k, 128k entries; reading a 200 MB statement); --scale applies",
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
@@ -771,7 +1034,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"… {step}", file=sys.stderr)
 
     try:
-        figures = measure(args.store, args.postgres_url, args.scale, progress)
+        if args.reconcile:
+            figures = reconcile_figures(args.scale, progress)
+        else:
+            figures = measure(args.store, args.postgres_url, args.scale, progress)
     except Exception as error:  # a store that cannot be reached is one line, not a trace
         print(
             f"kmo-ledger bench: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
@@ -783,7 +1049,8 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"kmo-ledger bench ({args.store}, scale {args.scale})")
+    group = "reconciliation" if args.reconcile else args.store
+    table = Table(title=f"kmo-ledger bench ({group}, scale {args.scale})")
     for column in ("figure", "ratio", "target", "met", "measured", "baseline", "unit"):
         table.add_column(column)
     for f in figures:
