@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.auth import Caller, allow, application_in_reach
+from api.params import never_null
 from api.settings import Role
 from ledger.application import KmoLedger
 from ledger.domain import commands as c
@@ -61,6 +62,7 @@ IfMatchHeader = Annotated[
         max_length=64,
         description='The wallet version this command expects (an ETag of a read, e.g. "5"); '
         "a stale one is a 412 and nothing is recorded",
+        json_schema_extra=never_null,
     ),
 ]
 IdempotencyKeyHeader = Annotated[
@@ -73,6 +75,7 @@ IdempotencyKeyHeader = Annotated[
         description="Send one with every POST: a retry with the same key and body returns the "
         "first answer and records nothing new; the same key with another body is a 422",
         examples=["7d0c8f3e-2b1a-4c5d-9e8f-0a1b2c3d4e5f"],
+        json_schema_extra=never_null,
     ),
 ]
 

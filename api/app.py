@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api.gate import Gate
-from api.problems import MEDIA_TYPE, install_handlers
+from api.problems import ANSWERED_EVERYWHERE, MEDIA_TYPE, documented_problem, install_handlers
 from api.reads import ReadModels
 from api.routers import applications, health, operations, wallets
 from api.settings import Settings
@@ -32,6 +32,17 @@ Every POST accepts an `Idempotency-Key`; commands accept `If-Match` with the
 
 
 BEARER = {"type": "http", "scheme": "bearer", "description": "An API key: Authorization: Bearer <key>"}
+TAGS = [
+    {"name": "wallets", "description": "Open a wallet, file SME figures, read it; the auditor's reads of one wallet"},
+    {"name": "applications", "description": "Submit an application and take it through its life, step by step"},
+    {
+        "name": "operations",
+        "description": "Across wallets: deadlines, inboxes, payout orders, reconciliation totals, readiness",
+    },
+]
+SERVERS = [{"url": "/", "description": "The server that serves this document"}]
+CONTACT = {"name": "kmo-ledger maintainers"}
+
 
 
 def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None) -> FastAPI:
@@ -61,6 +72,9 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
         title="kmo-ledger",
         version="1",
         description=DESCRIPTION,
+        openapi_tags=TAGS,
+        servers=SERVERS,
+        contact=CONTACT,
         lifespan=lifespan,
         separate_input_output_schemas=True,
     )
@@ -79,14 +93,25 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated document, with every error answered as problem+json."""
+    """The generated document, with every error answered as problem+json, and on
+    every operation the problems any route may answer (:data:`ANSWERED_EVERYWHERE`)."""
     if app.openapi_schema is None:
-        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+            servers=app.servers,
+            contact=app.contact,
+        )
         document.setdefault("components", {}).setdefault("securitySchemes", {})["HTTPBearer"] = BEARER
         for path, path_item in document.get("paths", {}).items():
             for operation in path_item.values():
                 if path.startswith("/v1/"):  # the gate authenticates every one of them
                     operation["security"] = [{"HTTPBearer": []}]
+                for status in ANSWERED_EVERYWHERE:
+                    operation["responses"].setdefault(str(status), documented_problem(status))
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if status.isdigit() and int(status) >= 400 and "application/json" in content:

@@ -88,7 +88,8 @@ def allow(*roles: Role) -> Callable[..., Caller]:
     async def check(request: Request) -> Caller:
         caller = current_caller(request)
         if caller.role not in roles:
-            raise Forbidden(f"a {caller.role} key may not do this (allowed: {', '.join(roles)})")
+            article = "an" if caller.role[0] in "aeiou" else "a"
+            raise Forbidden(f"{article} {caller.role} key may not do this (allowed: {', '.join(roles)})")
         return caller
 
     return check

@@ -4,25 +4,33 @@ Requests are separate from the ledger's commands: each request schema checks
 the wire form (money as a euro string or number with at most two decimals,
 dates as ``YYYY-MM-DD``) and turns itself into one command with ``command()``.
 Responses mirror :mod:`ledger.summaries` (money as two-decimal strings).
+
+The document generated clients are built from says what the server takes and
+answers, no looser: money in as a string (a JSON number is accepted too, as
+API.md says, but a client should not be led to send a float), every closed set
+of the domain as an enum, and a request field with a default as optional.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from api.settings import Role
 from ledger.domain import commands as c
 from ledger.domain.clock import EARLIEST, LATEST
 from ledger.domain.errors import ValidationFailed
-from ledger.domain.lifecycle import StopReason
+from ledger.domain.events import EVENT_TYPES, SYSTEM
+from ledger.domain.lifecycle import DeadlineRule, StopReason
 from ledger.domain.money import format_euro, parse_euro
-from ledger.domain.regimes import THEMES, Service, Size
+from ledger.domain.regimes import AMENDMENTS, REGIMES, THEMES, Service, Size
 from ledger.domain.rules import CostKind, CostLine, Holding, SmeFigures
-from ledger.domain.state import ApplicationStateName
+from ledger.domain.state import ACCOUNTS, Account, ApplicationStateName, account_kind
 from ledger.domain.text import Identifier, Line, Prose
 
 # --------------------------------------------------------------------------- wire types
@@ -73,16 +81,17 @@ EuroIn = Annotated[
     BeforeValidator(_euro_in),
     WithJsonSchema(
         {
-            "anyOf": [
-                {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,2})?$"},
-                {"type": "number", "minimum": 0, "maximum": 1e12},
-            ],
-            "description": 'Euro, at most two decimals; a string ("2500.00") or a number',
+            "type": "string",
+            "pattern": r"^[0-9]{1,12}(\.[0-9]{1,2})?$",
+            "description": 'Euro as a string of digits with at most two decimals ("2500.00"); '
+            "the server also takes a JSON number, but a float cannot hold every cent",
             "examples": ["2500.00"],
         }
     ),
 ]
-"""Money on input: a JSON string or number of euro, into cents."""
+"""Money on input: a JSON string (or number) of euro, into cents. The document
+says string only: a generated client then takes ``str(Decimal(...))`` and never
+sends ``0.30000000000000004``."""
 
 Euro = Annotated[str, Field(pattern=r"^-?\d+\.\d{2}$", examples=["2500.00"])]
 """Money on output: a string of euro with two decimals."""
@@ -110,14 +119,38 @@ Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2,
 Reason = Annotated[Prose, Field(min_length=1, max_length=500)]
 Theme = Literal[THEMES]  # type: ignore[valid-type]
 
+# The closed sets answers are drawn from, each taken from the domain's own list.
+ActorRole = Literal[(*get_args(Role), SYSTEM.role)]  # type: ignore[valid-type]
+"""A key's role, or ``system`` for the command line's deadline run."""
+EventType = Literal[tuple(EVENT_TYPES)]  # type: ignore[valid-type]
+RegimeName = Literal[tuple(regime.name for regime in REGIMES)]  # type: ignore[valid-type]
+AmendmentName = Literal[tuple(amendment.name for amendment in AMENDMENTS)]  # type: ignore[valid-type]
+AccountKind = Literal[tuple(dict.fromkeys(account_kind(account) for account in ACCOUNTS))]  # type: ignore[valid-type]
+
+
+def _defaults_in_words(schema: dict[str, Any]) -> None:
+    """A request field with a default is optional: it is not ``required``, and its
+    default is said in its description instead of as ``default`` (openapi-typescript
+    types a property that has a ``default`` as one the client must send)."""
+    for field in schema.get("properties", {}).values():
+        if "default" in field:
+            default = field.pop("default")
+            said = "Optional." if default is None else f"Optional; default {json.dumps(default)}."
+            field["description"] = f"{field['description'].rstrip('.')}. {said}" if "description" in field else said
+
 
 class RequestBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_defaults_in_words)
 
 
 def example(**fields: Any) -> ConfigDict:
     """The example a request body shows in the OpenAPI document (each has one)."""
-    return ConfigDict(json_schema_extra={"examples": [fields]})
+
+    def document(schema: dict[str, Any]) -> None:
+        _defaults_in_words(schema)
+        schema["examples"] = [fields]
+
+    return ConfigDict(json_schema_extra=document)
 
 
 class CommandIn(RequestBody):
@@ -325,7 +358,7 @@ class ApplicationSummaryOut(ResponseBody):
     application_id: str
     project_number: str
     state: ApplicationStateName
-    service: str
+    service: Service
     provider: str
     subsidy: Euro
     own_share: Euro
@@ -351,7 +384,7 @@ class ReplayOut(WalletOut):
 
 
 class CostLineOut(ResponseBody):
-    kind: str
+    kind: CostKind
     amount: Euro
     eligible: Euro
     non_eligible: Euro
@@ -389,7 +422,7 @@ class DeadlinesOut(ResponseBody):
 
 
 class NextDeadlineOut(ResponseBody):
-    rule: str
+    rule: DeadlineRule
     date: Day
 
 
@@ -411,16 +444,16 @@ class ApplicationOut(ResponseBody):
     project_number: str
     payment_reference: str = Field(examples=["+++090/9337/55493+++"])
     state: ApplicationStateName
-    regime: str
-    amendments: list[str]
-    service: str
+    regime: RegimeName
+    amendments: list[AmendmentName]
+    service: Service
     provider: str
-    themes: list[str]
+    themes: list[Theme]
     enrolled_on: date
     starts_on: date
     submitted_on: date
     year: int
-    size: str
+    size: Size
     rate: str = Field(description="percent", examples=["30.00"])
     cost_lines: list[CostLineOut]
     eligible_cost: Euro
@@ -462,12 +495,12 @@ class StopOut(ResponseBody):
 
 class ActorOut(ResponseBody):
     key_id: str
-    role: str
+    role: ActorRole
 
 
 class EventOut(ResponseBody):
     sequence: int
-    type: str = Field(examples=["OwnShareDeposited"])
+    type: EventType = Field(examples=["OwnShareDeposited"])
     recorded_at: str = Field(json_schema_extra={"format": "date-time"}, examples=["2026-03-05T09:00:00+00:00"])
     business_date: date
     actor: ActorOut
@@ -481,13 +514,13 @@ class EventsOut(ResponseBody):
 
 
 class LegOut(ResponseBody):
-    account: str
+    account: Account
     amount: Euro
 
 
 class AuditRowOut(ResponseBody):
     sequence: int
-    type: str
+    type: EventType
     business_date: date
     recorded_at: str = Field(json_schema_extra={"format": "date-time"})
     actor: ActorOut
@@ -509,7 +542,7 @@ class VerificationOut(ResponseBody):
 class LapseOut(ResponseBody):
     enterprise_number: str
     application_id: str
-    rule: str
+    rule: DeadlineRule
     deadline: date
 
 
@@ -523,7 +556,7 @@ class UpcomingDeadlineOut(ResponseBody):
     project_number: str
     provider: str
     state: ApplicationStateName
-    rule: str
+    rule: DeadlineRule
     deadline: date
     days_left: int = Field(description="negative: passed, awaiting the deadline run")
 
@@ -538,8 +571,8 @@ class InboxItemOut(ResponseBody):
     enterprise_number: str
     application_id: str
     project_number: str
-    service: str
-    themes: list[str]
+    service: Service
+    themes: list[Theme]
     starts_on: date
     submitted_on: date
     answer_by: date
@@ -572,7 +605,7 @@ class OpenPayoutOrdersOut(ResponseBody):
 
 class TotalsRowOut(ResponseBody):
     date: Day = Field(description="the bank's value date of a receipt, else the business date")
-    account_kind: str = Field(examples=["held"])
+    account_kind: AccountKind = Field(examples=["held"])
     money_in: Euro = Field(alias="in")
     money_out: Euro = Field(alias="out")
     net: Euro

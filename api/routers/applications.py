@@ -79,7 +79,7 @@ class Action:
     body: type[CommandIn] | None
     by: Any
     summary: str
-    description: str = ""
+    description: str
     answer: str | None = None
     response_model: type[BaseModel] = ApplicationOut
     status_code: int = 200
@@ -100,21 +100,27 @@ ACTIONS = (
            """The own share (eigen bijdrage) arrived: the exact amount with the
            application's structured payment reference, within 30 days."""),
     Action("top-ups",       "top_up_subsidy",      TopUpIn,       BackOfficeCommand,
-           "Government subsidy received"),
+           "Government subsidy received",
+           """The government topped the wallet up with exactly the application's subsidy,
+           once the provider confirmed and the own share is in: the application is funded."""),
     Action("payout-orders", "order_payout",        PayoutOrderIn, BackOfficeCommand,
            "The enterprise orders a payout",
            """Order payment of (part of) the project amount to the provider; it draws on
            own share and subsidy pro rata. Answers the new `order_id`.""",
            answer="order_id", response_model=PayoutOrderCreatedOut, status_code=201),
     Action("payouts",       "execute_payout",      PayoutIn,      BackOfficeCommand,
-           "The financial manager paid the provider"),
+           "The financial manager paid the provider",
+           """The payout order (`order_id`) was paid to the provider on `value_date`: its
+           own share and subsidy parts leave the wallet."""),
     Action("stop",          "stop_project",        StopIn,        BackOfficeCommand,
            "Stop the project (stopzetting)",
            """Stop with a reason: `outcome` is `stopped`, or `recovery_issued` when the
            subsidy paid out must be repaid first.""",
            answer="outcome", response_model=StopOut),
     Action("repayments",    "repay_recovery",      RepaymentIn,   BackOfficeCommand,
-           "A recovery repaid"),
+           "A recovery repaid",
+           """Money of a recovery (terugvordering) came back, in part or in full; once it
+           is repaid in full the stopped project ends."""),
     Action("refunds",       "execute_refund",      RefundIn,      BackOfficeCommand,
            "A refund or return executed",
            """The financial manager paid back what a stop, lapse or closure made due."""),

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from api import reads
 from api.answers import BackOfficeFirstCommand
 from api.auth import Auditing, InboxOf, Reader, ReadModelsDep
+from api.params import never_null
 from api.routers.declare import operation
 from api.schemas import DeadlineRunOut, InboxOut, IsoDate, OpenPayoutOrdersOut, TotalsOut, UpcomingDeadlinesOut
 
@@ -54,6 +55,8 @@ def list_payout_orders(
     models: ReadModelsDep,
     overdue: Annotated[bool, Query(description="Only orders older than the 14-day service level")] = False,
 ):
+    """Payout orders neither executed nor cancelled, each with its age; one is
+    overdue once older than the 14 days the financial manager has to pay."""
     return reads.open_payout_orders(models, overdue)
 
 
@@ -61,8 +64,12 @@ def list_payout_orders(
 def reconciliation_totals(
     _caller: Reader,
     models: ReadModelsDep,
-    start: Annotated[IsoDate | None, Query(alias="from", description="First day, YYYY-MM-DD")] = None,
-    end: Annotated[IsoDate | None, Query(alias="to", description="Last day, YYYY-MM-DD")] = None,
+    start: Annotated[
+        IsoDate | None, Query(alias="from", description="First day, YYYY-MM-DD", json_schema_extra=never_null)
+    ] = None,
+    end: Annotated[
+        IsoDate | None, Query(alias="to", description="Last day, YYYY-MM-DD", json_schema_extra=never_null)
+    ] = None,
 ):
     """Per day and account kind (enterprise, government, provider, held, due,
     recovered): money in, out and net. A receipt counts on its bank value date."""

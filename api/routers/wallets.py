@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 from api import reads
 from api.answers import AnswerSource, BackOfficeCommand, BackOfficeFirstCommand
 from api.auth import Auditing, LedgerDep, Reader, ReadModelsDep
-from api.params import EnterpriseNumber
+from api.params import EnterpriseNumber, never_null
 from api.routers.declare import COMMAND_PROBLEMS, operation
 from api.schemas import (
     AuditTrailOut,
@@ -23,12 +23,17 @@ from api.schemas import (
     VerificationOut,
     WalletOut,
 )
+from ledger.domain.events import ApplicationSubmitted, WalletEvent
 from ledger.domain.wallet import Wallet
+from ledger.summaries import rate_percent
 
 router = APIRouter(prefix="/wallets", tags=["wallets"])
 AsOf = Annotated[
     IsoDate | None,
-    Query(description="Cut at the end of this Brussels business date (YYYY-MM-DD); default today"),
+    Query(
+        description="Cut at the end of this Brussels business date (YYYY-MM-DD); default today",
+        json_schema_extra=never_null,
+    ),
 ]
 
 
@@ -74,13 +79,24 @@ def list_wallet_events(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDe
                 "recorded_at": event.timestamp.isoformat(),
                 "business_date": event.business_date,
                 "actor": event.actor.model_dump(),
-                "data": event.data(),
+                "data": _event_data(event),
                 "hash": event.hash,
                 "previous_hash": event.previous_hash,
             }
             for event in ledger.wallet_events(en, as_of)
         ]
     }
+
+
+def _event_data(event: WalletEvent) -> dict[str, Any]:
+    """An event's facts as the API shows them everywhere: a rate in percent
+    (``"30.00"``, as the application's ``rate``), where the stored event holds
+    basis points (3000). Only the view changes: the stored event and its hash
+    are as recorded."""
+    data = event.data()
+    if isinstance(event, ApplicationSubmitted):
+        data["rate"] = rate_percent(event.rate)
+    return data
 
 
 @operation(router.get, "/{en}/state", "The wallet replayed to a date", ReplayOut, 403, 404)
@@ -98,5 +114,8 @@ def get_audit_trail(en: EnterpriseNumber, _caller: Auditing, models: ReadModelsD
 
 @operation(router.get, "/{en}/verification", "Check the wallet's hash chain and invariants", VerificationOut, 403, 404)
 def verify_wallet(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDep):
+    """The wallet's hash chain (each stored event's hash and its link to the one
+    before), then its invariants on every business date: `ok` with no `problems`,
+    or each problem found, in words."""
     problems = ledger.verify_wallet(en)
     return {"ok": not problems, "problems": problems}

@@ -85,7 +85,7 @@ class InvalidState(LedgerError):
 
 class InsufficientFunds(LedgerError):
     code = "insufficient_funds"
-    title = "Not enough money held"
+    title = "The amount is more than is held or due"
 
 
 class IdempotencyKeyReused(LedgerError):

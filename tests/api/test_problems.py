@@ -148,8 +148,9 @@ def test_an_unknown_route_is_a_404_problem(api: Api, path):
 
 def test_a_wrong_method_is_a_405_problem(api: Api):
     response = api.client.get("/v1/deadlines/run", headers=Api.headers("back-office"))
-    assert_problem(response, 405, "method_not_allowed")
+    body = assert_problem(response, 405, "method_not_allowed")
     assert "POST" in response.headers["allow"]
+    assert body["detail"] == "this path does not take GET (it takes POST)"
 
 
 class BrokenLedger:
