@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api.gate import Gate
+from api.keys import KeyRing
 from api.problems import ANSWERED_EVERYWHERE, MEDIA_TYPE, documented_problem, install_handlers
 from api.reads import ReadModels
 from api.routers import applications, health, operations, wallets
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
     itself (:class:`api.reads.ReadModels`), from start-up to shut-down.
     """
     settings = settings or Settings()
-    keys = settings.load_keys()
+    keys = KeyRing.load(settings)  # read again when the file changes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

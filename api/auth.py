@@ -29,15 +29,17 @@ ALL_ROLES: tuple[Role, ...] = ("back-office", "provider", "auditor", "reconciler
 
 @dataclass(frozen=True)
 class Caller:
-    """An authenticated caller; ``provider`` is set for provider keys only."""
+    """An authenticated caller; ``provider`` is set for provider keys only,
+    ``name`` when the keys file names the key."""
 
     key_id: str
     role: Role
     provider: str | None = None
+    name: str | None = None
 
     @property
     def actor(self) -> Actor:
-        return Actor(key_id=self.key_id, role=self.role)
+        return Actor(key_id=self.key_id, role=self.role, name=self.name)
 
 
 def identify(keys: dict[str, ApiKey], authorization: str | None) -> Caller:
@@ -52,7 +54,8 @@ def identify(keys: dict[str, ApiKey], authorization: str | None) -> Caller:
     key = keys.get(digest)
     if key is None:
         raise Unauthorized("unknown API key")
-    return Caller(key_id=digest[:KEY_ID_DIGITS], role=key.role, provider=key.provider)  # = key_id(secret)
+    # digest[:KEY_ID_DIGITS] is api.settings.key_id(secret)
+    return Caller(key_id=digest[:KEY_ID_DIGITS], role=key.role, provider=key.provider, name=key.name)
 
 
 def current_caller(request: Request) -> Caller:

@@ -1,20 +1,21 @@
 """The gate every request passes before routing: callers under ``/v1`` are
-authenticated (401 before anything else is looked at) and request bodies are
-capped (413), so no handler ever reads an unbounded body."""
+authenticated (401 before anything else is looked at) against the keys in
+force (the keys file as it is now, :class:`api.keys.KeyRing`) and request
+bodies are capped (413), so no handler ever reads an unbounded body."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import identify
+from api.keys import KeyRing
 from api.problems import Unauthorized, problem
-from api.settings import ApiKey
 
 PROTECTED_PREFIX = "/v1"
 
 
 class Gate:
-    def __init__(self, app: ASGIApp, keys: dict[str, ApiKey], max_body_bytes: int):
+    def __init__(self, app: ASGIApp, keys: KeyRing, max_body_bytes: int):
         self.app = app
         self.keys = keys
         self.max_body_bytes = max_body_bytes
@@ -32,7 +33,7 @@ class Gate:
         path = scope["path"]
         if path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/"):
             try:
-                caller = identify(self.keys, authorization)
+                caller = identify(self.keys.current(), authorization)
             except Unauthorized as error:
                 await problem(error.code, error.detail, error.title)(scope, receive, send)
                 return

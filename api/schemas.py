@@ -19,7 +19,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_serializer
 
 from api.settings import Role
 from ledger.domain import commands as c
@@ -496,6 +496,16 @@ class StopOut(ResponseBody):
 class ActorOut(ResponseBody):
     key_id: str
     role: ActorRole
+    name: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(
+        default=None, description="the name the keys file gives the key; absent when it gives none"
+    )
+
+    @model_serializer(mode="wrap")
+    def _name_only_when_given(self, write):  # no return annotation: the schema stays this model's
+        content = write(self)
+        if self.name is None:
+            content.pop("name", None)
+        return content
 
 
 class EventOut(ResponseBody):

@@ -2,7 +2,9 @@
 
 ``KMO_LEDGER_DATABASE_URL`` names the event store; ``KMO_LEDGER_API_KEYS_FILE``
 the JSON file of API keys and their roles. Without a keys file, one with fresh
-random keys is created under ``./var`` (see :func:`ensure_keys_file`).
+random keys is created under ``./var`` (see :func:`ensure_keys_file`). The file
+is read here (:func:`read_keys_file`); :mod:`api.keys` follows its changes while
+serving and changes it for ``kmo-ledger keys``.
 """
 
 from __future__ import annotations
@@ -10,14 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ledger.build import LedgerSettings
+from ledger.domain.text import Line
 from ledger.storage import private_folder
 
 Role = Literal["back-office", "provider", "auditor", "reconciler"]
@@ -30,12 +34,17 @@ class SettingsError(Exception):
     """The configuration cannot be used; the message says why in one line."""
 
 
+KeyName = Annotated[Line, Field(max_length=100)]
+
+
 class ApiKey(BaseModel):
-    """One caller: its role and, for a provider, its registration number."""
+    """One caller: its role, for a provider its registration number, and the name
+    of the service or person holding it (recorded with the key id on every event)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     role: Role
     provider: str | None = None
+    name: KeyName | None = None
 
     @model_validator(mode="after")
     def _provider_names_itself(self) -> ApiKey:
@@ -50,16 +59,81 @@ class ApiKey(BaseModel):
             except LedgerError as error:
                 raise ValueError(error.detail) from None
         elif self.provider is not None:
-            raise ValueError(f"only a provider key names a provider, not a {self.role} key")
+            article = "an" if self.role == "auditor" else "a"
+            raise ValueError(f"only a provider key names a provider, not {article} {self.role} key")
         return self
 
 
 KEY_ID_DIGITS = 12
+HASHED = "sha256:"
+"""The prefix of an entry that holds the SHA-256 of a key instead of the key."""
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def key_id(secret: str) -> str:
     """The id recorded on events for a key: the first 12 hex digits of its SHA-256."""
     return hashlib.sha256(secret.encode()).hexdigest()[:KEY_ID_DIGITS]
+
+
+def entry_digest(entry: str) -> str:
+    """The SHA-256 hex digest of the key an entry of the keys file stands for:
+    ``sha256:<digest>`` gives it, any other entry is the key itself. The first
+    12 digits are the key's id."""
+    if entry.startswith(HASHED):
+        return entry[len(HASHED) :]
+    return hashlib.sha256(entry.encode()).hexdigest()
+
+
+def read_keys_file(path: Path, empty_allowed: bool = False) -> dict[str, ApiKey]:
+    """The keys in ``path`` by the SHA-256 hex digest of their secret (the
+    secrets are not kept); :class:`SettingsError` says in one line what is wrong.
+
+    An entry is the key itself (at least 16 characters) or ``sha256:`` and the
+    lowercase hex SHA-256 of the key. ``empty_allowed``: a file whose every key
+    was revoked (``{}``) is read as no key rather than refused."""
+    return parse_keys(read_json(path), path, empty_allowed)
+
+
+def read_json(path: Path) -> Any:
+    """The JSON held in ``path``; :class:`SettingsError` if there is none."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"API keys file {path} does not exist") from None
+    except (OSError, ValueError) as error:
+        raise SettingsError(f"API keys file {path} cannot be read as JSON: {error}") from None
+
+
+def parse_keys(raw: Any, path: Path, empty_allowed: bool = False) -> dict[str, ApiKey]:
+    """The keys of a keys file's JSON ``raw`` (read from ``path``), checked."""
+    if not isinstance(raw, dict):
+        raise SettingsError(f"API keys file {path} must hold a JSON object of keys")
+    if not raw and not empty_allowed:
+        raise SettingsError(f"API keys file {path} holds no key (kmo-ledger keys add makes one)")
+    keys: dict[str, ApiKey] = {}
+    for entry, fields in raw.items():
+        if entry.startswith(HASHED):
+            if not _HEX_DIGEST.fullmatch(entry[len(HASHED) :]):
+                raise SettingsError(f"API keys file {path}: a hashed entry is sha256: and 64 lowercase hex digits")
+        elif len(entry) < 16:
+            raise SettingsError(f"API keys file {path}: every key is at least 16 characters long")
+        digest = entry_digest(entry)
+        if digest in keys:
+            raise SettingsError(f"API keys file {path}: key {digest[:KEY_ID_DIGITS]} is listed twice")
+        keys[digest] = api_key(fields, f"API keys file {path}: key {digest[:KEY_ID_DIGITS]}")
+    return keys
+
+
+def api_key(fields: Any, where: str) -> ApiKey:
+    """One entry's fields as an :class:`ApiKey`, or a :class:`SettingsError` naming ``where``."""
+    try:
+        return ApiKey.model_validate(fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        cause = first.get("ctx", {}).get("error")  # a check of ours: its own words, without "Value error, "
+        reason = str(cause) if isinstance(cause, ValueError) else first["msg"]
+        raise SettingsError(f"{where}: {field + ': ' if field else ''}{reason}") from None
 
 
 class Settings(LedgerSettings):
@@ -79,24 +153,7 @@ class Settings(LedgerSettings):
         path = self.keys_file()
         if self.api_keys_file is None:
             ensure_keys_file(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SettingsError(f"API keys file {path} does not exist") from None
-        except (OSError, ValueError) as error:
-            raise SettingsError(f"API keys file {path} cannot be read as JSON: {error}") from None
-        if not isinstance(raw, dict) or not raw:
-            raise SettingsError(f"API keys file {path} must hold a JSON object of keys")
-        keys = {}
-        for secret, entry in raw.items():
-            if len(secret) < 16:
-                raise SettingsError(f"API keys file {path}: every key is at least 16 characters long")
-            try:
-                keys[hashlib.sha256(secret.encode()).hexdigest()] = ApiKey.model_validate(entry)
-            except ValidationError as error:
-                reason = error.errors()[0]["msg"]
-                raise SettingsError(f"API keys file {path}: key {key_id(secret)}: {reason}") from None
-        return keys
+        return read_keys_file(path)
 
 
 def ensure_keys_file(path: Path = DEFAULT_KEYS_FILE) -> bool:

@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "purge-audit-trail": ("scripts.purge_audit_trail", "purge exported audit-trail rows past retention"),
     "run-deadlines": ("scripts.run_deadlines", "apply every deadline passed"),
     "bench": ("scripts.bench", "measure speed targets as ratios"),
+    "keys": ("scripts.keys", "add, list and revoke API keys (add shows a new secret once)"),
 }
 
 

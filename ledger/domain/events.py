@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from ledger.domain.money import Cents
 from ledger.domain.regimes import Size
@@ -29,11 +29,23 @@ ENVELOPE: set[str] = set(
 
 
 class Actor(BaseModel):
-    """Who posted a command: the caller's key id and role, never the secret."""
+    """Who posted a command: the caller's key id and role, never the secret, and
+    the name the keys file gives that key (a service or a person), if any.
+
+    An actor without a name is written without the field, as every event was
+    before keys had names: their chain hashes (over this JSON) stay as recorded."""
 
     model_config = ConfigDict(frozen=True)
     key_id: str
     role: str
+    name: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _name_only_when_given(self, write: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        content: dict[str, Any] = write(self)
+        if self.name is None:
+            content.pop("name", None)
+        return content
 
 
 SYSTEM = Actor(key_id="system", role="system")
