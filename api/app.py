@@ -40,6 +40,7 @@ TAGS = [
         "name": "operations",
         "description": "Across wallets: deadlines, inboxes, payout orders, reconciliation totals, readiness",
     },
+    {"name": "sandbox", "description": "Only with KMO_LEDGER_SANDBOX=true: move the server's clock forward"},
 ]
 SERVERS = [{"url": "/", "description": "The server that serves this document"}]
 CONTACT = {"name": "kmo-ledger maintainers"}
