@@ -186,7 +186,7 @@ def test_the_bench_measures_reconciliation_on_request(tmp_path, capsys):
     names = [figure["name"] for figure in figures]
     operations = [f for f in figures if f["name"].startswith("matcher's operations")]
     assert len(operations) == 2 and all(f["met"] for f in operations)  # counted, so it holds on a busy machine
-    assert [name.split(" (")[0] for name in names if name.startswith("matching")] == [
+    assert [name.split(",")[0] for name in names if name.startswith("matching")] == [
         "matching 160 entries / 30 entries",
         "matching 1280 entries / 160 entries",
     ]
