@@ -76,10 +76,20 @@ def database_url() -> str:
 
 @contextmanager
 def open_ledger() -> Iterator[Any]:
-    """The ledger application on the configured database, closed afterwards."""
-    from ledger.build import build_ledger
+    """The ledger application on the configured database, closed afterwards.
 
-    ledger = build_ledger()
+    A tool never makes a ledger (only ``serve`` does): a database that holds
+    none, or is not there, is bad usage, "no ledger at PATH", and nothing is
+    created. Run from another folder, the default ``./var/ledger.db`` is
+    another file."""
+    from ledger.build import LedgerSettings, build_ledger
+    from ledger.storage.presence import missing_ledger
+
+    settings = LedgerSettings()
+    missing = missing_ledger(settings.database_url)
+    if missing is not None:
+        raise UsageError(missing)
+    ledger = build_ledger(settings)
     try:
         yield ledger
     finally:
@@ -94,6 +104,7 @@ def _one_line(error: BaseException) -> str:
 def run(prog: str, body: Callable[[], int]) -> int:
     """Run a tool's body; every failure becomes one line on standard error and an exit code."""
     from eventsourcing.persistence import PersistenceError
+    from pydantic import ValidationError
 
     from ledger.domain.errors import LedgerError
 
@@ -103,6 +114,9 @@ def run(prog: str, body: Callable[[], int]) -> int:
         return done.status
     except UsageError as error:
         _fail(prog, str(error))
+    except ValidationError as error:  # the environment's settings: named by their variable
+        first = error.errors()[0]
+        _fail(prog, f"KMO_LEDGER_{'_'.join(str(part) for part in first['loc']).upper()}: {first['msg']}")
     except LedgerError as error:
         _fail(prog, error.detail)
     except PersistenceError as error:

@@ -41,9 +41,9 @@ def _export(argv: list[str] | None) -> int:
         raise cli.UsageError(f"{out} exists and is not a folder")
     if (out / MANIFEST).exists():
         raise cli.UsageError(f"{out} holds an archive already ({MANIFEST}): export into a new folder")
-    private_folder(out)
 
-    with cli.open_ledger() as ledger:
+    with cli.open_ledger() as ledger:  # no ledger, no folder
+        private_folder(out)
         manifest = write_archive(ledger, out, VERIFIER, progress=cli.progress)
         marked = mark_exported(manifest, out)
     summary = archive_summary(manifest, out, marked)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ledger.build import ledger_at
 from scripts import cli, export, reconcile, replay, run_deadlines, verify
 from tests.tools.helpers import Tools
 
@@ -46,5 +47,6 @@ def test_an_unreachable_database_exits_2_without_its_password(monkeypatch, capsy
 
 
 def test_kmo_ledger_dispatches_to_the_tools(monkeypatch, capsys, sqlite_url):
+    ledger_at(sqlite_url).close()  # an empty ledger: a tool opens one, never makes one
     outcome = Tools(monkeypatch, capsys, sqlite_url).run(cli.main, "verify", "--json")
     assert outcome.code == 0 and '"ok": true' in outcome.out
