@@ -142,10 +142,11 @@ def upcoming_deadlines(models: ReadModels, within_days: int) -> dict[str, Any]:
     return {"today": now, "within_days": within_days, "applications": found["deadlines"]}
 
 
-def provider_inbox(models: ReadModels, provider: str) -> dict[str, Any]:
-    """Applications naming ``provider`` that await its answer and may still get it."""
+def provider_inbox(models: ReadModels, provider: str, states: list[str] | None = None) -> dict[str, Any]:
+    """Applications naming ``provider`` in ``states`` (default: every one waiting on
+    it, for an answer it may still give or for a completion)."""
     now = today(models.ledger)
-    return models.read(lambda views: views.provider_inbox(provider, now))
+    return models.read(lambda views: views.provider_inbox(provider, now, states))
 
 
 def open_payout_orders(models: ReadModels, overdue_only: bool) -> dict[str, Any]:

@@ -587,6 +587,8 @@ class InboxItemOut(ResponseBody):
     submitted_on: date
     answer_by: date
     project_amount: Euro
+    state: ApplicationStateName
+    complete_by: date = Field(description="The service is to be completed by this day")
 
 
 class InboxOut(ResponseBody):

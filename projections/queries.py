@@ -8,17 +8,26 @@ can read at once.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 
 from ledger.domain.errors import NotFound, ValidationFailed
 from ledger.domain.identifiers import canonical_enterprise_number, provider_number
 from ledger.domain.money import format_euro
+from ledger.domain.state import ApplicationStateName
 from ledger.summaries import rate_percent
 from projections import schema as s
+from projections.fold import application_state
 from projections.store import Target, connect
+
+APPLICATION_STATES: tuple[str, ...] = get_args(ApplicationStateName)
+AWAITING_PROVIDER: tuple[str, ...] = ("submitted", "confirmed", "funded", "paying", "paid_out")
+"""The states in which an application waits on its provider: for an answer
+(submitted), or for the service's completion (confirmed, and neither completed
+nor ended, whatever money came in or went out)."""
 
 
 def _euro_fields(row: dict[str, int]) -> dict[str, Any]:
@@ -196,17 +205,46 @@ class Queries:
             ],
         }
 
-    def provider_inbox(self, provider: str, today: date | None = None) -> dict[str, Any]:
-        """Applications awaiting this provider's answer (submitted, not yet confirmed,
-        refused or lapsed); with ``today``, only those it may still answer."""
+    def provider_inbox(
+        self, provider: str, today: date | None = None, states: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """Applications naming this provider in ``states``; by default every one that
+        waits on the provider (:data:`AWAITING_PROVIDER`): for its answer, or
+        confirmed and waiting for the service's completion. With ``today``, a
+        submitted one only while the provider may still answer it (its answer date
+        has not passed: past it, it lapses at the next deadline run). In order of
+        their answer dates."""
         number = provider_number(provider)
+        wanted = set(AWAITING_PROVIDER if states is None else states)
+        unknown = wanted - set(APPLICATION_STATES)
+        if unknown:
+            known = ", ".join(APPLICATION_STATES)
+            raise ValidationFailed(f"no application state {sorted(unknown)[0]!r}: one of {known}")
         c = self.target.collate
-        sql = f"SELECT * FROM {s.PROVIDER_INBOX.name} WHERE provider = ?"
-        params: tuple = (number,)
-        if today is not None:
-            sql += " AND answer_by >= ?"
-            params += (today.isoformat(),)
-        rows = self._rows(sql + f" ORDER BY answer_by{c}, project_number{c}, application_id{c}", params)
+        kinds, params = [], [number]
+        if wanted & set(AWAITING_PROVIDER):
+            kinds.append("(final_state IS NULL AND completed_on IS NULL)")
+        if "completed" in wanted:
+            kinds.append("(final_state IS NULL AND completed_on IS NOT NULL)")
+        endings = sorted(wanted - set(AWAITING_PROVIDER) - {"completed"})
+        if endings:
+            kinds.append(f"final_state IN ({', '.join('?' * len(endings))})")
+            params += endings
+        rows = (
+            self._rows(
+                f"SELECT * FROM {s.APPLICATIONS.name} WHERE provider = ? AND ({' OR '.join(kinds)}) "
+                f"ORDER BY answer_by{c}, project_number{c}, application_id{c}",
+                tuple(params),
+            )
+            if kinds
+            else []
+        )
+        answerable_from = today.isoformat() if today is not None else ""
+        found = []
+        for row in rows:
+            state = application_state(row)
+            if state in wanted and not (state == "submitted" and row["answer_by"] < answerable_from):
+                found.append((state, row))
         return {
             "provider": number,
             "applications": [
@@ -219,9 +257,11 @@ class Queries:
                     "starts_on": row["starts_on"],
                     "submitted_on": row["submitted_on"],
                     "answer_by": row["answer_by"],
-                    "project_amount": format_euro(row["project_amount"]),
+                    "project_amount": format_euro(row["own_share"] + row["subsidy"]),
+                    "state": state,
+                    "complete_by": row["complete_by"],
                 }
-                for row in rows
+                for state, row in found
             ],
         }
 

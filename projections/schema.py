@@ -19,7 +19,7 @@ from ledger.domain.state import ACCOUNTS
 from projections.log import MAX_WALLET
 from projections.store import Target
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 TRACKING_NAME = "kmo_ledger_views"
 CREATION_LOCK = 0x6B6D6F2D76696577  # "kmo-view": PostgreSQL's advisory lock while the views are created
 
@@ -114,6 +114,7 @@ APPLICATIONS = Table(
         ("final_on", TEXT_NULL),
     ),
     ("application_id",),
+    (("provider",),),  # a provider's inbox
 )
 WALLET_BALANCES = Table("wallet_balances", (("enterprise_number", TEXT),) + _money(), ("enterprise_number",))
 APPLICATION_BALANCES = Table(

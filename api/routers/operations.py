@@ -13,6 +13,7 @@ from api.auth import Auditing, InboxOf, Reader, ReadModelsDep
 from api.params import never_null
 from api.routers.declare import operation
 from api.schemas import DeadlineRunOut, InboxOut, IsoDate, OpenPayoutOrdersOut, TotalsOut, UpcomingDeadlinesOut
+from ledger.domain.state import ApplicationStateName
 
 router = APIRouter(tags=["operations"])
 
@@ -41,12 +42,23 @@ def list_deadlines(
     return reads.upcoming_deadlines(models, within_days)
 
 
-@operation(
-    router.get, "/providers/{provider}/inbox", "Applications awaiting a provider's answer", InboxOut, 403, 404, 503
-)
-def provider_inbox(provider: InboxOf, models: ReadModelsDep):
-    """A provider key reads only its own inbox."""
-    return reads.provider_inbox(models, provider)
+@operation(router.get, "/providers/{provider}/inbox", "Applications waiting on a provider", InboxOut, 403, 404, 503)
+def provider_inbox(
+    provider: InboxOf,
+    models: ReadModelsDep,
+    state: Annotated[
+        list[ApplicationStateName] | None,
+        Query(
+            description="Only applications in these states (repeat it for several). Default: every "
+            "application waiting on the provider: `submitted` (its answer, while it may still give it), "
+            "`confirmed`, `funded`, `paying`, `paid_out` (the service's completion)",
+            json_schema_extra=never_null,
+        ),
+    ] = None,
+):
+    """Applications naming the provider, in order of their answer dates. A provider
+    key reads only its own inbox."""
+    return reads.provider_inbox(models, provider, state)
 
 
 @operation(router.get, "/payout-orders", "Payout orders not executed", OpenPayoutOrdersOut, 403, 503)

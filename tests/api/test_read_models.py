@@ -35,14 +35,14 @@ def test_a_submitted_application_is_at_once_in_the_deadlines_and_the_providers_i
     ]
 
 
-def test_a_confirmation_takes_the_application_out_of_the_inbox_at_once(api_on_every_store: Api):
+def test_a_confirmation_takes_the_application_out_of_the_unanswered_at_once(api_on_every_store: Api):
     api = api_on_every_store
     with freeze_time("2026-03-02 09:00:00"):
         api.open_wallet()
         application = api.submit(date(2026, 3, 16))
         api.get(f"/providers/{TRAINER}/inbox")
         api.act(application, "confirmation", as_="provider")
-        inbox = api.get(f"/providers/{TRAINER}/inbox").json()["applications"]
+        inbox = api.get(f"/providers/{TRAINER}/inbox", state="submitted").json()["applications"]
         deadlines = api.get("/deadlines", within_days=60).json()["applications"]
     assert inbox == []
     assert [(d["rule"], d["state"]) for d in deadlines] == [("own_share_deposit", "confirmed")]
@@ -119,7 +119,7 @@ def test_after_a_restart_the_reads_go_on_from_the_views_left_behind(database_url
             kept = models.projector.committed_position()
             again = api.get("/deadlines", within_days=30).json()
             api.act(application, "confirmation", as_="provider")
-            inbox = api.get(f"/providers/{TRAINER}/inbox").json()["applications"]
+            inbox = api.get(f"/providers/{TRAINER}/inbox", state="submitted").json()["applications"]
             position = models.projector.committed_position()
             recorded = api.client.app.state.ledger.recorder.max_notification_id()
     assert kept == reached > 0  # the views were kept, not folded again

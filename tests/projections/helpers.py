@@ -285,7 +285,7 @@ def differences_from_ledger(ledger: KmoLedger, views: Queries, enterprises: list
             inbox = views.provider_inbox(application["provider"])["applications"]
             same(
                 f"{application_id} in the provider's inbox",
-                application["state"] == "submitted",
+                application["state"] in ("submitted", "confirmed", "funded", "paying", "paid_out"),
                 application_id in {row["application_id"] for row in inbox},
             )
         ceilings = {(c["year"], c["key"]): c for c in views.ceilings(en)["ceilings"]}

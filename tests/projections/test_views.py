@@ -190,9 +190,13 @@ def test_deadlines_due_within_days_and_the_provider_inbox(ledger):
         ]
         inbox = views.provider_inbox("dv.o207084")
         assert inbox["provider"] == TRAINER
-        assert [a["application_id"] for a in inbox["applications"]] == [waiting]
+        assert [(a["application_id"], a["state"]) for a in inbox["applications"]] == [
+            (waiting, "submitted"),
+            (confirmed, "confirmed"),
+        ]
         assert inbox["applications"][0]["project_amount"] == "10000.00"
-        assert views.provider_inbox(TRAINER, today=date(2026, 3, 17))["applications"] == []
+        too_late_to_answer = views.provider_inbox(TRAINER, today=date(2026, 3, 17))["applications"]
+        assert [a["application_id"] for a in too_late_to_answer] == [confirmed]
     finally:
         views.close()
         projector.close()
