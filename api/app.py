@@ -13,7 +13,7 @@ from api.gate import Gate
 from api.keys import KeyRing
 from api.problems import ANSWERED_EVERYWHERE, MEDIA_TYPE, documented_problem, install_handlers
 from api.reads import ReadModels
-from api.routers import applications, health, operations, wallets
+from api.routers import applications, health, operations, sandbox, wallets
 from api.settings import Settings
 from ledger.application import KmoLedger
 from ledger.build import build_ledger
@@ -89,6 +89,8 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
     # scan of its routes on every request
     for router in (applications.router, wallets.router, operations.router):
         app.include_router(router, prefix="/v1")
+    if settings.sandbox:  # without sandbox mode the sandbox's paths do not exist
+        app.include_router(sandbox.router, prefix="/v1")
     app.include_router(health.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     roles = sorted({key.role for key in keys.values()}, key=ROLES.index)
     verb = "created" if created else "using"
     print(f"API keys: {verb} {keys_file.resolve()} ({', '.join(roles)})")
+    if settings.sandbox:
+        print("Sandbox: back-office moves the clock forward with POST /v1/sandbox/clock")
     import uvicorn
 
     from api import create_app
