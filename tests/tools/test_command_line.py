@@ -43,7 +43,7 @@ def test_an_unreachable_database_exits_2_without_its_password(monkeypatch, capsy
     code = run_deadlines.main([])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "s3cret" not in err
-    assert "connection" in err
+    assert "127.0.0.1:1 cannot be reached" in err
 
 
 def test_kmo_ledger_dispatches_to_the_tools(monkeypatch, capsys, sqlite_url):
