@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger.build import ledger_at
 from ledger.reconciliation.matching import Posting, reconcile
 from ledger.reconciliation.statements import read_statement
 from scripts import bench
@@ -128,6 +129,7 @@ def test_keeping_every_entry_of_a_20_mb_statement_takes_less_than_half_its_size(
 def test_a_statement_above_the_size_limit_is_refused_in_one_line(monkeypatch, capsys, sqlite_url, tmp_path):
     statement = tmp_path / "statement.csv"
     statement.write_text("value_date,amount,direction\n" + "2026-03-04,1.00,credit\n" * 100, encoding="utf-8")
+    ledger_at(sqlite_url).close()  # an empty ledger to reconcile against: a tool makes none
     tools = Tools(monkeypatch, capsys, sqlite_url)
     refused = tools.run(reconcile_command.main, "--statement", str(statement), "--max-bytes", "1KiB")
     assert refused.code == 2 and refused.out == ""
@@ -169,6 +171,7 @@ def test_progress_is_drawn_on_a_terminal_and_nothing_else_is_printed_otherwise(
 ):
     statement = tmp_path / "statement.csv"
     statement.write_text("value_date,amount,direction\n2026-03-04,1.00,credit\n", encoding="utf-8")
+    ledger_at(sqlite_url).close()  # an empty ledger to reconcile against: a tool makes none
     tools = Tools(monkeypatch, capsys, sqlite_url)
     quiet = tools.run(reconcile_command.main, "--statement", str(statement), "--json")
     assert quiet.code == 1 and quiet.err == "" and json.loads(quiet.out)["statement"]["entries"] == 1
