@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from api.problems import ReadModelsUnavailable
 from ledger.application import KmoLedger
 from ledger.domain.clock import brussels_date
-from ledger.domain.errors import ValidationFailed
+from ledger.domain.errors import StoreBusy, StoreUnavailable, ValidationFailed
 from projections import Projector, Queries, ReadModelsStuck
 from projections.schema import SchemaOutdated
 from projections.store import Target
@@ -65,6 +65,8 @@ class ReadModels:
             if projector.position < high:  # another runner may be ahead: catch_up then only reads its position
                 try:
                     projector.catch_up()
+                except (StoreBusy, StoreUnavailable):
+                    raise  # answered as what they are: the store's 503, not the read models'
                 except ReadModelsStuck as stuck:
                     self.stuck = stuck
                     log.error("%s", stuck)

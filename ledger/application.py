@@ -31,7 +31,15 @@ from ledger.audit.verification import verify_rows
 from ledger.domain import commands as c
 from ledger.domain import events as ev
 from ledger.domain.clock import Clock, SystemClock, brussels_date
-from ledger.domain.errors import AlreadyExists, Conflict, LedgerError, NotFound, StoreBusy, VersionMismatch
+from ledger.domain.errors import (
+    AlreadyExists,
+    Conflict,
+    LedgerError,
+    NotFound,
+    StoreBusy,
+    StoreUnavailable,
+    VersionMismatch,
+)
 from ledger.domain.identifiers import (
     canonical_enterprise_number,
     compact_payment_reference,
@@ -288,7 +296,7 @@ class KmoLedger(Application[UUID]):
                 except IntegrityError:
                     self._forget(aggregate_id)
                     continue
-                except StoreBusy:
+                except (StoreBusy, StoreUnavailable):
                     self._forget(aggregate_id)
                     raise  # the wait for the store was spent already: no second one
                 except LedgerError:

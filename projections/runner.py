@@ -29,6 +29,7 @@ from typing import Any
 
 from ledger.application import KmoLedger
 from ledger.build import build_ledger, ledger_at
+from ledger.domain.errors import StoreBusy, StoreUnavailable
 from projections import schema
 from projections.fold import BatchFold
 from projections.log import Notification, NotificationLog
@@ -130,6 +131,8 @@ class Projector:
                     done = self._apply(batch, end, expected=position)
                 except Exception as error:
                     if self.before_commit is not None:  # an injected crash: the process is gone, nothing more runs
+                        raise
+                    if isinstance(error, (StoreBusy, StoreUnavailable)):  # the store, not an event: said as such
                         raise
                     raise self._stuck(batch, position, high, error) from error
                 if done is None:

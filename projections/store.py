@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from ledger.domain.errors import ValidationFailed
-from ledger.storage import POSTGRES_MODULE, SQLITE_MODULE
+from ledger.storage import CONNECT_TIMEOUT, POSTGRES_MODULE, SQLITE_MODULE
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 """COPY's text format: a backslash, tab, newline or carriage return in a value is escaped."""
@@ -184,7 +184,8 @@ class PostgresTarget(Target):
         import psycopg
 
         self.schema = schema
-        self.connection = psycopg.connect(conninfo, autocommit=True)
+        # the ledger's own wait for a connection (POSTGRES_CONNECT_TIMEOUT), not libpq's none
+        self.connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
         self.connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         self.connection.execute(f'SET search_path TO "{schema}"')
 

@@ -12,10 +12,14 @@ import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 
+import freezegun
 import pytest
 
 from ledger.application import KmoLedger
 from ledger.domain.events import Actor
+
+# a frozen clock must not freeze the PostgreSQL pool's own scheduler (its reconnects)
+freezegun.configure(extend_ignore_list=["psycopg", "psycopg_pool"])
 
 POSTGRES_URL = os.environ.get("KMO_LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACK_OFFICE = Actor(key_id="bo-test", role="back-office")

@@ -13,6 +13,8 @@ from ledger.domain.errors import ValidationFailed
 DEFAULT_DATABASE_URL = "sqlite:///" + str(Path("var") / "ledger.db")
 SQLITE_MODULE = "ledger.storage.sqlite:LedgerSQLiteFactory"
 POSTGRES_MODULE = "ledger.storage.postgres:LedgerPostgresFactory"
+CONNECT_TIMEOUT = 5
+"""Seconds the ledger waits for a PostgreSQL connection before it says the store is unavailable."""
 PRIVATE_FOLDER = 0o700
 PRIVATE_FILE = 0o600
 """The ledger's files hold names, amounts and stored responses: its owner alone
@@ -59,7 +61,7 @@ def persistence_env(database_url: str) -> dict[str, str]:
             "POSTGRES_LOCK_TIMEOUT": "10",
             # the wait for a connection, and for each try to connect: past it a
             # command or read is refused store_unavailable (ledger.storage.postgres)
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
         }
         for pair in filter(None, parts.query.split("&")):
             key, _, value = pair.partition("=")
