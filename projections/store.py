@@ -186,7 +186,11 @@ class PostgresTarget(Target):
         self.schema = schema
         # the ledger's own wait for a connection (POSTGRES_CONNECT_TIMEOUT), not libpq's none
         self.connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
-        self.connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        # only when missing: PostgreSQL checks CREATE on the database before IF NOT
+        # EXISTS, and a role that owns its schema need not have that right
+        exists = self.connection.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+        if exists is None:
+            self.connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         self.connection.execute(f'SET search_path TO "{schema}"')
 
     @staticmethod

@@ -8,12 +8,14 @@ import threading
 import uuid
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 from ledger.application import KmoLedger
 from ledger.domain import commands as c
+from projections import Projector, Queries
 from tests.conftest import BACK_OFFICE, ENTERPRISE, sme
 
 T = TypeVar("T")
@@ -112,3 +114,33 @@ def test_a_ledger_on_a_missing_schema_creates_it(postgres_server):
     finally:
         with psycopg.connect(base, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.mark.postgres
+def test_a_role_that_owns_its_schema_keeps_events_and_read_models_there_without_create_on_the_database(
+    postgres_server,
+):
+    """The README's recipe: a role that may create nothing but owns its schema."""
+    base = postgres_server.split("?")[0]
+    role, schema = "kmo_" + uuid.uuid4().hex[:10], "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(base, autocommit=True) as connection:
+        connection.execute(f"CREATE ROLE {role} LOGIN")
+        connection.execute(f"CREATE SCHEMA {schema} AUTHORIZATION {role}")
+    url = urlsplit(base)._replace(netloc=f"{role}@{urlsplit(base).hostname}:{urlsplit(base).port or 5432}").geturl()
+    try:
+        ledger = KmoLedger(f"{url}?schema={schema}")
+        try:
+            ledger.open_wallet(c.OpenWallet(enterprise_number=ENTERPRISE, name="Bakkerij", sme=sme()), BACK_OFFICE)
+            with Projector(ledger) as projector:
+                assert projector.catch_up() == 1
+            views = Queries(f"{url}?schema={schema}")
+            try:
+                assert views.balances(ENTERPRISE)["held"]["own_share"] == "0.00"
+            finally:
+                views.close()
+        finally:
+            ledger.close()
+    finally:
+        with psycopg.connect(base, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            connection.execute(f"DROP ROLE IF EXISTS {role}")
