@@ -9,8 +9,10 @@ what is durable when a caller hears "done".
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -21,6 +23,12 @@ try:
     import fcntl
 except ImportError:  # not on Windows: writers of one process still queue
     fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger("kmo_ledger.storage")
+
+CommitObserver = Callable[[int, float], None]
+"""Told of each transaction committed: the saves it held and the seconds its
+write took (the writer's turn included)."""
 
 
 class WriterTurn:
@@ -108,11 +116,16 @@ class GroupCommit:
     If a group's transaction is refused for a key conflict, each of its saves
     is written again in a transaction of its own, so one command's conflict
     (another process wrote that wallet version, or claimed that key) refuses
-    that command alone. Any other failure fails every save of the group."""
+    that command alone. Any other failure fails every save of the group.
+
+    ``observer``, when set, is told of each committed transaction (the API
+    counts commits and group sizes with it); what it raises is logged, never
+    the save's failure: the events are committed by then."""
 
     def __init__(self, insert: Callable[[Sequence[StoredEvent]], Any], turn: AbstractContextManager[Any] | None = None):
         self._insert = insert
         self._turn = turn
+        self.observer: CommitObserver | None = None
         self._queue: list[_Pending] = []
         self._changed = threading.Condition(threading.Lock())
         self._leading = False
@@ -161,7 +174,7 @@ class GroupCommit:
             group[0].done = True
             return
         try:
-            self._write([event for pending in group for event in pending.stored])
+            self._write([event for pending in group for event in pending.stored], saves=len(group))
         except IntegrityError:
             for pending in group:  # one save's conflict must not refuse the others
                 try:
@@ -177,13 +190,19 @@ class GroupCommit:
             for pending in group:
                 pending.done = True
 
-    def _write(self, stored: Sequence[StoredEvent]) -> None:
+    def _write(self, stored: Sequence[StoredEvent], saves: int = 1) -> None:
+        started = time.perf_counter()
         if self._turn is None:
             self._insert(stored)
         else:
             with self._turn:
                 self._insert(stored)
         self.transactions += 1
+        if self.observer is not None:
+            try:
+                self.observer(saves, time.perf_counter() - started)
+            except Exception:
+                log.exception("the commit observer failed (the transaction is committed)")
 
 
 def _own_copy(error: Exception) -> Exception:
