@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from api import observability
 from api.gate import Gate
 from api.keys import KeyRing
 from api.problems import ANSWERED_EVERYWHERE, MEDIA_TYPE, documented_problem, install_handlers
@@ -46,7 +47,6 @@ SERVERS = [{"url": "/", "description": "The server that serves this document"}]
 CONTACT = {"name": "kmo-ledger maintainers"}
 
 
-
 def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None) -> FastAPI:
     """Build the API from ``settings`` (default: the environment, read now).
 
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
         if ledger is None:
             app.state.ledger = build_ledger(settings)
         app.state.read_models = ReadModels(app.state.ledger)
+        observability.observe_commits(app.state.ledger, app.state.metrics)
         try:
             yield
         finally:
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
     app.state.settings = settings
     install_handlers(app)
     app.add_middleware(Gate, keys=keys, max_body_bytes=settings.max_body_bytes)
+    observability.install(app)  # added last, so outermost: the gate's 401 and 413 are observed too
     # each router straight under /v1: every level of inclusion is another
     # scan of its routes on every request
     for router in (applications.router, wallets.router, operations.router):

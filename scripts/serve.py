@@ -14,14 +14,22 @@ every process take turns (:class:`ledger.storage.writer.WriterTurn`).
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pydantic import ValidationError
 
+from api.observability import OperationsSettings, log_config
 from api.settings import ROLES, Settings, SettingsError, ensure_keys_file
 from api.transport import TransportLimits
 from ledger.build import build_ledger
 from ledger.domain.errors import LedgerError
+
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers > 1 and _in_memory(settings.database_url):
             raise SettingsError("a store in memory belongs to one process: serve it with --workers 1")
         TransportLimits()
+        OperationsSettings()
         _open_store(settings)
     except (SettingsError, ValidationError) as error:
         reason = _first_error(error) if isinstance(error, ValidationError) else str(error)
@@ -87,22 +96,46 @@ def main(argv: list[str] | None = None) -> int:
     from api import create_app
     from api.transport import PROTOCOL, LimitedProtocol
 
-    if args.workers == 1:
-        # the factory itself, not an import string: a folder named "api" in the
-        # working directory must not shadow the package
-        uvicorn.run(create_app, factory=True, host=args.host, port=args.port, http=LimitedProtocol)
-    else:
-        # each worker process imports the factory (uvicorn puts no working
-        # directory on the path for it: no app_dir is given)
-        uvicorn.run(
-            "api.app:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            http=PROTOCOL,
-        )
+    # JSON lines, one per request from the app itself: uvicorn's access lines are off
+    log_options = {"log_config": log_config(), "access_log": False}
+    with _metrics_folder():
+        if args.workers == 1:
+            # the factory itself, not an import string: a folder named "api" in the
+            # working directory must not shadow the package
+            uvicorn.run(create_app, factory=True, host=args.host, port=args.port, http=LimitedProtocol, **log_options)
+        else:
+            # each worker process imports the factory (uvicorn puts no working
+            # directory on the path for it: no app_dir is given)
+            uvicorn.run(
+                "api.app:create_app",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                http=PROTOCOL,
+                **log_options,
+            )
     return 0
+
+
+@contextmanager
+def _metrics_folder() -> Iterator[None]:
+    """A fresh folder, private to this server, where each worker writes its
+    metrics for ``/metrics`` to sum (prometheus_client's multiprocess mode:
+    ``PROMETHEUS_MULTIPROC_DIR``, which the workers, started after this,
+    inherit). Made anew at every start, so no figure of an earlier run is
+    counted; removed when the server stops."""
+    folder = tempfile.mkdtemp(prefix="kmo-ledger-metrics-")  # mode 0700
+    before = os.environ.get(MULTIPROCESS_VARIABLE)
+    os.environ[MULTIPROCESS_VARIABLE] = folder
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(MULTIPROCESS_VARIABLE, None)
+        else:
+            os.environ[MULTIPROCESS_VARIABLE] = before
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _open_store(settings: Settings) -> None:

@@ -74,8 +74,8 @@ API_MD_CODES = {
 """The problem codes API.md names."""
 
 
-PUBLIC_OPERATIONS = {("/readyz", "get"): "readiness"}
-"""Outside /v1, asked without a key (a load balancer's checks)."""
+PUBLIC_OPERATIONS = {("/healthz", "get"): "liveness", ("/readyz", "get"): "readiness", ("/metrics", "get"): "metrics"}
+"""Outside /v1, asked without a key (a load balancer's and Prometheus' checks)."""
 
 
 def _operations(document: dict):

@@ -12,11 +12,15 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from api import create_app
+from api.observability import log_config
 from api.settings import Settings, SettingsError
 from api.transport import PROTOCOL, LimitedProtocol
 from scripts import serve
 from scripts.local_server import free_port
 from tests.api.conftest import Api
+
+JSON_LOGS = {"log_config": log_config(), "access_log": False}
+"""Every line as JSON, one per request from the app; none from uvicorn's access log."""
 
 
 class FakeUvicorn:
@@ -51,7 +55,7 @@ def test_serve_creates_a_keys_file_with_one_key_per_role_and_says_where(fresh_fo
     assert keys_file.stat().st_mode & 0o077 == 0
     assert f"created {keys_file}" in capsys.readouterr().out
     assert fake_uvicorn.calls == [
-        ((create_app,), {"factory": True, "host": "0.0.0.0", "port": 8123, "http": LimitedProtocol})
+        ((create_app,), {"factory": True, "host": "0.0.0.0", "port": 8123, "http": LimitedProtocol, **JSON_LOGS})
     ]
 
     assert serve.main([]) == 0
@@ -59,7 +63,7 @@ def test_serve_creates_a_keys_file_with_one_key_per_role_and_says_where(fresh_fo
     assert f"using {keys_file}" in capsys.readouterr().out
     assert fake_uvicorn.calls[-1] == (
         (create_app,),
-        {"factory": True, "host": "127.0.0.1", "port": 8000, "http": LimitedProtocol},
+        {"factory": True, "host": "127.0.0.1", "port": 8000, "http": LimitedProtocol, **JSON_LOGS},
     )
 
 
@@ -68,7 +72,7 @@ def test_serve_with_workers_has_each_process_build_the_app_from_its_factory(fres
     assert fake_uvicorn.calls == [
         (
             ("api.app:create_app",),
-            {"factory": True, "host": "127.0.0.1", "port": 8000, "workers": 2, "http": PROTOCOL},
+            {"factory": True, "host": "127.0.0.1", "port": 8000, "workers": 2, "http": PROTOCOL, **JSON_LOGS},
         )
     ]
 
