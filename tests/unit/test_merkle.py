@@ -1,5 +1,5 @@
 """RFC 6962 / RFC 9162 Merkle trees: the published vectors of transparency-dev
-(in ``../shared/vectors/rfc6962``, beside the checkout), and proofs made here
+(``tests/vectors/rfc6962``, copied unchanged from ``../shared``), and proofs made here
 checked by the same verifier."""
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from ledger.audit.merkle import (
     verify_inclusion,
 )
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "rfc6962"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "rfc6962"
+"""A copy of ``../shared/vectors/rfc6962`` kept in the repository, so a clean clone has them."""
 PROVEN_UP_TO = 64
 
 
