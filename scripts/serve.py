@@ -16,10 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -30,6 +33,7 @@ from ledger.build import build_ledger
 from ledger.domain.errors import LedgerError
 
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_PREFIX = "kmo-ledger-metrics-"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -124,18 +128,57 @@ def _metrics_folder() -> Iterator[None]:
     metrics for ``/metrics`` to sum (prometheus_client's multiprocess mode:
     ``PROMETHEUS_MULTIPROC_DIR``, which the workers, started after this,
     inherit). Made anew at every start, so no figure of an earlier run is
-    counted; removed when the server stops."""
-    folder = tempfile.mkdtemp(prefix="kmo-ledger-metrics-")  # mode 0700
+    counted; removed when the server stops, or by the next start after a
+    server that was killed."""
+    _remove_folders_of_dead_servers()
+    folder = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")  # mode 0700
     before = os.environ.get(MULTIPROCESS_VARIABLE)
     os.environ[MULTIPROCESS_VARIABLE] = folder
+    # uvicorn, stopped by SIGTERM, shuts down and raises the signal again with
+    # the handler it found: this one, so that the folder is removed on the way out
+    terminate = _on_sigterm(_exit_on_signal)
     try:
         yield
     finally:
+        if terminate is not None:
+            _on_sigterm(terminate)
         if before is None:
             os.environ.pop(MULTIPROCESS_VARIABLE, None)
         else:
             os.environ[MULTIPROCESS_VARIABLE] = before
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Set SIGTERM's handler; the one it replaces (None: only the main thread may)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return None
+    return signal.SIG_DFL if previous is None else previous
+
+
+def _remove_folders_of_dead_servers() -> None:
+    """The metrics folders of servers no longer running (killed before they could
+    remove their own): their process id is in their name."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{METRICS_PREFIX}*-*"):
+        pid = folder.name.removeprefix(METRICS_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def _open_store(settings: Settings) -> None:

@@ -149,6 +149,29 @@ def test_metrics_count_every_request_exactly_summed_over_two_workers(two_workers
     assert value(samples(httpx.get(f"{server.url}/metrics").text), "kmo_ledger_read_models_lag") == 0
 
 
+def test_each_start_has_a_fresh_metrics_folder_and_one_killed_is_removed_by_the_next(tmp_path: Path):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {
+        **os.environ,
+        "KMO_LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
+        "KMO_LEDGER_API_KEYS_FILE": str(write_keys(tmp_path / "keys.json")),
+        "TMPDIR": str(temporary),
+    }
+    server = Server(env, REPOSITORY)
+    server.start()
+    try:
+        (first,) = temporary.glob("kmo-ledger-metrics-*")
+        assert first.stat().st_mode & 0o077 == 0
+        server.kill()  # no chance to remove its own
+        assert first.exists()
+        server.restart()
+        assert [folder.name for folder in temporary.glob("kmo-ledger-metrics-*")] not in ([], [first.name])
+    finally:
+        server.stop()
+    assert list(temporary.glob("kmo-ledger-metrics-*")) == []
+
+
 # ---------------------------------------------------------------------- /readyz and the lag
 
 
