@@ -131,7 +131,7 @@ def checked_record(
     if not isinstance(content, dict):
         problem: str | None = "it cannot be read"
     elif type_name != record_class.__name__:
-        problem = f"it is stored as a {type_name}, not a {record_class.__name__}"
+        problem = f"it is stored as {type_name}, not as {record_class.__name__}"
     elif unsealed and content.get("digest") is None:
         problem = None
     else:
