@@ -14,7 +14,7 @@ from api.gate import Gate
 from api.keys import KeyRing
 from api.problems import ANSWERED_EVERYWHERE, MEDIA_TYPE, documented_problem, install_handlers
 from api.reads import ReadModels
-from api.routers import applications, health, operations, sandbox, wallets
+from api.routers import applications, docs, health, operations, sandbox, wallets
 from api.settings import Settings
 from ledger.application import KmoLedger
 from ledger.build import build_ledger
@@ -80,6 +80,8 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
         contact=CONTACT,
         lifespan=lifespan,
         separate_input_output_schemas=True,
+        docs_url=None,  # served by api.routers.docs, from this server instead of a CDN
+        redoc_url=None,
     )
     if ledger is not None:
         app.state.ledger = ledger
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
     if settings.sandbox:  # without sandbox mode the sandbox's paths do not exist
         app.include_router(sandbox.router, prefix="/v1")
     app.include_router(health.router)
+    docs.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
