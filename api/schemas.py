@@ -523,6 +523,19 @@ class EventsOut(ResponseBody):
     events: list[EventOut]
 
 
+class WalletListItemOut(ResponseBody):
+    enterprise_number: str = Field(examples=["0403170701"])
+    name: str = Field(examples=["Bakkerij Peeters"])
+
+
+class WalletListOut(ResponseBody):
+    wallets: list[WalletListItemOut]
+    next_cursor: str | None = Field(
+        description="Send it back as `cursor` for the next page; null on the last page",
+        examples=["d2FsbGV0cy1hZnRlcjowNDAzMTcwNzAx"],
+    )
+
+
 class LegOut(ResponseBody):
     account: Account
     amount: Euro

@@ -7,6 +7,7 @@ can read at once.
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Iterable
 from datetime import date, timedelta
@@ -14,7 +15,7 @@ from typing import Any, get_args
 
 import orjson
 
-from ledger.domain.errors import NotFound, ValidationFailed
+from ledger.domain.errors import InvalidEnterpriseNumber, NotFound, ValidationFailed
 from ledger.domain.identifiers import canonical_enterprise_number, provider_number
 from ledger.domain.money import format_euro
 from ledger.domain.state import ApplicationStateName
@@ -56,6 +57,49 @@ def _euro_fields(row: dict[str, int]) -> dict[str, Any]:
 
 def _iso(day: date | str) -> str:
     return day if isinstance(day, str) else day.isoformat()
+
+
+WALLET_PAGE, MAX_WALLET_PAGE = 20, 100
+"""A page of the wallet list: by default, and at most."""
+_CURSOR_PREFIX = "wallets-after:"
+_FOLD = {"sqlite": "kmo_lower", "postgresql": "lower"}
+"""The function lowering a name in SQL: PostgreSQL's own lower() folds every
+letter, SQLite's only ASCII, so there it is Python's (registered per connection)."""
+
+
+def _lower(text: str | None) -> str | None:
+    return None if text is None else text.lower()
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` matched literally by LIKE ... ESCAPE '\\' (``%`` and ``_`` are no wildcards)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _enterprise_number_in(q: str) -> str | None:
+    """The canonical enterprise number ``q`` spells, or None when it spells none."""
+    try:
+        return canonical_enterprise_number(q)
+    except InvalidEnterpriseNumber:
+        return None
+
+
+def _wallet_cursor(enterprise_number: str) -> str:
+    """The cursor of the page after this wallet: opaque to clients, read back by :func:`_wallet_after`."""
+    return base64.urlsafe_b64encode((_CURSOR_PREFIX + enterprise_number).encode()).decode().rstrip("=")
+
+
+def _wallet_after(cursor: str) -> str:
+    """The enterprise number a cursor from :func:`_wallet_cursor` goes on after."""
+    refused = ValidationFailed("cursor is not one a page of the wallet list gave: start again without it")
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        raise refused from None
+    number = text.removeprefix(_CURSOR_PREFIX)
+    if not text.startswith(_CURSOR_PREFIX) or _enterprise_number_in(number) != number:
+        raise refused
+    return number
 
 
 class Queries:
@@ -173,6 +217,40 @@ class Queries:
                 }
                 for row in rows
             ],
+        }
+
+    def wallets(self, q: str | None = None, cursor: str | None = None, limit: int = WALLET_PAGE) -> dict[str, Any]:
+        """A page of wallets in order of enterprise number: ``{"wallets":
+        [{"enterprise_number", "name"}], "next_cursor"}``.
+
+        ``q`` matches an enterprise number in any spelling (``BE 0403.170.701``,
+        ``0403170701``, ``403170701``) or any part of the name, whatever its case.
+        ``cursor`` is the ``next_cursor`` of the page before: the page goes on after
+        the last wallet that page showed (a keyset), so wallets opened meanwhile
+        neither repeat nor push one out; ``next_cursor`` is None on the last page.
+        """
+        if not 1 <= limit <= MAX_WALLET_PAGE:
+            raise ValidationFailed(f"limit must be from 1 to {MAX_WALLET_PAGE}")
+        after = _wallet_after(cursor) if cursor else ""
+        sql = f"SELECT enterprise_number, name FROM {s.WALLETS.name} WHERE enterprise_number > ?"
+        params: list[Any] = [after]
+        if q and q.strip():
+            sql += f" AND ({_FOLD[self.target.dialect]}(name) LIKE ? ESCAPE '\\'"
+            params.append(f"%{_like_escaped(q.strip().lower())}%")
+            number = _enterprise_number_in(q)
+            if number is not None:
+                sql += " OR enterprise_number = ?"
+                params.append(number)
+            sql += ")"
+        if self.target.dialect == "sqlite":
+            self.target.connection.create_function(_FOLD["sqlite"], 1, _lower, deterministic=True)
+        # ten digits each: every collation orders them alike, so the index on the column serves
+        rows = self._rows(sql + " ORDER BY enterprise_number LIMIT ?", (*params, limit + 1))
+        page = rows[:limit]
+        more = len(rows) > limit
+        return {
+            "wallets": [{"enterprise_number": row["enterprise_number"], "name": row["name"]} for row in page],
+            "next_cursor": _wallet_cursor(page[-1]["enterprise_number"]) if more else None,
         }
 
     def deadlines_within(self, days: int, today: date) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from ledger.domain.state import ACCOUNTS
 from projections.log import MAX_WALLET
 from projections.store import Target
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 TRACKING_NAME = "kmo_ledger_views"
 CREATION_LOCK = 0x6B6D6F2D76696577  # "kmo-view": PostgreSQL's advisory lock while the views are created
 
@@ -82,6 +82,7 @@ WALLETS = Table(
         ("longest_retain_until", TEXT_NULL),
     ),
     ("wallet_id",),
+    (("enterprise_number",),),  # the wallet list, paged in this order
 )
 APPLICATIONS = Table(
     "projection_applications",

@@ -1,5 +1,5 @@
-"""Wallets: open, file SME figures, read; and the auditor's reads of one
-wallet (events, replay as of a date, audit trail, verification)."""
+"""Wallets: open, file SME figures, read, list and search; and the auditor's
+reads of one wallet (events, replay as of a date, audit trail, verification)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,14 @@ from api.schemas import (
     OpenWalletIn,
     ReplayOut,
     VerificationOut,
+    WalletListOut,
     WalletOut,
 )
 from ledger.domain.events import ApplicationSubmitted, WalletEvent
+from ledger.domain.text import Identifier
 from ledger.domain.wallet import Wallet
 from ledger.summaries import rate_percent
+from projections.queries import MAX_WALLET_PAGE, WALLET_PAGE
 
 router = APIRouter(prefix="/wallets", tags=["wallets"])
 AsOf = Annotated[
@@ -57,6 +60,39 @@ def file_sme_figures(en: EnterpriseNumber, body: FileSmeFiguresIn, command: Back
     next calendar year whose size is not fixed yet."""
     file_them = partial(command.ledger.file_sme_figures, en, body.command(), command.caller.actor)
     return command.run(en, body, file_them, _wallet)
+
+
+@operation(router.get, "", "List and search wallets", WalletListOut, 403, 503)
+def list_wallets(
+    _caller: Reader,
+    models: ReadModelsDep,
+    q: Annotated[
+        Identifier | None,
+        Query(
+            max_length=200,
+            description="An enterprise number in any spelling (`BE 0403.170.701`, `0403170701`, `403170701`) "
+            "or any part of the name, in any case",
+            json_schema_extra=never_null,
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=r"^[A-Za-z0-9_-]*$",
+            description="The `next_cursor` of the page before (empty or absent: the first page); "
+            "a cursor no page gave is a 422",
+            json_schema_extra=never_null,
+        ),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_WALLET_PAGE, description=f"Wallets per page, 1 to {MAX_WALLET_PAGE}")
+    ] = WALLET_PAGE,
+):
+    """Wallets in order of enterprise number, a page at a time, optionally only
+    those `q` matches. Send `next_cursor` back as `cursor` for the next page
+    (null: this is the last); wallets opened while paging do not shift the pages."""
+    return models.read(lambda views: views.wallets(q, cursor, limit))
 
 
 @operation(router.get, "/{en}", "Read a wallet", WalletOut, 403, 404, etag=True)

@@ -546,6 +546,15 @@ COMMANDS = (
 READS = (
     Endpoint("get_wallet", "GET", "/wallets/{en}", "ordered", roles=("back-office", "auditor")),
     Endpoint("get_application", "GET", APPLICATION, "ordered", roles=("back-office", "provider", "auditor")),
+    Endpoint(
+        "list_wallets",
+        "GET",
+        "/wallets",
+        "ordered",
+        (query("q"), query("cursor"), query("limit")),
+        query={"q": "bakkerij", "cursor": "d2FsbGV0cy1hZnRlcjowMjAyMjM5OTUx", "limit": "20"},  # after 0202239951
+        roles=("back-office", "auditor", "reconciler"),
+    ),
     Endpoint("list_wallet_events", "GET", "/wallets/{en}/events", "ordered", (query("as_of"),), query={"as_of": TODAY}),
     Endpoint("replay_wallet", "GET", "/wallets/{en}/state", "ordered", (query("as_of"),), query={"as_of": TODAY}),
     Endpoint("get_audit_trail", "GET", "/wallets/{en}/audit-trail", "ordered", roles=("back-office", "auditor")),

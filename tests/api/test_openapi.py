@@ -23,6 +23,7 @@ OPERATION_IDS = {
     "open_wallet",
     "file_sme_figures",
     "get_wallet",
+    "list_wallets",
     "submit_application",
     "get_application",
     "confirm_application",
