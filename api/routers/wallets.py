@@ -4,7 +4,7 @@ reads of one wallet (events, replay as of a date, audit trail, verification)."""
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Response
 
@@ -24,7 +24,10 @@ from api.schemas import (
     WalletListOut,
     WalletOut,
 )
+from ledger.application import KmoLedger
+from ledger.domain.errors import NotFound
 from ledger.domain.events import ApplicationSubmitted, WalletEvent
+from ledger.domain.identifiers import canonical_enterprise_number, wallet_id
 from ledger.domain.text import Identifier
 from ledger.domain.wallet import Wallet
 from ledger.summaries import rate_percent
@@ -35,6 +38,25 @@ AsOf = Annotated[
     IsoDate | None,
     Query(
         description="Cut at the end of this Brussels business date (YYYY-MM-DD); default today",
+        json_schema_extra=never_null,
+    ),
+]
+MAX_EVENT_PAGE = 1000
+After = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=2**31 - 1,
+        description="Only events whose `sequence` is above this one: the last `sequence` of the page before",
+        json_schema_extra=never_null,
+    ),
+]
+EventLimit = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_EVENT_PAGE,
+        description=f"At most this many events (1 to {MAX_EVENT_PAGE}); without it, every one after `after`",
         json_schema_extra=never_null,
     ),
 ]
@@ -104,9 +126,19 @@ def get_wallet(en: EnterpriseNumber, _caller: Reader, ledger: LedgerDep, respons
 
 
 @operation(router.get, "/{en}/events", "The wallet's events, in order", EventsOut, 403, 404)
-def list_wallet_events(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDep, as_of: AsOf = None):
-    """Every event of the wallet (the audit contract); `as_of` keeps those whose
-    business date is on or before it."""
+def list_wallet_events(
+    en: EnterpriseNumber,
+    _caller: Auditing,
+    ledger: LedgerDep,
+    as_of: AsOf = None,
+    after: After = None,
+    limit: EventLimit = None,
+):
+    """Every event of the wallet (the audit contract), in order; `as_of` keeps
+    those whose business date is on or before it. With `after` or `limit`, one
+    page of them: those whose `sequence` is above `after`, at most `limit`. The
+    next page is `after` the last `sequence` shown; a page of fewer than `limit`
+    events is the last."""
     return {
         "events": [
             {
@@ -119,9 +151,31 @@ def list_wallet_events(en: EnterpriseNumber, _caller: Auditing, ledger: LedgerDe
                 "hash": event.hash,
                 "previous_hash": event.previous_hash,
             }
-            for event in ledger.wallet_events(en, as_of)
+            for event in _wallet_events(ledger, en, as_of, after, limit)
         ]
     }
+
+
+def _wallet_events(
+    ledger: KmoLedger, en: str, as_of: IsoDate | None, after: int | None, limit: int | None
+) -> list[WalletEvent]:
+    """The wallet's events (those on or before ``as_of``), or one page of them:
+    read from the store a page at a time, never the whole wallet for one page."""
+    if after is None and limit is None:
+        return ledger.wallet_events(en, as_of)
+    aggregate_id = wallet_id(canonical_enterprise_number(en))
+    batch_size = limit if as_of is None else MAX_EVENT_PAGE  # as_of may leave many out
+    page: list[WalletEvent] = []
+    position = after
+    while limit is None or len(page) < limit:
+        batch = cast(list[WalletEvent], list(ledger.events.get(aggregate_id, gt=position, limit=batch_size)))
+        page += [event for event in batch if as_of is None or event.business_date <= as_of]
+        if batch_size is None or len(batch) < batch_size:
+            break
+        position = batch[-1].originator_version
+    if not page and not list(ledger.events.get(aggregate_id, lte=1)):
+        raise NotFound(f"no wallet for enterprise {en}")
+    return page[:limit]
 
 
 def _event_data(event: WalletEvent) -> dict[str, Any]:

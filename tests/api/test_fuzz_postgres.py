@@ -555,7 +555,14 @@ READS = (
         query={"q": "bakkerij", "cursor": "d2FsbGV0cy1hZnRlcjowMjAyMjM5OTUx", "limit": "20"},  # after 0202239951
         roles=("back-office", "auditor", "reconciler"),
     ),
-    Endpoint("list_wallet_events", "GET", "/wallets/{en}/events", "ordered", (query("as_of"),), query={"as_of": TODAY}),
+    Endpoint(
+        "list_wallet_events",
+        "GET",
+        "/wallets/{en}/events",
+        "ordered",
+        (query("as_of"), query("after"), query("limit")),
+        query={"as_of": TODAY, "after": "1", "limit": "100"},
+    ),
     Endpoint("replay_wallet", "GET", "/wallets/{en}/state", "ordered", (query("as_of"),), query={"as_of": TODAY}),
     Endpoint("get_audit_trail", "GET", "/wallets/{en}/audit-trail", "ordered", roles=("back-office", "auditor")),
     Endpoint("verify_wallet", "GET", "/wallets/{en}/verification", "ordered", roles=("back-office", "auditor")),
