@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.asgi import HttpMiddleware
 from api.auth import identify
 from api.keys import KeyRing
 from api.problems import Unauthorized, problem
@@ -14,16 +15,13 @@ from api.problems import Unauthorized, problem
 PROTECTED_PREFIX = "/v1"
 
 
-class Gate:
+class Gate(HttpMiddleware):
     def __init__(self, app: ASGIApp, keys: KeyRing, max_body_bytes: int):
-        self.app = app
+        super().__init__(app)
         self.keys = keys
         self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         authorization, declared = None, b""
         for name, value in scope["headers"]:  # names come lower-cased from the server
             if name == b"authorization":

@@ -45,6 +45,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.asgi import HttpMiddleware
 from api.routers.health import CatchUp
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -266,17 +267,14 @@ class _Answer:
         return code if isinstance(code, str) else None
 
 
-class RequestObserver:
+class RequestObserver(HttpMiddleware):
     """ASGI middleware: the request id, the access line and the request's metrics."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         rid = given_or_new_request_id(scope)
         echoed = (b"x-request-id", rid.encode("ascii"))

@@ -17,6 +17,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -30,6 +32,27 @@ ASSETS_PACKAGE = ("fastapi_offline", "static")
 SWAGGER_UI_PARAMETERS = {"validatorUrl": None}
 """No badge from the online validator (validator.swagger.io), which Swagger UI shows by default."""
 
+PAGES: tuple[tuple[str, Callable[..., HTMLResponse], str, dict[str, str], dict[str, Any]], ...] = (
+    (
+        DOCS,
+        get_swagger_ui_html,
+        "Swagger UI",
+        dict(
+            swagger_js_url="swagger-ui-bundle.js", swagger_css_url="swagger-ui.css", swagger_favicon_url="favicon.png"
+        ),
+        {"oauth2_redirect_url": None, "swagger_ui_parameters": SWAGGER_UI_PARAMETERS},
+    ),
+    (
+        REDOC,
+        get_redoc_html,
+        "ReDoc",
+        {"redoc_js_url": "redoc.standalone.js", "redoc_favicon_url": "favicon.png"},
+        {"with_google_fonts": False},  # no fonts from Google
+    ),
+)
+"""Each page: its path, FastAPI's function that writes it, its name, its asset
+files (by the function's argument) and its other arguments."""
+
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 
@@ -38,31 +61,24 @@ def install(app: FastAPI) -> None:
     ``docs_url=None, redoc_url=None``, so FastAPI's CDN pages are not there)."""
     app.mount(ASSETS, StaticFiles(packages=[ASSETS_PACKAGE]), name="docs-assets")
 
-    @app.get(DOCS, include_in_schema=False)
-    async def swagger_ui(request: Request) -> HTMLResponse:
+    for path, render, name, files, options in PAGES:
+        app.add_api_route(path, _serving(app, render, name, files, options), methods=["GET"], include_in_schema=False)
+
+
+def _serving(
+    app: FastAPI, render: Callable[..., HTMLResponse], name: str, files: dict[str, str], options: dict[str, Any]
+) -> Callable[[Request], Awaitable[HTMLResponse]]:
+    """The endpoint of one documentation page: FastAPI's page with its assets
+    on this server, under the path the app is served at, with the same-origin
+    policy."""
+
+    async def endpoint(request: Request) -> HTMLResponse:
         root = _root(request)
-        page = get_swagger_ui_html(
-            openapi_url=root + (app.openapi_url or ""),
-            title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{ASSETS}/favicon.png",
-            oauth2_redirect_url=None,
-            swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
-        )
+        assets = {argument: f"{root}{ASSETS}/{file}" for argument, file in files.items()}
+        page = render(openapi_url=root + (app.openapi_url or ""), title=f"{app.title} - {name}", **assets, **options)
         return _same_origin_only(page)
 
-    @app.get(REDOC, include_in_schema=False)
-    async def redoc(request: Request) -> HTMLResponse:
-        root = _root(request)
-        page = get_redoc_html(
-            openapi_url=root + (app.openapi_url or ""),
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{ASSETS}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}{ASSETS}/favicon.png",
-            with_google_fonts=False,
-        )
-        return _same_origin_only(page)
+    return endpoint
 
 
 def _root(request: Request) -> str:

@@ -254,6 +254,26 @@ def _all_hashes(*hashes: bytes) -> bool:
     return all(len(hashed) == HASH_SIZE for hashed in hashes)
 
 
+def _sides(fn: int, sn: int, proof: Sequence[bytes]) -> list[tuple[bytes, bool]] | None:
+    """The walk up the tree that RFC 9162's verifications share: each proof
+    hash with whether it is a left sibling, from the node at ``fn`` in a tree
+    whose last node is ``sn``; None when the proof has more or fewer hashes
+    than the sizes call for."""
+    sides = []
+    for hashed in proof:
+        if sn == 0:
+            return None
+        left = bool(fn & 1) or fn == sn
+        sides.append((hashed, left))
+        if left:
+            while fn and not fn & 1:
+                fn >>= 1
+                sn >>= 1
+        fn >>= 1
+        sn >>= 1
+    return sides if sn == 0 else None
+
+
 def verify_inclusion(leaf_index: int, tree_size: int, leaf_hash: bytes, proof: Sequence[bytes], root: bytes) -> bool:
     """Whether ``proof`` shows the leaf whose hash is ``leaf_hash`` at
     ``leaf_index`` in the tree of ``tree_size`` leaves whose root is ``root``:
@@ -266,20 +286,13 @@ def verify_inclusion(leaf_index: int, tree_size: int, leaf_hash: bytes, proof: S
         return False
     if not _all_hashes(leaf_hash, root, *proof):
         return False
-    fn, sn, r = leaf_index, tree_size - 1, leaf_hash
-    for p in proof:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            while fn and not fn & 1:
-                fn >>= 1
-                sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and r == root
+    sides = _sides(leaf_index, tree_size - 1, proof)
+    if sides is None:
+        return False
+    r = leaf_hash
+    for p, left in sides:
+        r = node_hash(p, r) if left else node_hash(r, p)
+    return r == root
 
 
 def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes) -> bool:
@@ -306,18 +319,13 @@ def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: by
     while fn & 1:
         fn >>= 1
         sn >>= 1
+    sides = _sides(fn, sn, path[1:])
+    if sides is None:
+        return False
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            fr = node_hash(c, fr)
-            sr = node_hash(c, sr)
-            while fn and not fn & 1:
-                fn >>= 1
-                sn >>= 1
+    for c, left in sides:
+        if left:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
         else:
             sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    return fr == root1 and sr == root2 and sn == 0
+    return fr == root1 and sr == root2

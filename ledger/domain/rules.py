@@ -58,8 +58,10 @@ class SmeFigures(BaseModel):
     fte: Decimal = Field(ge=0)
     turnover: Cents
     balance_total: Cents
+    """Staff in full-time equivalents, annual turnover and balance-sheet total (§2)."""
     partners: tuple[Holding, ...] = ()
     linked: tuple[Holding, ...] = ()
+    """Partner (25-50 %) and linked (over 50 %) enterprises, counted pro rata and whole."""
 
 
 @dataclass(frozen=True)

@@ -73,9 +73,11 @@ class PayoutOrder(BaseModel):
     amount: Cents
     own_share_part: Cents
     subsidy_part: Cents
+    """The order's amount split over the two shares, the subsidy pro rata (§3)."""
     ordered_on: date
     executed_on: date | None = None
     value_date: date | None = None
+    """The business date the payout was executed on, and the bank's value date."""
     cancelled: bool = False
 
 
