@@ -14,17 +14,10 @@ from tests.api.conftest import Api
 from tests.conftest import ENTERPRISE, OTHER_ENTERPRISE
 
 
-def test_reads_across_wallets_answer_503_when_an_event_cannot_be_folded_and_wallet_reads_still_work(
-    api_on_every_store: Api,
-):
-    api = api_on_every_store
-    with freeze_time("2026-03-02 09:00:00"):
-        api.open_wallet(ENTERPRISE)
-        api.open_wallet(OTHER_ENTERPRISE)
-        assert api.get("/deadlines").status_code == 200  # the read models are up to date
-    ledger = api.client.app.state.ledger
-    last = list(ledger.events.get(wallet_id(OTHER_ENTERPRISE)))[-1]
-    # a sealed event of an application the read models never saw (written past every rule)
+def confirm_an_unknown_application(ledger, enterprise: str) -> None:
+    """Store a sealed event of an application the read models never saw
+    (written past every rule): the read models cannot apply it."""
+    last = list(ledger.events.get(wallet_id(enterprise)))[-1]
     unknown = ev.ApplicationConfirmed(
         originator_id=last.originator_id,
         originator_version=last.originator_version + 1,
@@ -35,6 +28,18 @@ def test_reads_across_wallets_answer_503_when_an_event_cannot_be_folded_and_wall
         application_id="never-submitted",
     ).sealed()
     ledger.recorder.insert_events([ledger.mapper.to_stored_event(unknown)])
+
+
+def test_reads_across_wallets_answer_503_when_an_event_cannot_be_folded_and_wallet_reads_still_work(
+    api_on_every_store: Api,
+):
+    api = api_on_every_store
+    with freeze_time("2026-03-02 09:00:00"):
+        api.open_wallet(ENTERPRISE)
+        api.open_wallet(OTHER_ENTERPRISE)
+        assert api.get("/deadlines").status_code == 200  # the read models are up to date
+    ledger = api.client.app.state.ledger
+    confirm_an_unknown_application(ledger, OTHER_ENTERPRISE)
     high = ledger.recorder.max_notification_id()
 
     for path in ("/deadlines", "/payout-orders", "/reconciliation/totals", f"/wallets/{ENTERPRISE}/audit-trail"):
@@ -56,18 +61,7 @@ def test_readiness_names_the_notification_the_read_models_are_stuck_at(api_on_ev
     assert ready.status_code == 200, ready.text
     assert ready.json()["ready"] is True and ready.json()["read_models"]["position"] == 1
 
-    ledger = api.client.app.state.ledger
-    last = list(ledger.events.get(wallet_id(ENTERPRISE)))[-1]
-    unknown = ev.ApplicationConfirmed(
-        originator_id=last.originator_id,
-        originator_version=last.originator_version + 1,
-        timestamp=datetime(2026, 3, 3, 9, tzinfo=UTC),
-        business_date=date(2026, 3, 3),
-        actor=ev.SYSTEM,
-        previous_hash=last.hash,
-        application_id="never-submitted",
-    ).sealed()
-    ledger.recorder.insert_events([ledger.mapper.to_stored_event(unknown)])
+    confirm_an_unknown_application(api.client.app.state.ledger, ENTERPRISE)
 
     answer = api.client.get("/readyz")
     assert answer.status_code == 503

@@ -56,6 +56,21 @@ def closed_within(connection: socket.socket, seconds: float) -> tuple[bool, byte
         return True, received
 
 
+def trickle(connection: socket.socket, data: bytes, pause: float) -> float:
+    """Send ``data`` a byte every ``pause`` seconds until the server closes the
+    connection or it is sent (at most the longer timeout and 5 s); when it began."""
+    started = time.monotonic()
+    try:
+        for byte in data:
+            connection.sendall(bytes([byte]))
+            time.sleep(pause)
+            if time.monotonic() - started > max(HEADER_TIMEOUT, BODY_TIMEOUT) + 5:
+                break
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return started
+
+
 def a_request_still_works(server: Server) -> None:
     answer = httpx.get(f"{server.url}/v1/wallets/0403170701", headers=Api.headers("back-office"), timeout=10)
     assert answer.status_code == 404  # served: no such wallet yet
@@ -80,16 +95,7 @@ def test_a_silent_connection_is_closed_after_the_header_timeout(server):
 
 def test_headers_trickled_a_byte_at_a_time_do_not_keep_a_connection_open(server):
     connection = connect(server)
-    started = time.monotonic()
-    request = b"GET /v1/wallets/0403170701 HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
-    try:
-        for byte in request:
-            connection.sendall(bytes([byte]))
-            time.sleep(0.1)
-            if time.monotonic() - started > HEADER_TIMEOUT + 5:
-                break
-    except (BrokenPipeError, ConnectionResetError):
-        pass
+    started = trickle(connection, b"GET /v1/wallets/0403170701 HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100, 0.1)
     closed, _ = closed_within(connection, 1)
     assert closed and time.monotonic() - started < HEADER_TIMEOUT + 5
     connection.close()
@@ -106,15 +112,7 @@ def test_a_body_trickled_slower_than_the_body_timeout_is_cut_off_and_records_not
         + headers.encode()
         + f"content-length: {len(body)}\r\n\r\n".encode()
     )
-    started = time.monotonic()
-    try:
-        for byte in body[:-1]:  # never the last byte
-            connection.sendall(bytes([byte]))
-            time.sleep(0.05)
-            if time.monotonic() - started > BODY_TIMEOUT + 5:
-                break
-    except (BrokenPipeError, ConnectionResetError):
-        pass
+    started = trickle(connection, body[:-1], 0.05)  # never the last byte
     closed, _ = closed_within(connection, 2)
     assert closed and time.monotonic() - started < BODY_TIMEOUT + 5
     connection.close()
