@@ -120,94 +120,33 @@ def show(report: dict[str, Any]) -> None:
 
     entry_columns = ["entry", "value date", "direction", "amount", "reference"]
     event_columns = ["wallet", "event", "type", "ledger amount", "ledger date"]
-    money = ("amount", "ledger amount", "difference")
-    if report["matched"]:
-        out.print(
-            cli.table(
-                "Matched",
-                entry_columns + event_columns + ["note"],
-                (entry_cells(m["entry"]) + event_cells(m["event"]) + [m["note"]] for m in report["matched"]),
-                right=money,
-            )
-        )
-    if report["differences"]:
-        out.print(
-            cli.table(
-                "Amount differences",
-                entry_columns + event_columns + ["difference"],
-                (entry_cells(d["entry"]) + event_cells(d["event"]) + [d["difference"]] for d in report["differences"]),
-                right=money,
-            )
-        )
-    if report["returned"]:
-        out.print(
-            cli.table(
-                "Returned to payer",
-                entry_columns + ["returned by", "return date"],
-                (entry_cells(r["entry"]) + [r["return"]["id"], r["return"]["value_date"]] for r in report["returned"]),
-                right=money,
-            )
-        )
-    if report["unmatched_statement"]:
-        out.print(
-            cli.table(
-                "Statement entries with no ledger event",
-                entry_columns + ["finding"],
-                (entry_cells(u["entry"]) + [u["reason"]] for u in report["unmatched_statement"]),
-                right=money,
-            )
-        )
-    if report["unmatched_ledger"]:
-        out.print(
-            cli.table(
-                "Ledger events with no statement entry",
-                event_columns + ["project", "finding"],
-                (
-                    event_cells(u["event"]) + [u["event"]["project_number"], u["reason"]]
-                    for u in report["unmatched_ledger"]
-                ),
-                right=money,
-            )
-        )
-    if report["pending"]:
-        out.print(
-            cli.table(
-                "Not booked (pending or information only): not matched",
-                entry_columns + ["status", "finding"],
-                (entry_cells(p["entry"]) + [p["entry"]["status"], p["reason"]] for p in report["pending"]),
-                right=money,
-            )
-        )
-    if report["reversed"]:
-        out.print(
-            cli.table(
-                "Reversals: not matched as settled money",
-                entry_columns + ["finding"],
-                (entry_cells(r["entry"]) + [r["reason"]] for r in report["reversed"]),
-                right=money,
-            )
-        )
-    if report["batch_mismatches"]:
-        out.print(
-            cli.table(
-                "Batches whose transactions do not add up: not matched",
-                entry_columns + ["transactions", "difference", "finding"],
-                (
-                    entry_cells(b["entry"]) + [b["transactions_total"], b["difference"], b["reason"]]
-                    for b in report["batch_mismatches"]
-                ),
-                right=money + ("transactions",),
-            )
-        )
-    if report["duplicate_ids"]:
-        out.print(
-            cli.table(
-                "Entry ids met twice in the file: not matched again",
-                entry_columns + ["statement", "finding"],
-                (entry_cells(d["entry"]) + [d["statement"], d["reason"]] for d in report["duplicate_ids"]),
-                right=money,
-            )
-        )
+    money = ("amount", "ledger amount", "difference", "transactions")  # right-aligned wherever they stand
+    # each part of the report: its key, its title, its columns and the cells of one row
+    sections: list[tuple[str, str, list[str], Callable[[dict[str, Any]], list[Any]]]] = [
+        ("matched", "Matched", entry_columns + event_columns + ["note"],
+         lambda m: entry_cells(m["entry"]) + event_cells(m["event"]) + [m["note"]]),
+        ("differences", "Amount differences", entry_columns + event_columns + ["difference"],
+         lambda d: entry_cells(d["entry"]) + event_cells(d["event"]) + [d["difference"]]),
+        ("returned", "Returned to payer", entry_columns + ["returned by", "return date"],
+         lambda r: entry_cells(r["entry"]) + [r["return"]["id"], r["return"]["value_date"]]),
+        ("unmatched_statement", "Statement entries with no ledger event", entry_columns + ["finding"],
+         lambda u: entry_cells(u["entry"]) + [u["reason"]]),
+        ("unmatched_ledger", "Ledger events with no statement entry", event_columns + ["project", "finding"],
+         lambda u: event_cells(u["event"]) + [u["event"]["project_number"], u["reason"]]),
+        ("pending", "Not booked (pending or information only): not matched", entry_columns + ["status", "finding"],
+         lambda p: entry_cells(p["entry"]) + [p["entry"]["status"], p["reason"]]),
+        ("reversed", "Reversals: not matched as settled money", entry_columns + ["finding"],
+         lambda r: entry_cells(r["entry"]) + [r["reason"]]),
+        ("batch_mismatches", "Batches whose transactions do not add up: not matched",
+         entry_columns + ["transactions", "difference", "finding"],
+         lambda b: entry_cells(b["entry"]) + [b["transactions_total"], b["difference"], b["reason"]]),
+        ("duplicate_ids", "Entry ids met twice in the file: not matched again",
+         entry_columns + ["statement", "finding"],
+         lambda d: entry_cells(d["entry"]) + [d["statement"], d["reason"]]),
+    ]  # fmt: skip
+    for key, title, columns, cells in sections:
+        if report[key]:
+            out.print(cli.table(title, columns, (cells(row) for row in report[key]), right=money))
     problems = sum(len(report[name]) for name in FINDINGS)
     verdict = "reconciled" if report["ok"] else f"NOT reconciled: {problems} finding(s)"
     extra = "".join(

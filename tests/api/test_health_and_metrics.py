@@ -62,9 +62,9 @@ def test_the_operator_checks_are_outside_v1_and_documented(api: Api):
 # ---------------------------------------------------------------------- /metrics, two workers
 
 
-@pytest.fixture
-def two_workers(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
-    """A real server of two workers; its metrics folder is made under ``tmp``."""
+def server_environment(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A server's environment on a fresh store, with its temporary folder (where
+    its metrics folder is made) under ``tmp_path``."""
     temporary = tmp_path / "tmp"
     temporary.mkdir()
     env = {
@@ -73,6 +73,13 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
         "KMO_LEDGER_API_KEYS_FILE": str(write_keys(tmp_path / "keys.json")),
         "TMPDIR": str(temporary),
     }
+    return env, temporary
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
+    """A real server of two workers; its metrics folder is made under ``tmp``."""
+    env, temporary = server_environment(tmp_path)
     server = Server(env, REPOSITORY, workers=2)
     server.start()
     try:
@@ -150,14 +157,7 @@ def test_metrics_count_every_request_exactly_summed_over_two_workers(two_workers
 
 
 def test_each_start_has_a_fresh_metrics_folder_and_one_killed_is_removed_by_the_next(tmp_path: Path):
-    temporary = tmp_path / "tmp"
-    temporary.mkdir()
-    env = {
-        **os.environ,
-        "KMO_LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
-        "KMO_LEDGER_API_KEYS_FILE": str(write_keys(tmp_path / "keys.json")),
-        "TMPDIR": str(temporary),
-    }
+    env, temporary = server_environment(tmp_path)
     server = Server(env, REPOSITORY)
     server.start()
     try:
