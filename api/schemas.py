@@ -207,6 +207,9 @@ class OpenWalletIn(CommandIn):
     sme: SmeFiguresIn
     flemish_establishment: bool = True
     public_participation_percent: Percent = Decimal(0)
+    contact_email: c.EmailAddress | None = Field(
+        default=None, description="Where the enterprise's notices go (payment instructions, reminders, ...)"
+    )
 
     def command(self) -> c.OpenWallet:
         return c.OpenWallet(**dict(self) | {"sme": self.sme.figures()})
@@ -219,6 +222,12 @@ class FileSmeFiguresIn(CommandIn):
 
     def command(self) -> c.FileSmeFigures:
         return c.FileSmeFigures(**dict(self) | {"sme": self.sme.figures()})
+
+
+class ContactIn(CommandIn):
+    model_config = example(contact_email="boekhouding@bakkerij-peeters.be")
+    command_type = c.ChangeContactEmail
+    contact_email: c.EmailAddress | None = Field(description="The new address; null removes it")
 
 
 class CostLineIn(RequestBody):
@@ -370,6 +379,7 @@ class WalletOut(ResponseBody):
 
     enterprise_number: str = Field(examples=["0403170701"])
     name: str
+    contact_email: str | None = Field(description="Where the enterprise's notices go (null: nowhere yet)")
     opened_on: date
     sizes: dict[str, Size] = Field(examples=[{"2026": "small"}])
     held: HeldOut

@@ -326,6 +326,13 @@ class KmoLedger(Application[UUID]):
                 raise AlreadyExists(f"a wallet for enterprise {number} exists already") from None
             return wallet
 
+    def change_contact_email(self, en: str, command: c.ChangeContactEmail, actor: ev.Actor, **options: Any) -> Wallet:
+        def decide(wallet: Wallet, now: datetime) -> Wallet:
+            wallet.change_contact_email(command, actor, now)
+            return wallet
+
+        return self._execute(en, decide, **options)
+
     def file_sme_figures(self, en: str, command: c.FileSmeFigures, actor: ev.Actor, **options: Any) -> Wallet:
         def decide(wallet: Wallet, now: datetime) -> Wallet:
             wallet.file_sme_figures(command, actor, now)

@@ -178,6 +178,7 @@ def wallet_summary(state: WalletState, version: int, on: date) -> dict[str, Any]
     return {
         "enterprise_number": state.enterprise_number,
         "name": state.name,
+        "contact_email": state.contact_email,
         "opened_on": state.opened_on.isoformat(),
         "sizes": sizes,
         **balances(account_totals(applications)),

@@ -647,6 +647,7 @@ RECEIPT_HANDLERS: dict[str, Callable[..., None]] = {
 HANDLERS: dict[str, Callable[[BatchFold, Any, dict], None]] = {
     "WalletOpened": _recorded_by_apply,
     "SmeFiguresFiled": _no_read_model,
+    "ContactEmailChanged": _no_read_model,
     "ApplicationSubmitted": _recorded_by_apply,
     "ApplicationConfirmed": BatchFold._confirmed,
     "ApplicationRefused": _ending(ENDINGS["ApplicationRefused"]),

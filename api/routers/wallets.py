@@ -15,6 +15,7 @@ from api.params import EnterpriseNumber, never_null
 from api.routers.declare import COMMAND_PROBLEMS, operation
 from api.schemas import (
     AuditTrailOut,
+    ContactIn,
     EventsOut,
     FileSmeFiguresIn,
     IsoDate,
@@ -82,6 +83,15 @@ def file_sme_figures(en: EnterpriseNumber, body: FileSmeFiguresIn, command: Back
     next calendar year whose size is not fixed yet."""
     file_them = partial(command.ledger.file_sme_figures, en, body.command(), command.caller.actor)
     return command.run(en, body, file_them, _wallet)
+
+
+@operation(router.put, "/{en}/contact", "Change the enterprise's contact e-mail", WalletOut, *COMMAND_PROBLEMS)
+def change_contact(en: EnterpriseNumber, body: ContactIn, command: BackOfficeCommand):
+    """Record where the enterprise's notices go from now on (an event,
+    `ContactEmailChanged`; the same address again records nothing). The address
+    is checked as an e-mail address: anything else is a 422 and records nothing."""
+    change_it = partial(command.ledger.change_contact_email, en, body.command(), command.caller.actor)
+    return command.run(en, body, change_it, _wallet)
 
 
 @operation(router.get, "", "List and search wallets", WalletListOut, 403, 503)

@@ -8,18 +8,55 @@ identifiers and references are one line their own rule then reads
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from ledger.domain.clock import EARLIEST, LATEST
 from ledger.domain.lifecycle import StopReason
 from ledger.domain.money import Cents
 from ledger.domain.regimes import Service
 from ledger.domain.rules import CostLine, SmeFigures
-from ledger.domain.text import Identifier, Line, Prose
+from ledger.domain.text import Identifier, Line, Prose, text_problem
+
+_EMAIL = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]{0,61}[A-Za-z0-9]"
+)
+"""An e-mail address as a header may carry it: a dot-atom local part (RFC 5322,
+no quoting, no comments), one ``@``, a domain of at least two labels of letters,
+digits and inner hyphens (an internationalised domain in its ``xn--`` form)."""
+
+
+def email_problem(text: str) -> str | None:
+    """Why ``text`` is not an e-mail address the notices may write into a header, or None."""
+    problem = text_problem(text, required=True)
+    if problem:
+        return problem
+    if len(text) > 254 or len(text.partition("@")[0]) > 64:
+        return "an e-mail address has at most 64 characters before the @ and 254 in all"
+    if not _EMAIL.fullmatch(text):
+        return "not an e-mail address: one name@domain.tld in plain ASCII, no spaces, quotes or brackets"
+    return None
+
+
+def _email(text: str) -> str:
+    problem = email_problem(text)
+    if problem:
+        raise PydanticCustomError("email_not_allowed", problem)
+    return text
+
+
+EmailAddress = Annotated[
+    str,
+    AfterValidator(_email),
+    Field(max_length=254, json_schema_extra={"format": "email", "pattern": _EMAIL.pattern}),
+]
+"""A contact or provider e-mail address (:func:`email_problem`): no header can be injected through one."""
 
 RefundKind = Literal["own_share_to_enterprise", "subsidy_to_government"]
 
@@ -34,6 +71,13 @@ class OpenWallet(Command):
     sme: SmeFigures
     flemish_establishment: bool = True
     public_participation_percent: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    contact_email: EmailAddress | None = None
+
+
+class ChangeContactEmail(Command):
+    """Where the enterprise's notices go from now on (None: nowhere)."""
+
+    contact_email: EmailAddress | None
 
 
 class FileSmeFigures(Command):

@@ -105,6 +105,23 @@ class WalletOpened(WalletEvent):
     size: Size
     flemish_establishment: bool
     public_participation_percent: str
+    contact_email: str | None = None
+    """Where the enterprise's notices go. A wallet opened without one is written
+    without the field, as every wallet was before contacts: their chain hashes
+    (over this JSON) stay as recorded."""
+
+    @model_serializer(mode="wrap")
+    def _contact_only_when_given(self, write: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        content: dict[str, Any] = write(self)
+        if self.contact_email is None:
+            content.pop("contact_email", None)
+        return content
+
+
+class ContactEmailChanged(WalletEvent):
+    """The enterprise's contact e-mail address changed (None: removed)."""
+
+    contact_email: str | None
 
 
 class SmeFiguresFiled(WalletEvent):
@@ -278,6 +295,7 @@ EVENT_TYPES: dict[str, type[WalletEvent]] = {
     for cls in (
         WalletOpened,
         SmeFiguresFiled,
+        ContactEmailChanged,
         ApplicationSubmitted,
         ApplicationConfirmed,
         ApplicationRefused,

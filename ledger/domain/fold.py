@@ -112,6 +112,10 @@ def _reopened(state: WalletState, event: ev.WalletOpened) -> None:
     raise ValueError("a wallet is opened only once")
 
 
+def _contact_changed(state: WalletState, event: ev.ContactEmailChanged) -> None:
+    state.contact_email = event.contact_email
+
+
 def _figures_filed(state: WalletState, event: ev.SmeFiguresFiled) -> None:
     state.figures, state.figures_year, state.figures_size = event.figures, event.year, event.size
 
@@ -251,6 +255,7 @@ def _reversed(state: WalletState, event: ev.EventReversed) -> None:
 HANDLERS: dict[type[ev.WalletEvent], Callable[[WalletState, Any], None]] = {
     ev.WalletOpened: _reopened,
     ev.SmeFiguresFiled: _figures_filed,
+    ev.ContactEmailChanged: _contact_changed,
     ev.ApplicationSubmitted: _submitted,
     ev.ApplicationConfirmed: _confirmed,
     ev.ApplicationRefused: _ended,

@@ -251,6 +251,8 @@ class WalletState(BaseModel):
     opened_on: date
     flemish_establishment: bool = True
     public_participation_percent: str = "0"
+    contact_email: str | None = None
+    """Where the enterprise's notices go (none: they are kept undeliverable)."""
     figures: SmeFigures
     figures_year: int
     figures_size: str

@@ -117,6 +117,7 @@ class Wallet:
             size=size,
             flemish_establishment=command.flemish_establishment,
             public_participation_percent=str(command.public_participation_percent),
+            contact_email=command.contact_email,
         ).sealed()
         wallet = cls(wallet_id, 1, apply_event(None, event))
         wallet._pending.append(event)
@@ -170,6 +171,11 @@ class Wallet:
             raise ValidationFailed(f"value_date {value_date} lies before the submission on {application.submitted_on}")
 
     # ------------------------------------------------------------------ enterprise
+
+    def change_contact_email(self, command: c.ChangeContactEmail, actor: ev.Actor, now: datetime) -> None:
+        """Record where the enterprise's notices go from now on (nothing when it is unchanged)."""
+        if command.contact_email != self.state.contact_email:
+            self._trigger(ev.ContactEmailChanged, now, actor, contact_email=command.contact_email)
 
     def file_sme_figures(self, command: c.FileSmeFigures, actor: ev.Actor, now: datetime) -> None:
         """File new SME figures; they decide the size of the next year not yet fixed."""

@@ -46,6 +46,7 @@ OPERATION_IDS = {
     "get_audit_trail",
     "verify_wallet",
     "reconciliation_totals",
+    "change_contact",
 }
 
 

@@ -49,6 +49,8 @@ OPEN_STATES = frozenset({"submitted", "confirmed", "funded", "paying", "paid_out
 MAX_OPEN_APPLICATIONS = 3
 MAX_APPLICATIONS = 6
 MAX_FILINGS = 2
+MAX_CONTACT_CHANGES = 2
+CONTACTS = ("boekhouding@peeters.be", "info@peeters.be", None)
 MAX_REVERSALS = 3
 """Attempts per example: more would crowd out the lifecycle (a reversed deposit is posted
 again, and reversed again...)."""
@@ -193,6 +195,7 @@ class WalletMachine(RuleBasedStateMachine):
         self.accepted = 0
         self.refused = 0
         self.filings = 0
+        self.contact_changes = 0
         self.reversals = 0
         self._views: dict[str, dict[str, Any]] | None = None
         self._reversible: list[tuple[str, int]] | None = None
@@ -516,6 +519,12 @@ class WalletMachine(RuleBasedStateMachine):
     def new_sme_figures_are_filed(self, next_year, figures):
         command = c.FileSmeFigures(year=self.today.year + next_year, sme=figures)
         self.filings += self.attempt(lambda: self.ledger.file_sme_figures(ENTERPRISE, command, BACK_OFFICE))
+
+    @precondition(lambda self: self.contact_changes < MAX_CONTACT_CHANGES)
+    @rule(contact=st.sampled_from(CONTACTS))
+    def the_contact_email_is_changed(self, contact):
+        command = c.ChangeContactEmail(contact_email=contact)
+        self.contact_changes += self.attempt(lambda: self.ledger.change_contact_email(ENTERPRISE, command, BACK_OFFICE))
 
     @precondition(lambda self: self.candidates(lambda v, t: is_open(v) and lapsed_in_fact(v, t)))
     @rule()
