@@ -17,7 +17,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ledger.build import LedgerSettings
@@ -143,6 +143,9 @@ class Settings(LedgerSettings):
     model_config = SettingsConfigDict(env_prefix="KMO_LEDGER_", extra="ignore")
     api_keys_file: Path | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    console_secret: SecretStr | None = Field(default=None, min_length=32)
+    """Signs the web console's session cookies (``KMO_LEDGER_CONSOLE_SECRET``);
+    without it, a random one kept in ``console-secret`` beside the keys file."""
 
     def keys_file(self) -> Path:
         """The configured keys file, or the default one under ``./var``."""

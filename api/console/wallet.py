@@ -1,0 +1,156 @@
+"""What the console's wallet page shows, gathered in one pass over the wallet.
+
+The summary, ceilings and applications come from the ledger's own reads: the
+wallet as ``GET /v1/wallets/{en}`` shows it, or as of a date as
+``GET /v1/wallets/{en}/state?as_of=`` replays it (the same call). The timeline
+is read page-wise: the running balances and the chart come from one scan of
+the wallet's stored rows (their legs only, no event decoded), and only the
+page's events are decoded, through the API's event paging, for their
+description, legs, actor and hash (:func:`ledger.audit.replay.describe`, the
+words ``kmo-ledger replay`` prints). A 10,000-event wallet is never folded
+for its first page; an earlier "as of" folds its events once for the
+applications' state then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from api.console.charts import LineChart, ceiling_bars, end_of_day_values, line_chart
+from api.routers.wallets import _wallet_events
+from ledger.application import KmoLedger
+from ledger.audit.replay import describe, replay_events
+from ledger.domain.errors import NotFound
+from ledger.domain.identifiers import canonical_enterprise_number, wallet_id
+from ledger.domain.state import AT_FINANCIAL_MANAGER, Leg
+from ledger.summaries import application_summary
+
+PAGE = 50
+"""Events per timeline page."""
+SHOWN_BALANCES = ("held_own_share", "held_subsidy", "due_enterprise", "due_government")
+CHARTED = (("held own share", "line-own-share"), ("held subsidy", "line-subsidy"))
+
+
+@dataclass
+class TimelineRow:
+    sequence: int
+    business_date: str
+    recorded_at: str
+    type: str
+    project_number: str | None
+    amount: int | None
+    detail: str
+    balances: dict[str, int]
+    legs: list[tuple[str, int]]
+    actor: dict[str, Any]
+    hash: str | None
+    previous_hash: str | None
+
+
+@dataclass
+class Timeline:
+    rows: list[TimelineRow]
+    page: int
+    pages: int
+    events: int
+    chart: LineChart | None
+
+
+@dataclass
+class WalletPage:
+    enterprise_number: str
+    as_of: date | None
+    summary: dict[str, Any]
+    applications: list[dict[str, Any]]
+    ceilings: list[Any] = field(default_factory=list)
+    timeline: Timeline | None = None
+    problems: list[str] | None = None
+
+
+def wallet_page(
+    ledger: KmoLedger,
+    enterprise_number: str,
+    as_of: date | None,
+    page: int,
+    with_timeline: bool,
+    verify: bool,
+) -> WalletPage:
+    """The page of one wallet, as it stands or replayed to the end of ``as_of``;
+    the timeline (page ``page``) and verification only when asked for."""
+    number = canonical_enterprise_number(enterprise_number)
+    wallet = ledger.get_wallet(number)  # NotFound: no such wallet
+    latest = wallet.state.latest_business_date
+    if as_of is None:
+        summary = ledger.wallet_summary(number)
+    else:
+        summary = ledger.replay(number, as_of)
+    if as_of is None or latest is None or latest <= as_of:  # nothing after as_of: the wallet as it stands
+        applications = [ledger.application_summary(number, a["application_id"]) for a in summary["applications"]]
+    else:
+        state = replay_events(ledger.wallet_events(number, as_of))
+        applications = [application_summary(a) for a in state.applications.values()] if state else []
+    result = WalletPage(number, as_of, summary, applications, ceiling_bars(summary["ceilings"]))
+    if with_timeline:
+        projects = {a["application_id"]: a["project_number"] for a in applications}
+        result.timeline = timeline(ledger, number, as_of, page, projects)
+    if verify:
+        result.problems = ledger.verify_wallet(number)
+    return result
+
+
+def timeline(ledger: KmoLedger, number: str, as_of: date | None, page: int, projects: dict[str, str]) -> Timeline:
+    """Page ``page`` of the wallet's events (those on or before ``as_of``), each
+    with the balances after it, and the chart of held money over business dates."""
+    sequences: list[int] = []
+    after: list[dict[str, int]] = []
+    changes: list[tuple[date, tuple[int, int]]] = []
+    totals = dict.fromkeys(AT_FINANCIAL_MANAGER, 0)
+    cut = as_of.isoformat() if as_of else None
+    for sequence, _type, stored in ledger.stored_rows(wallet_id(number)):
+        on = stored["business_date"]
+        if cut is not None and on > cut:
+            continue
+        moved = [Leg.model_validate(leg) for leg in stored.get("legs", ())]
+        for leg in moved:
+            if leg.account in totals:
+                totals[leg.account] += leg.amount
+        sequences.append(sequence)
+        after.append({name: totals[name] for name in SHOWN_BALANCES})
+        if moved:
+            held = (
+                sum(leg.amount for leg in moved if leg.account == "held_own_share"),
+                sum(leg.amount for leg in moved if leg.account == "held_subsidy"),
+            )
+            changes.append((date.fromisoformat(on), held))
+    if not sequences:
+        raise NotFound(f"the wallet of enterprise {number} did not exist on {as_of}")
+    pages = -(-len(sequences) // PAGE)
+    page = min(max(page, 1), pages)
+    first = (page - 1) * PAGE
+    previous = sequences[first - 1] if first else None
+    events = _wallet_events(ledger, number, as_of, previous, PAGE)
+    index = {sequence: position for position, sequence in enumerate(sequences)}
+    rows = []
+    for event in events:
+        amount, detail = describe(event, None)
+        application_id = getattr(event, "application_id", None)
+        rows.append(
+            TimelineRow(
+                sequence=event.originator_version,
+                business_date=event.business_date.isoformat(),
+                recorded_at=event.timestamp.isoformat(),
+                type=type(event).__name__,
+                project_number=projects.get(application_id) if application_id else None,
+                amount=amount,
+                detail=detail,
+                balances=after[index[event.originator_version]] if event.originator_version in index else {},
+                legs=[(leg.account, leg.amount) for leg in getattr(event, "legs", ())],
+                actor=event.actor.model_dump(),
+                hash=event.hash,
+                previous_hash=event.previous_hash,
+            )
+        )
+    chart = line_chart(end_of_day_values(changes, 2), CHARTED)
+    return Timeline(rows, page, pages, len(sequences), chart)
