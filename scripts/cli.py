@@ -16,6 +16,8 @@ SUBCOMMANDS = {
     "purge-audit-trail": ("scripts.purge_audit_trail", "purge exported audit-trail rows past retention"),
     "run-deadlines": ("scripts.run_deadlines", "apply every deadline passed"),
     "bench": ("scripts.bench", "measure speed targets as ratios"),
+    "checkpoint": ("scripts.checkpoint", "take a signed checkpoint of the ledger-wide Merkle tree now"),
+    "check-proof": ("scripts.check_proof", "check an event's inclusion proof and a signed checkpoint, offline"),
     "keys": ("scripts.keys", "add, list and revoke API keys (add shows a new secret once)"),
 }
 

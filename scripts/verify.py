@@ -31,20 +31,56 @@ def _verify(argv: list[str] | None) -> int:
     parser.add_argument(
         "--against", metavar="DIR", type=Path, help="an exported archive whose sealed chain heads must still hold"
     )
+    parser.add_argument(
+        "--public-key",
+        metavar="FILE",
+        type=Path,
+        help="the key checkpoints must be signed with (default: the checkpoint key's .pub beside its private key)",
+    )
+    parser.add_argument(
+        "--since-checkpoint",
+        action="store_true",
+        help="go on from the last checkpoint verified: only the log after it, and the wallets written since",
+    )
     args = parser.parse_args(argv)
     anchors = load_anchors(args.against) if args.against else {}
+    public_key = checkpoint_public_key(args.public_key)
 
     from ledger.audit.ledger_verification import verify_ledger
 
     with cli.open_ledger() as ledger:
         report = verify_ledger(
-            ledger, args.enterprise, anchors, read_models=projection_differences, progress=cli.progress
+            ledger,
+            args.enterprise,
+            anchors,
+            read_models=projection_differences,
+            progress=cli.progress,
+            public_key=public_key,
+            since_checkpoint=args.since_checkpoint,
         )
     if args.json:
         cli.print_json(report)
     else:
         show(report)
     return cli.EXIT_OK if report["ok"] else cli.EXIT_PROBLEM
+
+
+def checkpoint_public_key(given: Path | None) -> Any:
+    """The public key checkpoints are checked with: ``given`` (PEM or the JSON of
+    ``GET /v1/checkpoints/public-key``), else the configured checkpoint key's;
+    None when there is none (checkpoints, if any, are then a finding)."""
+    from ledger.audit.checkpoints import key_file, public_key_file
+    from ledger.audit.proofs import NotAKey, load_public_key
+
+    path = given or public_key_file(key_file())
+    try:
+        return load_public_key(path.read_bytes())
+    except FileNotFoundError:
+        if given is not None:
+            raise cli.UsageError(f"{given}: no such file (the public key)") from None
+        return None
+    except NotAKey as error:
+        raise cli.UsageError(f"{path}: {error}") from None
 
 
 def load_anchors(directory: Path) -> dict[UUID, list[tuple]]:
@@ -92,8 +128,15 @@ def show(report: dict[str, Any]) -> None:
     projections = report["projections"]
     checked = "checked" if projections["checked"] else f"not checked ({projections['reason']})"
     verdict = "OK" if report["ok"] else f"FAILED: {len(report['problems'])} problem(s)"
+    tree = report.get("tree", {})
+    if tree.get("checked"):
+        since = f" from position {tree['from_position']}" if tree.get("from_position") else ""
+        merkle = f"; Merkle tree of {tree['tree_size']} record(s){since} against {tree['checkpoints']} checkpoint(s)"
+    else:
+        merkle = f"; Merkle tree not checked ({tree.get('reason', 'not asked')})"
     out.print(
         cli.printable(
-            f"Verified {report['wallets']} wallet(s), {report['events']} event(s); projections {checked}: {verdict}"
+            f"Verified {report['wallets']} wallet(s), {report['events']} event(s){merkle}; "
+            f"projections {checked}: {verdict}"
         )
     )

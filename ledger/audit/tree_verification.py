@@ -1,0 +1,228 @@
+"""The ledger-wide Merkle tree recomputed from the stored log and held against
+the signed checkpoints: what a wallet's hash chain alone cannot see (its last
+event deleted, the log's newest records gone, records swapped between
+wallets, a changed idempotency answer).
+
+- Every checkpoint's signature is checked with the public key given, and each
+  names the one before it and is consistent with it (a consistency proof
+  from the stored tree, checked against both signed roots).
+- The tree is recomputed from the log, leaf by leaf, and each checkpoint's
+  root compared with the recomputed root at its size; a log shorter than a
+  checkpoint is a truncated log.
+- The recomputed leaves are compared with the stored tree's: the first
+  position where they differ is named (position = leaf index, from 0), with
+  the record the tree recorded there and the one the log holds now.
+
+Incremental (``since_checkpoint``): the tree's right edge at the last
+checkpoint verified is kept (:mod:`ledger.storage.tree`), and only the log
+after it is read; the records before it are counted, so one deleted since
+then is still found (a changed one is found by a full run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from ledger.audit import merkle
+from ledger.audit.checkpoints import CHUNK, leaf_hash_and_kind, public_checkpoint, stored_subtrees
+from ledger.audit.proofs import checkpoint_problem
+from ledger.storage.tree import TreeTables, tree_tables
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+
+def verify_tree(
+    ledger: Any,
+    public_key: Ed25519PublicKey | None,
+    since_checkpoint: bool = False,
+    labels: Callable[[str], str | None] = lambda _id: None,
+) -> dict[str, Any]:
+    """``{"checked", "tree_size", "checkpoints", "from_position", "problems",
+    "touched"}``: each problem names its ``position`` (None for a checkpoint's
+    own fault), the wallet and sequence there when known; ``touched``: the
+    wallets whose events were read (all, or those after the last verified
+    checkpoint)."""
+    tables = tree_tables(ledger)
+    rows = tables.checkpoints()
+    problems: list[dict[str, Any]] = []
+    report: dict[str, Any] = {"checked": True, "checkpoints": len(rows), "problems": problems}
+    if rows and public_key is None:
+        problems.append(_problem(None, None, None, "checkpoints: no public key to check their signatures with"))
+    start = _resume(tables, rows, ledger) if since_checkpoint else None
+    first = start[0] if start else 0
+    for before, row in zip([None, *rows], rows, strict=False):
+        if start and row["number"] < start[3]:
+            continue
+        for problem in _checkpoint_problems(tables, before, row, public_key):
+            problems.append(_problem(None, None, None, problem))
+    if start and start[4]:
+        problems.append(_problem(start[0], None, None, start[4]))
+    frontier = merkle.Frontier(*(start[:2] if start else (0, ())))
+    last = start[2] if start else 0
+    due = sorted((r for r in rows if r["tree_size"] > frontier.size), key=lambda r: r["tree_size"])
+    differs = None
+    touched: set[UUID] = set()
+    keep: tuple[int, int, str] | None = None
+    latest = rows[-1] if rows else None
+    while True:
+        batch = ledger.recorder.select_notifications(last + 1, CHUNK)
+        if not batch:
+            break
+        stored = {leaf[0]: leaf for leaf in tables.leaves(frontier.size, len(batch))} if differs is None else {}
+        for notification in batch:
+            position = frontier.size
+            hashed, event = leaf_hash_and_kind(bytes(notification.state))
+            if event:
+                touched.add(notification.originator_id)
+            if differs is None:
+                differs = _difference(position, notification, hashed, stored.get(position), labels)
+            frontier.append(hashed)
+            while due and due[0]["tree_size"] == frontier.size:
+                row = due.pop(0)
+                if frontier.root().hex() != row["root_hash"]:
+                    problems.append(_mismatch(row, differs))
+            if latest is not None and frontier.size == latest["tree_size"]:
+                keep = (latest["number"], notification.id, ",".join(peak.hex() for peak in frontier.peaks))
+        last = batch[-1].id
+    if differs is None:
+        tail = tables.leaves(frontier.size, 1)
+        if tail:
+            differs = _missing(tail[0], labels)
+    if differs is not None:
+        problems.append(differs)
+    for row in due:  # signed, but the log no longer reaches its size
+        if differs is None or differs["position"] >= frontier.size:
+            text = (
+                f"position {frontier.size}: the log ends after {frontier.size} records, but checkpoint "
+                f"{row['number']} signed {row['tree_size']} (at {row['timestamp']}): the log was truncated"
+            )
+            problems.append(_problem(frontier.size, None, None, text))
+        else:
+            problems.append(_mismatch(row, differs, f"the log holds {frontier.size} records, it signed "))
+    report |= {"tree_size": frontier.size, "from_position": first, "touched": touched}
+    if not problems and keep is not None and latest is not None:
+        number, notification_id, peaks = keep
+        tables.set_verified(number, latest["tree_size"], notification_id, peaks, datetime.now(UTC).isoformat())
+    return report
+
+
+def _resume(tables: TreeTables, rows: list[dict[str, Any]], ledger: Any) -> tuple[int, tuple, int, int, str] | None:
+    """(size, peaks, notification id, checkpoint number, problem) to go on from."""
+    verified = tables.verified()
+    if verified is None:
+        return None
+    number, size, notification_id, peaks = verified
+    row = next((r for r in rows if r["number"] == number), None)
+    if row is None or row["tree_size"] != size:
+        return None
+    hashes = tuple(bytes.fromhex(peak) for peak in peaks.split(",") if peak)
+    problem = ""
+    if merkle.Frontier(size, hashes).root().hex() != row["root_hash"]:
+        return None
+    counted = tables.records_up_to(ledger.recorder, notification_id)
+    if counted != size:
+        problem = (
+            f"position {min(counted, size)}: the log holds {counted} records up to notification {notification_id}, "
+            f"but {size} when checkpoint {number} was verified: records were deleted or added before it"
+        )
+    return size, hashes, notification_id, number, problem
+
+
+def _checkpoint_problems(
+    tables: TreeTables, before: dict[str, Any] | None, row: dict[str, Any], public_key: Ed25519PublicKey | None
+) -> list[str]:
+    what = f"checkpoint {row['number']} (tree size {row['tree_size']}, {row['timestamp']})"
+    problems = []
+    if public_key is not None:
+        problem = checkpoint_problem(public_checkpoint(row), public_key)
+        if problem:
+            problems.append(f"{what}: {problem}")
+    if before is None:
+        if row["previous_size"] is not None:
+            problems.append(f"{what} names a checkpoint before it of size {row['previous_size']}, which is gone")
+        return problems
+    if (row["previous_size"], row["previous_root"]) != (before["tree_size"], before["root_hash"]):
+        problems.append(f"{what} does not name checkpoint {before['number']} as the one before it")
+    if row["tree_size"] < before["tree_size"]:
+        problems.append(f"{what} is smaller than checkpoint {before['number']} before it")
+    elif before["tree_size"] > 0:
+        try:
+            proof = merkle.consistency_proof(before["tree_size"], row["tree_size"], stored_subtrees(tables))
+        except merkle.MerkleError:
+            proof = []
+        roots = bytes.fromhex(before["root_hash"]), bytes.fromhex(row["root_hash"])
+        if not merkle.verify_consistency(before["tree_size"], row["tree_size"], proof, *roots):
+            problems.append(
+                f"{what} is not consistent with checkpoint {before['number']} before it: "
+                "the log was rewritten between them, or the stored tree was"
+            )
+    return problems
+
+
+def _named(originator_id: Any, version: int, notification_id: int, labels: Callable[[str], str | None]) -> str:
+    label = labels(str(originator_id))
+    if label is None:
+        return f"record {originator_id} version {version} (notification {notification_id})"
+    return f"wallet {label} event {version} (notification {notification_id})"
+
+
+def _problem(position: int | None, originator_id: Any, sequence: int | None, text: str, label: str | None = None):
+    return {
+        "enterprise_number": label,
+        "wallet_id": str(originator_id) if originator_id is not None and label is not None else None,
+        "sequence": sequence if label is not None else None,
+        "position": position,
+        "problem": text,
+    }
+
+
+def _difference(
+    position: int, notification: Any, hashed: bytes, stored: tuple | None, labels: Callable[[str], str | None]
+) -> dict[str, Any] | None:
+    """The finding at ``position``, if the log's record there is not the one the tree recorded."""
+    if stored is None:
+        return None
+    _index, notification_id, originator_id, version, leaf = stored
+    if (originator_id, version) == (str(notification.originator_id), notification.originator_version):
+        if leaf == hashed:
+            return None
+        text = (
+            f"position {position}: {_named(originator_id, version, notification_id, labels)} differs from the "
+            "record the tree recorded there: it was changed"
+        )
+    else:
+        now = _named(notification.originator_id, notification.originator_version, notification.id, labels)
+        text = (
+            f"position {position}: the tree recorded {_named(originator_id, version, notification_id, labels)} "
+            f"here, the log now holds {now}: a record was deleted, inserted or moved"
+        )
+    return _problem(position, originator_id, version, text, labels(originator_id))
+
+
+def _missing(stored: tuple, labels: Callable[[str], str | None]) -> dict[str, Any]:
+    position, notification_id, originator_id, version, _leaf = stored
+    text = (
+        f"position {position}: the log ends here, but the tree recorded "
+        f"{_named(originator_id, version, notification_id, labels)} and any after it: they were deleted"
+    )
+    return _problem(position, originator_id, version, text, labels(originator_id))
+
+
+def _mismatch(row: dict[str, Any], differs: dict[str, Any] | None, shorter: str = "") -> dict[str, Any]:
+    where = (
+        f"first difference at position {differs['position']}"
+        if differs
+        else "the stored tree agrees with the log, so it was rewritten too"
+    )
+    what = f"{shorter}{row['tree_size']}" if shorter else "its signed root differs from the log's"
+    return _problem(
+        differs["position"] if differs else None,
+        None,
+        None,
+        f"checkpoint {row['number']} (tree size {row['tree_size']}, {row['timestamp']}) does not match the log: "
+        f"{what} ({where})",
+    )

@@ -1,0 +1,245 @@
+"""The ledger-wide Merkle tree and its signed checkpoints, from the command
+line: ``kmo-ledger checkpoint`` signs the tree; ``kmo-ledger verify``
+recomputes it from a tampered copy of the store and names the first position
+where the log and the tree part (on SQLite and PostgreSQL); a forged
+checkpoint is refused; ``--since-checkpoint`` goes on from the last one verified."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from contextlib import closing
+from datetime import date
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import orjson
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from freezegun import freeze_time
+
+from ledger.audit import merkle
+from ledger.audit.checkpoints import checkpoint_message, key_id, leaf_hash_of, public_pem, raw_public
+from ledger.domain.identifiers import wallet_id
+from ledger.storage.tree import tree_tables
+from scripts import checkpoint, verify
+from tests.conftest import ENTERPRISE, OTHER_ENTERPRISE
+from tests.scenarios.helpers import Story
+from tests.tools.helpers import StoredEvents, Tools
+
+WALLET = wallet_id(ENTERPRISE)
+OTHER_WALLET = wallet_id(OTHER_ENTERPRISE)
+
+
+@pytest.fixture
+def tools(monkeypatch, capsys, database_url, tmp_path):
+    monkeypatch.setenv("KMO_LEDGER_CHECKPOINT_KEY_FILE", str(tmp_path / "keys" / "checkpoint-key.pem"))
+    return Tools(monkeypatch, capsys, database_url)
+
+
+@pytest.fixture
+def signed(ledger, tools):
+    """Two wallets (the first: events 1..7, the second: 1..2, each submission
+    with its payment-reference claim), then a checkpoint of all of it."""
+    with freeze_time("2026-03-02 09:00:00"):
+        story = Story(ledger)
+        application_id = story.submit(date(2026, 3, 16))
+        other = Story(ledger, OTHER_ENTERPRISE)
+        other.submit(date(2026, 3, 16))
+    with freeze_time("2026-03-05 10:00:00"):
+        story.fund(application_id, date(2026, 3, 5))
+    with freeze_time("2026-04-01 10:00:00"):
+        story.pay(application_id, "4000.00", date(2026, 4, 1))
+    taken = tools.run(checkpoint.main, "--json")
+    assert taken.code == 0, taken.err
+    return ledger
+
+
+class Tables:
+    """Rows behind the ledger's back: the events table and the checkpoints."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def run(self, statement: str, params: tuple = ()) -> list[tuple]:
+        if self.url.startswith("sqlite"):
+            with closing(sqlite3.connect(self.url[len("sqlite:///") :])) as db, db:
+                sql = statement.format(events="stored_events", checkpoints="kmo_ledger_checkpoints")
+                return db.execute(sql, params).fetchall()
+        import psycopg
+
+        schema = dict(pair.split("=", 1) for pair in urlsplit(self.url).query.split("&") if pair)["schema"]
+        sql = statement.format(events=f"{schema}.kmo_ledger_events", checkpoints=f"{schema}.kmo_ledger_checkpoints")
+        with psycopg.connect(self.url.split("?")[0], autocommit=True) as connection:
+            cursor = connection.execute(sql.replace("?", "%s"), params)
+            return cursor.fetchall() if cursor.description else []
+
+
+def position(ledger, wallet, version) -> int:
+    return tree_tables(ledger).leaf_of(str(wallet), version)
+
+
+def findings(tools: Tools, *args: str) -> tuple[int, dict]:
+    outcome = tools.run(verify.main, *args, "--json")
+    assert outcome.code in (0, 1), outcome.err
+    return outcome.code, json.loads(outcome.out)
+
+
+def problems(report: dict) -> str:
+    return "\n".join(p["problem"] for p in report["problems"])
+
+
+def test_an_untouched_ledger_matches_its_signed_checkpoint(tools, signed):
+    code, report = findings(tools)
+    assert code == 0, problems(report)
+    assert report["tree"]["checked"] and report["tree"]["tree_size"] == 11 and report["tree"]["checkpoints"] == 1
+    human = tools.run(verify.main)
+    assert "Merkle tree of 11 record(s) against 1 checkpoint(s)" in human.out and "OK" in human.out
+
+
+def test_the_tree_covers_every_stored_record_in_notification_order(signed, tools):
+    """Wallet events by their hash, records (the claims) by the SHA-256 of their bytes: the signed root."""
+    rows = signed.recorder.select_notifications(1, 100)
+    assert len(rows) == 11 and any("PaymentReferenceClaimed" in row.topic for row in rows)
+    expected = merkle.root([leaf_hash_of(bytes(row.state)) for row in rows]).hex()
+    claim = next(row for row in rows if "PaymentReferenceClaimed" in row.topic)
+    event = next(row for row in rows if row.originator_id == WALLET)
+    assert leaf_hash_of(bytes(claim.state)) == merkle.leaf_hash(hashlib.sha256(claim.state).digest())
+    assert leaf_hash_of(bytes(event.state)) == merkle.leaf_hash(bytes.fromhex(orjson.loads(event.state)["hash"]))
+    assert json.loads(tools.run(checkpoint.main, "--json").out)["root_hash"] == expected
+
+
+def test_a_deleted_last_event_of_a_wallet_is_named_by_position(tools, signed):
+    """The chain of the second wallet still holds without its last event; the tree does not."""
+    at = position(signed, OTHER_WALLET, 2)
+    StoredEvents(tools.database_url).delete(OTHER_WALLET, 2)
+    code, report = findings(tools)
+    assert code == 1
+    first = next(p for p in report["problems"] if p.get("position") == at)
+    assert (first["enterprise_number"], first["sequence"]) == (OTHER_ENTERPRISE, 2)
+    assert f"position {at}: the tree recorded wallet {OTHER_ENTERPRISE} event 2" in first["problem"]
+    assert "checkpoint 1 (tree size 11" in problems(report) and "does not match the log" in problems(report)
+
+
+def test_the_deleted_newest_event_of_the_ledger_is_named(tools, signed):
+    at = position(signed, WALLET, 7)
+    assert at == 10  # the newest record of all
+    StoredEvents(tools.database_url).delete(WALLET, 7)
+    code, report = findings(tools)
+    assert code == 1
+    assert f"position {at}: the log ends here, but the tree recorded wallet {ENTERPRISE} event 7" in problems(report)
+    assert "the log ends after 10 records, but checkpoint 1 signed 11" in problems(report)
+    human = tools.run(verify.main)
+    assert human.code == 1 and "position 10" in human.out.replace("\n", " ")
+
+
+def test_two_swapped_events_are_named_at_the_first(tools, signed):
+    stored = StoredEvents(tools.database_url)
+    third, fourth = stored.state(WALLET, 3), stored.state(WALLET, 4)
+    stored.update(WALLET, 3, fourth)
+    stored.update(WALLET, 4, third)
+    at = position(signed, WALLET, 3)
+    code, report = findings(tools)
+    assert code == 1
+    assert f"position {at}: wallet {ENTERPRISE} event 3" in problems(report) and "it was changed" in problems(report)
+    assert f"first difference at position {at}" in problems(report)
+
+
+def test_a_changed_byte_of_a_record_outside_every_chain_is_named(tools, signed):
+    """A payment-reference claim belongs to no hash chain: one byte of it changed is a leaf changed."""
+    (record_id, state), *_ = Tables(tools.database_url).run(
+        "SELECT originator_id, state FROM {events} WHERE topic LIKE ? ORDER BY 1", ("%PaymentReferenceClaimed",)
+    )
+    stored = StoredEvents(tools.database_url)
+    record = UUID(str(record_id))
+    stored.update(record, 1, bytes(state).replace(b'"timestamp":"2026', b'"timestamp":"2027'))
+    at = tree_tables(signed).leaf_of(str(record), 1)
+    code, report = findings(tools)
+    assert code == 1
+    assert f"position {at}: record {record} version 1" in problems(report)
+
+
+def test_a_changed_byte_of_an_event_hash_is_named(tools, signed):
+    stored = StoredEvents(tools.database_url)
+    state = orjson.loads(stored.state(WALLET, 5))
+    state["hash"] = ("0" if state["hash"][0] != "0" else "1") + state["hash"][1:]
+    stored.update(WALLET, 5, orjson.dumps(state))
+    at = position(signed, WALLET, 5)
+    code, report = findings(tools)
+    assert code == 1 and f"position {at}: wallet {ENTERPRISE} event 5" in problems(report)
+
+
+def test_a_truncated_log_is_named(tools, signed):
+    stored = StoredEvents(tools.database_url)
+    for version in (5, 6, 7):
+        stored.delete(WALLET, version)
+    code, report = findings(tools)
+    assert code == 1
+    assert "the log was truncated" in problems(report) and "checkpoint 1 signed 11" in problems(report)
+    assert f"position {position(signed, WALLET, 5)}: the log ends here" in problems(report)
+
+
+def test_a_checkpoint_with_a_changed_root_is_refused(tools, signed):
+    tables = Tables(tools.database_url)
+    (root,), *_ = tables.run("SELECT root_hash FROM {checkpoints}")
+    tables.run("UPDATE {checkpoints} SET root_hash = ?", ("0" * 64,))
+    code, report = findings(tools)
+    assert code == 1 and root != "0" * 64
+    assert "signature does not verify with the public key: it was forged or changed" in problems(report)
+
+
+def test_a_checkpoint_signed_with_another_key_is_refused(tools, signed, tmp_path):
+    """A forger who re-signs with a key of their own: verify holds the checkpoint to the ledger's key."""
+    forger = Ed25519PrivateKey.generate()
+    (size, root, stamp), *_ = Tables(tools.database_url).run(
+        "SELECT tree_size, root_hash, timestamp FROM {checkpoints}"
+    )
+    forged_id = key_id(raw_public(forger.public_key()))
+    signature = forger.sign(checkpoint_message(size, root, stamp, forged_id)).hex()
+    Tables(tools.database_url).run("UPDATE {checkpoints} SET key_id = ?, signature = ?", (forged_id, signature))
+    code, report = findings(tools)
+    assert code == 1 and f"names key {forged_id}, but the public key given is" in problems(report)
+    # and a checkpoint of the real key is refused against the forger's
+    (tmp_path / "forger.pem").write_bytes(public_pem(forger.public_key()))
+    Tables(tools.database_url).run("DELETE FROM {checkpoints}")
+    assert tools.run(checkpoint.main).code == 0
+    code, report = findings(tools, "--public-key", str(tmp_path / "forger.pem"))
+    assert code == 1 and "but the public key given is" in problems(report)
+
+
+def test_checkpoints_without_the_public_key_are_a_finding(tools, signed, monkeypatch, tmp_path):
+    monkeypatch.setenv("KMO_LEDGER_CHECKPOINT_KEY_FILE", str(tmp_path / "elsewhere" / "none.pem"))
+    code, report = findings(tools)
+    assert code == 1 and "no public key to check their signatures with" in problems(report)
+
+
+def test_each_checkpoint_names_the_one_before_and_is_consistent_with_it(tools, signed):
+    with freeze_time("2026-04-02 10:00:00"):
+        Story(signed, "0417497106")
+    second = json.loads(tools.run(checkpoint.main, "--json").out)
+    assert second["tree_size"] == 12
+    rows = Tables(tools.database_url).run(
+        "SELECT number, root_hash, previous_size, previous_root FROM {checkpoints} ORDER BY 1"
+    )
+    assert rows[1][2:] == (11, rows[0][1])
+    assert findings(tools)[0] == 0
+    Tables(tools.database_url).run("UPDATE {checkpoints} SET previous_size = 10 WHERE number = 2")
+    code, report = findings(tools)
+    assert code == 1 and "checkpoint 2 (tree size 12" in problems(report)
+    assert "does not name checkpoint 1 as the one before it" in problems(report)
+
+
+def test_verification_goes_on_from_the_last_checkpoint_verified(tools, signed):
+    assert findings(tools)[0] == 0  # remembers checkpoint 1
+    with freeze_time("2026-04-02 10:00:00"):
+        Story(signed, "0417497106")
+    assert tools.run(checkpoint.main).code == 0
+    code, report = findings(tools, "--since-checkpoint")
+    assert code == 0, problems(report)
+    assert report["tree"]["from_position"] == 11 and report["tree"]["tree_size"] == 12
+    assert report["wallets"] == 1  # only the wallet written since
+    # a record deleted before the verified checkpoint is still found by counting
+    StoredEvents(tools.database_url).delete(OTHER_WALLET, 2)
+    code, report = findings(tools, "--since-checkpoint")
+    assert code == 1 and "records were deleted or added before it" in problems(report)
