@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import observability
+from api import console, observability
 from api.gate import Gate
 from api.keys import KeyRing
 from api.problems import ANSWERED_EVERYWHERE, MEDIA_TYPE, documented_problem, install_handlers
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
         app.include_router(sandbox.router, prefix="/v1")
     app.include_router(health.router)
     docs.install(app)
+    console.install(app, keys)  # /console: its own session cookie; the gate's body cap applies
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -194,6 +194,7 @@ async def wallet(
     en: EnterpriseNumber,
     _caller: Reader,
     ledger: LedgerDep,
+    models: ReadModelsDep,
     as_of: Annotated[str | None, Query(max_length=20)] = None,
     page: Annotated[int, Query(ge=1, le=10**9)] = 1,
     verify: Annotated[bool, Query()] = False,
@@ -207,7 +208,9 @@ async def wallet(
             raise ValidationFailed(f"as of {as_of!r} is not a date: write it as 31/12/2026") from None
         if not auditing:
             raise Forbidden("only a back-office or auditor key replays a wallet as of a date")
-    view = await run_in_threadpool(wallet_view.wallet_page, ledger, en, day, page, auditing, auditing and verify)
+    view = await run_in_threadpool(
+        wallet_view.wallet_page, ledger, models, en, day, page, auditing, auditing and verify
+    )
     return render(
         request,
         "wallet.html",

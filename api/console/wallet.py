@@ -1,24 +1,28 @@
-"""What the console's wallet page shows, gathered in one pass over the wallet.
+"""What the console's wallet page shows.
 
 The summary, ceilings and applications come from the ledger's own reads: the
 wallet as ``GET /v1/wallets/{en}`` shows it, or as of a date as
 ``GET /v1/wallets/{en}/state?as_of=`` replays it (the same call). The timeline
-is read page-wise: the running balances and the chart come from one scan of
-the wallet's stored rows (their legs only, no event decoded), and only the
-page's events are decoded, through the API's event paging, for their
-description, legs, actor and hash (:func:`ledger.audit.replay.describe`, the
-words ``kmo-ledger replay`` prints). A 10,000-event wallet is never folded
-for its first page; an earlier "as of" folds its events once for the
-applications' state then.
+is read page-wise: the balances after each event and the chart come from the
+legs of the wallet's events in the read models' audit trail (one query of
+narrow rows; the stored events when the trail was purged), summed in order as
+``kmo-ledger replay`` sums them, and only the page's events are decoded,
+through the API's event paging, for the words ``kmo-ledger replay`` prints
+(:func:`ledger.audit.replay.describe`), their legs, actor and hash. The
+first page of a 10,000-event wallet folds none of its events; an earlier
+"as of" folds those up to that day once, for the applications' state then.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from api.console.charts import LineChart, ceiling_bars, end_of_day_values, line_chart
+from api.problems import ReadModelsUnavailable
+from api.reads import ReadModels
 from api.routers.wallets import _wallet_events
 from ledger.application import KmoLedger
 from ledger.audit.replay import describe, replay_events
@@ -27,6 +31,7 @@ from ledger.domain.identifiers import canonical_enterprise_number, wallet_id
 from ledger.domain.state import AT_FINANCIAL_MANAGER, Leg
 from ledger.summaries import application_summary
 
+Event = tuple[int, str, Any]
 PAGE = 50
 """Events per timeline page."""
 SHOWN_BALANCES = ("held_own_share", "held_subsidy", "due_enterprise", "due_government")
@@ -71,6 +76,7 @@ class WalletPage:
 
 def wallet_page(
     ledger: KmoLedger,
+    models: ReadModels,
     enterprise_number: str,
     as_of: date | None,
     page: int,
@@ -94,13 +100,21 @@ def wallet_page(
     result = WalletPage(number, as_of, summary, applications, ceiling_bars(summary["ceilings"]))
     if with_timeline:
         projects = {a["application_id"]: a["project_number"] for a in applications}
-        result.timeline = timeline(ledger, number, as_of, page, projects)
+        result.timeline = timeline(ledger, models, number, wallet.version, as_of, page, projects)
     if verify:
         result.problems = ledger.verify_wallet(number)
     return result
 
 
-def timeline(ledger: KmoLedger, number: str, as_of: date | None, page: int, projects: dict[str, str]) -> Timeline:
+def timeline(
+    ledger: KmoLedger,
+    models: ReadModels,
+    number: str,
+    version: int,
+    as_of: date | None,
+    page: int,
+    projects: dict[str, str],
+) -> Timeline:
     """Page ``page`` of the wallet's events (those on or before ``as_of``), each
     with the balances after it, and the chart of held money over business dates."""
     sequences: list[int] = []
@@ -108,11 +122,10 @@ def timeline(ledger: KmoLedger, number: str, as_of: date | None, page: int, proj
     changes: list[tuple[date, tuple[int, int]]] = []
     totals = dict.fromkeys(AT_FINANCIAL_MANAGER, 0)
     cut = as_of.isoformat() if as_of else None
-    for sequence, _type, stored in ledger.stored_rows(wallet_id(number)):
-        on = stored["business_date"]
+    for sequence, on, legs in _legs_of_events(ledger, models, number, version):
         if cut is not None and on > cut:
             continue
-        moved = [Leg.model_validate(leg) for leg in stored.get("legs", ())]
+        moved = [Leg.model_validate(leg) for leg in legs]
         for leg in moved:
             if leg.account in totals:
                 totals[leg.account] += leg.amount
@@ -154,3 +167,19 @@ def timeline(ledger: KmoLedger, number: str, as_of: date | None, page: int, proj
         )
     chart = line_chart(end_of_day_values(changes, 2), CHARTED)
     return Timeline(rows, page, pages, len(sequences), chart)
+
+
+def _legs_of_events(ledger: KmoLedger, models: ReadModels, number: str, version: int) -> Iterable[Event]:
+    """(sequence, business date, legs as stored) of each of the wallet's first
+    ``version`` events: from the read models' audit trail (one query of narrow
+    rows, caught up first), or, when that trail is not whole (rows purged after
+    export) or cannot answer, from the stored events themselves."""
+    try:
+        rows = models.read(lambda views: views.audit_trail(number))["rows"]
+    except ReadModelsUnavailable:
+        rows = []
+    rows = [row for row in rows if row["sequence"] <= version]
+    if len(rows) == version:
+        return ((row["sequence"], row["business_date"], row["legs"]) for row in rows)
+    stored = ledger.stored_rows(wallet_id(number))
+    return ((sequence, row["business_date"], row.get("legs") or ()) for sequence, _type, row in stored)
