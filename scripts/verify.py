@@ -68,7 +68,8 @@ def _verify(argv: list[str] | None) -> int:
 def checkpoint_public_key(given: Path | None) -> Any:
     """The public key checkpoints are checked with: ``given`` (PEM or the JSON of
     ``GET /v1/checkpoints/public-key``), else the configured checkpoint key's;
-    None when there is none (checkpoints, if any, are then a finding)."""
+    None when there is none: each checkpoint is then checked with the key
+    stored beside it (a changed checkpoint is found, a replaced key is not)."""
     from ledger.audit.checkpoints import key_file, public_key_file
     from ledger.audit.proofs import NotAKey, load_public_key
 
@@ -131,7 +132,10 @@ def show(report: dict[str, Any]) -> None:
     tree = report.get("tree", {})
     if tree.get("checked"):
         since = f" from position {tree['from_position']}" if tree.get("from_position") else ""
-        merkle = f"; Merkle tree of {tree['tree_size']} record(s){since} against {tree['checkpoints']} checkpoint(s)"
+        key = "" if tree.get("key") == "given" or not tree["checkpoints"] else " (key stored with them)"
+        merkle = (
+            f"; Merkle tree of {tree['tree_size']} record(s){since} against {tree['checkpoints']} checkpoint(s){key}"
+        )
     else:
         merkle = f"; Merkle tree not checked ({tree.get('reason', 'not asked')})"
     out.print(

@@ -296,6 +296,7 @@ def take_checkpoint(
             "signature": key.sign(checkpoint_message(size, root, timestamp, signer)).hex(),
             "previous_size": latest["tree_size"] if latest else None,
             "previous_root": latest["root_hash"] if latest else None,
+            "public_key": raw.hex(),
         }
         tables.add_checkpoint(writing, row)
     log.info("checkpoint %d: %d records, root %s", row["number"], size, root)

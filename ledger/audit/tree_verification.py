@@ -3,7 +3,9 @@ the signed checkpoints: what a wallet's hash chain alone cannot see (its last
 event deleted, the log's newest records gone, records swapped between
 wallets, a changed idempotency answer).
 
-- Every checkpoint's signature is checked with the public key given, and each
+- Every checkpoint's signature is checked with the public key given (else
+  with the one stored beside it: that catches a changed checkpoint, not a
+  forger who replaced the key too; give the key you trust), and each
   names the one before it and is consistent with it (a consistency proof
   from the stored tree, checked against both signed roots).
 - The tree is recomputed from the log, leaf by leaf, and each checkpoint's
@@ -50,8 +52,7 @@ def verify_tree(
     rows = tables.checkpoints()
     problems: list[dict[str, Any]] = []
     report: dict[str, Any] = {"checked": True, "checkpoints": len(rows), "problems": problems}
-    if rows and public_key is None:
-        problems.append(_problem(None, None, None, "checkpoints: no public key to check their signatures with"))
+    report["key"] = "given" if public_key is not None else "stored"
     start = _resume(tables, rows, ledger) if since_checkpoint else None
     first = start[0] if start else 0
     for before, row in zip([None, *rows], rows, strict=False):
@@ -135,12 +136,14 @@ def _resume(tables: TreeTables, rows: list[dict[str, Any]], ledger: Any) -> tupl
 def _checkpoint_problems(
     tables: TreeTables, before: dict[str, Any] | None, row: dict[str, Any], public_key: Ed25519PublicKey | None
 ) -> list[str]:
+    """A checkpoint's signature (by ``public_key``, or else the key stored with
+    it), its link to the one before and its consistency with it."""
     what = f"checkpoint {row['number']} (tree size {row['tree_size']}, {row['timestamp']})"
     problems = []
-    if public_key is not None:
-        problem = checkpoint_problem(public_checkpoint(row), public_key)
-        if problem:
-            problems.append(f"{what}: {problem}")
+    key = public_key or _stored_key(row["public_key"])
+    problem = checkpoint_problem(public_checkpoint(row), key) if key else "its stored public key cannot be read"
+    if problem:
+        problems.append(f"{what}: {problem}")
     if before is None:
         if row["previous_size"] is not None:
             problems.append(f"{what} names a checkpoint before it of size {row['previous_size']}, which is gone")
@@ -161,6 +164,15 @@ def _checkpoint_problems(
                 "the log was rewritten between them, or the stored tree was"
             )
     return problems
+
+
+def _stored_key(hexed: str) -> Ed25519PublicKey | None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        return Ed25519PublicKey.from_public_bytes(bytes.fromhex(hexed))
+    except ValueError:
+        return None
 
 
 def _named(originator_id: Any, version: int, notification_id: int, labels: Callable[[str], str | None]) -> str:

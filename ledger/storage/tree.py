@@ -11,7 +11,8 @@ perfect subtree hashes, its signed checkpoints, and the last checkpoint that
   two leaves or more, by ``(level, idx)`` (:mod:`ledger.audit.merkle`), so a
   proof costs one primary-key read per level.
 - ``kmo_ledger_checkpoints``: each signed checkpoint, numbered from 1, with the
-  size and root of the checkpoint before it.
+  size and root of the checkpoint before it and the public key (hex) it
+  verifies with.
 - ``kmo_ledger_tree_verified``: one row, the checkpoint ``verify`` last
   checked and the tree's right edge there, so the next run starts from it.
 
@@ -47,7 +48,7 @@ _SCHEMA = (
     "PRIMARY KEY (level, idx))",
     "CREATE TABLE IF NOT EXISTS {checkpoints} (number BIGINT PRIMARY KEY, tree_size BIGINT NOT NULL, "
     "root_hash TEXT NOT NULL, timestamp TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL, "
-    "previous_size BIGINT, previous_root TEXT)",
+    "previous_size BIGINT, previous_root TEXT, public_key TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS {verified} (id INTEGER PRIMARY KEY CHECK (id = 1), number BIGINT NOT NULL, "
     "tree_size BIGINT NOT NULL, notification_id BIGINT NOT NULL, peaks TEXT NOT NULL, verified_at TEXT NOT NULL)",
 )
@@ -60,6 +61,7 @@ CHECKPOINT_COLUMNS = (
     "signature",
     "previous_size",
     "previous_root",
+    "public_key",
 )
 
 

@@ -208,10 +208,16 @@ def test_a_checkpoint_signed_with_another_key_is_refused(tools, signed, tmp_path
     assert code == 1 and "but the public key given is" in problems(report)
 
 
-def test_checkpoints_without_the_public_key_are_a_finding(tools, signed, monkeypatch, tmp_path):
+def test_without_the_public_key_the_key_stored_with_the_checkpoints_is_used_and_said(
+    tools, signed, monkeypatch, tmp_path
+):
     monkeypatch.setenv("KMO_LEDGER_CHECKPOINT_KEY_FILE", str(tmp_path / "elsewhere" / "none.pem"))
     code, report = findings(tools)
-    assert code == 1 and "no public key to check their signatures with" in problems(report)
+    assert code == 0 and report["tree"]["key"] == "stored"
+    assert "(key stored with them)" in tools.run(verify.main).out
+    Tables(tools.database_url).run("UPDATE {checkpoints} SET root_hash = ?", ("1" * 64,))
+    code, report = findings(tools)
+    assert code == 1 and "signature does not verify" in problems(report)
 
 
 def test_each_checkpoint_names_the_one_before_and_is_consistent_with_it(tools, signed):
