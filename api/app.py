@@ -14,10 +14,11 @@ from api.gate import Gate
 from api.keys import KeyRing
 from api.problems import ANSWERED_EVERYWHERE, MEDIA_TYPE, documented_problem, install_handlers
 from api.reads import ReadModels
-from api.routers import applications, docs, health, operations, sandbox, wallets
+from api.routers import applications, docs, health, notices, operations, providers, sandbox, wallets
 from api.settings import Settings
 from ledger.application import KmoLedger
 from ledger.build import build_ledger
+from ledger.notices.settings import NoticeSettings
 
 DESCRIPTION = """\
 The KMO-portefeuille (SME wallet) ledger: every euro in or out of a wallet is
@@ -41,6 +42,8 @@ TAGS = [
         "name": "operations",
         "description": "Across wallets: deadlines, inboxes, payout orders, reconciliation totals, readiness",
     },
+    {"name": "notices", "description": "The scheme's e-mails and webhooks derived from the events, and their delivery"},
+    {"name": "providers", "description": "The provider directory: where a provider's notices go"},
     {"name": "sandbox", "description": "Only with KMO_LEDGER_SANDBOX=true: move the server's clock forward"},
 ]
 SERVERS = [{"url": "/", "description": "The server that serves this document"}]
@@ -57,16 +60,21 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
     """
     settings = settings or Settings()
     keys = KeyRing.load(settings)  # read again when the file changes
+    notice_settings = NoticeSettings()  # KMO_LEDGER_SMTP_URL, KMO_LEDGER_NOTIFY, ...
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if ledger is None:
             app.state.ledger = build_ledger(settings)
         app.state.read_models = ReadModels(app.state.ledger)
+        app.state.notices = notices.NoticeService(app.state.ledger, notice_settings)
+        if notice_settings.enabled:  # one process delivers at a time: the notifier's lease
+            app.state.notices.start()
         observability.observe_commits(app.state.ledger, app.state.metrics)
         try:
             yield
         finally:
+            app.state.notices.close()
             app.state.read_models.close()
             if ledger is None:
                 app.state.ledger.close()
@@ -91,7 +99,7 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
     observability.install(app)  # added last, so outermost: the gate's 401 and 413 are observed too
     # each router straight under /v1: every level of inclusion is another
     # scan of its routes on every request
-    for router in (applications.router, wallets.router, operations.router):
+    for router in (applications.router, wallets.router, operations.router, notices.router, providers.router):
         app.include_router(router, prefix="/v1")
     if settings.sandbox:  # without sandbox mode the sandbox's paths do not exist
         app.include_router(sandbox.router, prefix="/v1")

@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "bench": ("scripts.bench", "measure speed targets as ratios"),
     "checkpoint": ("scripts.checkpoint", "take a signed checkpoint of the ledger-wide Merkle tree now"),
     "check-proof": ("scripts.check_proof", "check an event's inclusion proof and a signed checkpoint, offline"),
+    "notify": ("scripts.notify", "derive and deliver the notices: e-mail and signed webhooks"),
     "keys": ("scripts.keys", "add, list and revoke API keys (add shows a new secret once)"),
 }
 

@@ -19,12 +19,12 @@ from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
 from api import create_app
-from api.routers import applications, operations, wallets
+from api.routers import applications, notices, operations, providers, wallets
 from api.settings import Settings, key_id
 from tests.conftest import ENTERPRISE, TRAINER, sme, training
 
 OTHER_TRAINER = "DV.O999999"
-ROUTERS = (applications.router, wallets.router, operations.router)
+ROUTERS = (applications.router, wallets.router, operations.router, notices.router, providers.router)
 KEYS = {
     "back-office": "bo-secret-0123456789abcdef",
     "auditor": "au-secret-0123456789abcdef",

@@ -47,6 +47,14 @@ OPERATION_IDS = {
     "verify_wallet",
     "reconciliation_totals",
     "change_contact",
+    "latest_checkpoint",
+    "checkpoint_public_key",
+    "checkpoint_consistency",
+    "event_proof",
+    "list_notices",
+    "redeliver_notice",
+    "put_provider",
+    "get_provider",
 }
 
 

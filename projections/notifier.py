@@ -1,0 +1,569 @@
+"""The notifier (#20): tails the notification log like the read models do,
+derives each event's notices (:mod:`ledger.notices.derive`) and delivers them.
+
+Its tables live beside the read models (same SQLite file or PostgreSQL
+schema) and are never dropped by a rebuild: its position in the log, every
+notice with its delivery state, the deadlines a reminder may be due before, the
+provider directory and a lease. A batch of notices and the new position commit
+in one transaction; a delivery's outcome is written after the send, so a crash
+in between sends the notice again under the same id: at least once.
+
+The provider directory is a mutable table here, not an event: a webhook secret
+must be replaceable and must not be kept for ever in the event log.
+
+One process delivers at a time (``serve --workers N``, ``kmo-ledger notify``):
+it holds the lease row and renews it each pass; a lease whose holder ended
+(same host, its process gone) or that was not renewed in time is taken over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from ledger.application import KmoLedger
+from ledger.domain import events as ev
+from ledger.domain.clock import brussels_date
+from ledger.domain.errors import NotFound
+from ledger.domain.identifiers import canonical_enterprise_number, wallet_id
+from ledger.domain.state import WalletState
+from ledger.notices import derive
+from ledger.notices.channels import DeliveryFailed, Smtp, post_webhook
+from ledger.notices.derive import Account, Notice, ProviderEntry
+from ledger.notices.settings import NoticeSettings
+from projections.log import NotificationLog
+from projections.schema import INT, TEXT, TEXT_NULL, Table
+from projections.store import Target, connect, ledger_url
+
+log = logging.getLogger("kmo_ledger.notices")
+
+STATUSES = ("pending", "delivered", "failed", "undeliverable")
+NOTICES = Table(
+    "notices",
+    (
+        ("id", TEXT),
+        ("type", TEXT),
+        ("party", TEXT),
+        ("recipient", TEXT),
+        ("channel", TEXT),
+        ("address", TEXT_NULL),
+        ("enterprise_number", TEXT),
+        ("application_id", TEXT_NULL),
+        ("source", TEXT),
+        ("data", TEXT),
+        ("created_at", TEXT),
+        ("status", TEXT),
+        ("attempts", INT),
+        ("next_attempt_at", TEXT_NULL),
+        ("last_error", TEXT_NULL),
+        ("delivered_at", TEXT_NULL),
+    ),
+    key=("id",),
+    indexes=(("status", "next_attempt_at"), ("status", "id")),
+)
+NOTICE_DEADLINES = Table(
+    "notice_deadlines",
+    (("wallet_id", TEXT), ("application_id", TEXT), ("kind", TEXT), ("deadline", TEXT), ("done", INT)),
+    key=("wallet_id", "application_id", "kind"),
+    indexes=(("done", "deadline"),),
+)
+NOTICE_STATE = Table(
+    "notice_state", (("name", TEXT), ("position", INT), ("holder", TEXT_NULL), ("expires", INT)), key=("name",)
+)
+PROVIDERS = Table(
+    "provider_directory",
+    (
+        ("number", TEXT),
+        ("name", TEXT),
+        ("email", TEXT_NULL),
+        ("webhook_url", TEXT_NULL),
+        ("webhook_secret", TEXT_NULL),
+        ("updated_at", TEXT),
+    ),
+    key=("number",),
+)
+TABLES = (NOTICES, NOTICE_DEADLINES, NOTICE_STATE, PROVIDERS)
+STATE_ROW = "notifier"
+LEASE_SECONDS = 30
+BATCH = 500
+DELIVERY_BATCH = 100
+MAX_BACKOFF = timedelta(days=1)
+COLUMNS = NOTICES.column_names
+
+
+def _iso(moment: datetime) -> str:
+    """A UTC moment as text that sorts as time does."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def backoff(attempts: int, first: float, rng: random.Random) -> timedelta:
+    """The wait before attempt ``attempts + 1``: ``first`` doubled per attempt,
+    with jitter (half to the whole of it), at most a day."""
+    wait = min(first * 2 ** (attempts - 1), MAX_BACKOFF.total_seconds())
+    return timedelta(seconds=wait * rng.uniform(0.5, 1.0))
+
+
+@dataclass
+class PassReport:
+    derived: int = 0
+    reminders: int = 0
+    delivered: int = 0
+    failed: int = 0
+    holding_lease: bool = True
+
+
+class NoticeStore:
+    """The notifier's tables, on one connection used by one thread at a time."""
+
+    def __init__(self, url: str, writers: Any = None):
+        self.target: Target = connect(url)
+        self._lock = threading.RLock()
+        self._writers = writers
+        with self._lock, self._writing(), self.target.transaction():
+            for table in TABLES:
+                self.target.execute(table.create_table())
+                for statement in table.create_indexes():
+                    self.target.execute(statement)
+            if not self.target.query(f"SELECT 1 FROM {NOTICE_STATE.name} WHERE name = ?", (STATE_ROW,)):
+                self.target.execute(
+                    f"INSERT INTO {NOTICE_STATE.name} (name, position, holder, expires) VALUES (?, 0, NULL, 0)",
+                    (STATE_ROW,),
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            self.target.close()
+
+    def _writing(self) -> Any:
+        return self._writers if self._writers is not None else nullcontext()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together (SQLite: queued with the ledger's writers)."""
+        with self._lock, self._writing(), self.target.transaction():
+            yield
+
+    # ------------------------------------------------------------------ position and lease
+
+    def state(self, lock: bool = False) -> tuple[int, str | None, int]:
+        rows = self.target.query(
+            f"SELECT position, holder, expires FROM {NOTICE_STATE.name} WHERE name = ?"
+            + (self.target.for_update if lock else ""),
+            (STATE_ROW,),
+        )
+        return rows[0]
+
+    def take_lease(self, holder: str, now: float, seconds: int = LEASE_SECONDS) -> bool:
+        """Hold (or renew) the lease; False while another live process holds it."""
+        with self.transaction():
+            _position, current, expires = self.state(lock=True)
+            if current not in (None, holder) and expires > now and not _holder_gone(current):
+                return False
+            self.target.execute(
+                f"UPDATE {NOTICE_STATE.name} SET holder = ?, expires = ? WHERE name = ?",
+                (holder, int(now) + seconds, STATE_ROW),
+            )
+            return True
+
+    def give_up_lease(self, holder: str) -> None:
+        with self.transaction():
+            self.target.execute(
+                f"UPDATE {NOTICE_STATE.name} SET holder = NULL, expires = 0 WHERE name = ? AND holder = ?",
+                (STATE_ROW, holder),
+            )
+
+    # ------------------------------------------------------------------ notices
+
+    def insert(self, notices: list[Notice], now: datetime) -> int:
+        """Add notices not stored yet (a notice derived again is the same row)."""
+        rows = []
+        for n in notices:
+            status = "pending" if n.address else "undeliverable"
+            error = None if n.address else nobody_known(n)
+            rows.append(
+                (
+                    n.id,
+                    n.type,
+                    n.party,
+                    n.recipient,
+                    n.channel,
+                    n.address,
+                    n.enterprise_number,
+                    n.application_id,
+                    n.source,
+                    orjson.dumps(n.data).decode(),
+                    _iso(now),
+                    status,
+                    0,
+                    _iso(now) if n.address else None,
+                    error,
+                    None,
+                )
+            )
+        marks = ", ".join("?" * len(COLUMNS))
+        self.target.executemany(
+            f"INSERT INTO {NOTICES.name} ({', '.join(COLUMNS)}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING", rows
+        )
+        return len(rows)
+
+    def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self.target.query(
+                f"SELECT {', '.join(COLUMNS)} FROM {NOTICES.name} WHERE status = 'pending' AND next_attempt_at <= ? "
+                "ORDER BY next_attempt_at, id LIMIT ?",
+                (_iso(now), limit),
+            )
+        return [_row(row) for row in rows]
+
+    def record(self, outcomes: list[tuple[str, str, int, str | None, str | None, str | None, str | None]]) -> None:
+        """(id, status, attempts, next attempt, last error, delivered at, address) per notice, in one transaction."""
+        with self.transaction():
+            self.target.executemany(
+                f"UPDATE {NOTICES.name} SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, "
+                "delivered_at = ?, address = ? WHERE id = ? AND status = 'pending'",
+                [
+                    (status, attempts, after, error, at, address, id_)
+                    for id_, status, attempts, after, error, at, address in outcomes
+                ],
+            )
+
+    def get(self, notice_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            rows = self.target.query(f"SELECT {', '.join(COLUMNS)} FROM {NOTICES.name} WHERE id = ?", (notice_id,))
+        return _row(rows[0]) if rows else None
+
+    def page(self, status: str | None, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        """Notices in order of id (``status`` only), those after ``after``; with the cursor of the next page."""
+        where, params = ["1 = 1"], []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if after:
+            where.append("id > ?")
+            params.append(after)
+        with self._lock:
+            rows = self.target.query(
+                f"SELECT {', '.join(COLUMNS)} FROM {NOTICES.name} WHERE {' AND '.join(where)} "
+                f"ORDER BY id{self.target.collate} LIMIT ?",
+                (*params, limit + 1),
+            )
+        found = [_row(row) for row in rows[:limit]]
+        return found, (found[-1]["id"] if len(rows) > limit else None)
+
+    def redeliver(self, notice_id: str, address: str | None, now: datetime) -> dict[str, Any]:
+        """Make a notice pending now, at its recipient's address today (still none: undeliverable)."""
+        with self.transaction():
+            if not self.target.query(f"SELECT 1 FROM {NOTICES.name} WHERE id = ?", (notice_id,)):
+                raise NotFound(f"no notice {notice_id}")
+            self.target.execute(
+                f"UPDATE {NOTICES.name} SET status = ?, attempts = 0, next_attempt_at = ?, address = ?, "
+                "last_error = CASE WHEN ? IS NULL THEN last_error ELSE NULL END WHERE id = ?",
+                (
+                    "pending" if address else "undeliverable",
+                    _iso(now) if address else None,
+                    address,
+                    address,
+                    notice_id,
+                ),
+            )
+        found = self.get(notice_id)
+        assert found is not None
+        return found
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self.target.query(f"SELECT status, COUNT(*) FROM {NOTICES.name} GROUP BY status")
+        return {status: 0 for status in STATUSES} | {status: int(n) for status, n in rows}
+
+    # ------------------------------------------------------------------ deadlines
+
+    def track(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """(wallet id, application id, kind, deadline): a deadline a reminder may be due before."""
+        self.target.executemany(
+            f"INSERT INTO {NOTICE_DEADLINES.name} (wallet_id, application_id, kind, deadline, done) "
+            "VALUES (?, ?, ?, ?, 0) "
+            "ON CONFLICT (wallet_id, application_id, kind) DO UPDATE SET deadline = excluded.deadline, done = 0",
+            rows,
+        )
+
+    def deadlines_near(self, today: date, horizon: int) -> list[tuple[str, str, str, str]]:
+        with self._lock:
+            return self.target.query(
+                f"SELECT wallet_id, application_id, kind, deadline FROM {NOTICE_DEADLINES.name} "
+                "WHERE done = 0 AND deadline <= ?",
+                ((today + timedelta(days=horizon)).isoformat(),),
+            )
+
+    def done(self, rows: list[tuple[str, str, str]]) -> None:
+        self.target.executemany(
+            f"UPDATE {NOTICE_DEADLINES.name} SET done = 1 WHERE wallet_id = ? AND application_id = ? AND kind = ?", rows
+        )
+
+    # ------------------------------------------------------------------ the provider directory
+
+    def put_provider(self, entry: ProviderEntry, secret: str | None, now: datetime) -> None:
+        with self.transaction():
+            self.target.execute(
+                f"INSERT INTO {PROVIDERS.name} (number, name, email, webhook_url, webhook_secret, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (number) DO UPDATE SET name = excluded.name, "
+                "email = excluded.email, webhook_url = excluded.webhook_url, "
+                "webhook_secret = excluded.webhook_secret, updated_at = excluded.updated_at",
+                (entry.number, entry.name, entry.email, entry.webhook_url, secret, _iso(now)),
+            )
+
+    def provider(self, number: str) -> tuple[ProviderEntry, str | None, str] | None:
+        """The entry, its webhook secret and when it was last written."""
+        with self._lock:
+            rows = self.target.query(
+                f"SELECT {', '.join(PROVIDERS.column_names)} FROM {PROVIDERS.name} WHERE number = ?",
+                (number,),
+            )
+        if not rows:
+            return None
+        number, name, email, url, secret, updated = rows[0]
+        return ProviderEntry(number, name, email, url), secret, updated
+
+    def directory(self, number: str) -> ProviderEntry | None:
+        found = self.provider(number)
+        return found[0] if found else None
+
+
+def nobody_known(notice: Notice) -> str:
+    channel = "e-mail address" if notice.channel == "email" else "webhook"
+    return f"no {channel} known for {notice.party} {notice.recipient}"
+
+
+def _row(row: tuple) -> dict[str, Any]:
+    found = dict(zip(COLUMNS, row, strict=True))
+    found["data"] = orjson.loads(found["data"])
+    found["attempts"] = int(found["attempts"])
+    return found
+
+
+def _holder_gone(holder: str) -> bool:
+    """A lease held by a process of this host that no longer runs."""
+    host, _, rest = holder.partition("/")
+    pid = rest.partition("/")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def as_notice(row: dict[str, Any]) -> Notice:
+    return Notice(**{name: row[name] for name in Notice.__dataclass_fields__})
+
+
+class Notifier:
+    """Derives and delivers the notices of one ledger (see the module's docstring)."""
+
+    def __init__(
+        self,
+        ledger: KmoLedger,
+        settings: NoticeSettings | None = None,
+        views_url: str | None = None,
+        *,
+        store: NoticeStore | None = None,
+        seed: int | None = None,
+    ):
+        self.ledger = ledger
+        self.settings = settings or NoticeSettings()
+        url = views_url or ledger_url(ledger)
+        same_file = url.startswith("sqlite:///") and url == ledger_url(ledger)
+        self.store = store or NoticeStore(url, getattr(ledger, "writer_turn", None) if same_file else None)
+        self._owns_store = store is None
+        self.log = NotificationLog(ledger.recorder)
+        self.account = Account(self.settings.financial_manager_iban, self.settings.financial_manager_name)
+        self.smtp = Smtp(self.settings.smtp_url, self.settings.notice_sender, self.settings.notice_timeout_seconds)
+        self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        self.rng = random.Random(seed)
+        self._pass = threading.Lock()
+
+    def close(self) -> None:
+        self.smtp.close()
+        self.log.close()
+        try:
+            self.store.give_up_lease(self.holder)
+        except Exception:  # closing anyway: the lease runs out by itself
+            log.warning("the notifier could not give up its lease")
+        if self._owns_store:
+            self.store.close()
+
+    # ------------------------------------------------------------------ a pass
+
+    def run_pass(self) -> PassReport:
+        """Derive every new event's notices, add the reminders due today, deliver what is due."""
+        with self._pass:
+            report = PassReport()
+            if not self.store.take_lease(self.holder, time.time()):
+                report.holding_lease = False
+                return report
+            report.derived = self.derive()
+            report.reminders = self.remind()
+            report.delivered, report.failed = self.deliver()
+            return report
+
+    def run_forever(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
+        """Passes until ``stop`` is set; a failing pass is logged in one line and tried again."""
+        while not stop.is_set():
+            try:
+                report = self.run_pass()
+                busy = report.derived or report.delivered or report.failed
+            except Exception as error:
+                log.error("notifier pass failed: %s: %s", type(error).__name__, str(error).strip().splitlines()[:1])
+                busy = False
+            if not busy:
+                stop.wait(poll_seconds)
+
+    def _state(self, wallet_hex: str) -> WalletState | None:
+        try:
+            return self.ledger.wallet_state(uuid.UUID(wallet_hex))
+        except NotFound:
+            return None
+
+    def derive(self) -> int:
+        """Notices of the events after the stored position, a batch per transaction with the new position."""
+        made = 0
+        while True:
+            position = self.store.state()[0]
+            high = self.log.max_id()
+            if position >= high:
+                return made
+            batch, end = self.log.read(position, high, BATCH)
+            notices: list[Notice] = []
+            tracked: list[tuple[str, str, str, str]] = []
+            for _id, wallet_hex, version, type_name, state_bytes in batch:
+                if type_name not in DERIVED:
+                    continue
+                event = ev.EVENT_TYPES[type_name].model_validate(
+                    orjson.loads(state_bytes) | {"originator_id": wallet_hex, "originator_version": version}
+                )
+                state = self._state(wallet_hex)
+                if state is None:
+                    continue
+                notices += derive.notices_for(event, state, self.store.directory, self.account)
+                tracked += [
+                    (wallet_hex, event.application_id, kind, day.isoformat())  # type: ignore[attr-defined]
+                    for kind, day in derive.deadlines_of(event)
+                ]
+            now = self.ledger.clock.now()
+            with self.store.transaction():
+                if self.store.state(lock=True)[0] != position:
+                    continue  # another notifier moved on: read again
+                self.store.insert(notices, now)
+                self.store.track(tracked)
+                self.store.target.execute(
+                    f"UPDATE {NOTICE_STATE.name} SET position = ? WHERE name = ?", (end, STATE_ROW)
+                )
+            made += len(notices)
+
+    def remind(self) -> int:
+        """The reminders due today before each deadline still unmet; a deadline met or passed is done."""
+        now = self.ledger.clock.now()
+        today = brussels_date(now)
+        offsets = self.settings.offsets
+        if not offsets:
+            return 0
+        notices: list[Notice] = []
+        finished: list[tuple[str, str, str]] = []
+        for wallet_hex, application_id, kind, deadline_text in self.store.deadlines_near(today, max(offsets)):
+            deadline = date.fromisoformat(deadline_text)
+            state = self._state(wallet_hex)
+            application = state.applications.get(application_id) if state else None
+            if state is None or application is None or deadline < today or not derive.unmet(application, kind):
+                finished.append((wallet_hex, application_id, kind))
+                continue
+            notices += derive.reminders(
+                state, application_id, kind, deadline, today, offsets, self.store.directory, self.account
+            )
+        with self.store.transaction():
+            self.store.insert(notices, now)
+            self.store.done(finished)
+        return len(notices)
+
+    def deliver(self) -> tuple[int, int]:
+        """Send the notices due, recording each batch's outcomes together."""
+        delivered = failed = 0
+        while True:
+            now = self.ledger.clock.now()
+            due = self.store.due(now, DELIVERY_BATCH)
+            if not due:
+                return delivered, failed
+            outcomes = []
+            for row in due:
+                outcome = self._send(row, now)
+                outcomes.append(outcome)
+                if outcome[1] == "delivered":
+                    delivered += 1
+                else:
+                    failed += 1
+            self.store.record(outcomes)
+            if failed and not delivered:
+                return delivered, failed  # every send failed: the receivers are down, wait for the next pass
+
+    def _send(
+        self, row: dict[str, Any], now: datetime
+    ) -> tuple[str, str, int, str | None, str | None, str | None, str | None]:
+        notice = as_notice(row)
+        attempts = row["attempts"] + 1
+        address = self._address(notice)
+        if address is None:
+            return notice.id, "undeliverable", attempts, None, nobody_known(notice), None, None
+        try:
+            if notice.channel == "webhook":
+                found = self.store.provider(notice.recipient)
+                post_webhook(notice, address, found[1] if found else None, self.settings.notice_timeout_seconds, now)
+            else:
+                self.smtp.send(notice, address)
+        except (DeliveryFailed, ValueError) as error:
+            reason = str(error)[:500]
+            if attempts >= self.settings.notice_max_attempts:
+                log.warning("notice %s parked after %d attempts: %s", notice.id, attempts, reason)
+                return notice.id, "failed", attempts, None, reason, None, address
+            after = now + backoff(attempts, self.settings.notice_retry_seconds, self.rng)
+            return notice.id, "pending", attempts, _iso(after), reason, None, address
+        return notice.id, "delivered", attempts, None, None, _iso(self.ledger.clock.now()), address
+
+    def _address(self, notice: Notice) -> str | None:
+        state = None
+        if notice.party == derive.ENTERPRISE:
+            state = self._state(wallet_id(canonical_enterprise_number(notice.enterprise_number)).hex)
+        return derive.address_now(notice.party, notice.recipient, notice.channel, state, self.store.directory)
+
+    def address_now(self, row: dict[str, Any]) -> str | None:
+        """Where a stored notice would go today (for a redelivery)."""
+        return self._address(as_notice(row))
+
+
+DERIVED = frozenset(
+    name
+    for name in ev.EVENT_TYPES
+    if name
+    not in (
+        "WalletOpened",
+        "SmeFiguresFiled",
+        "ContactEmailChanged",
+        "RefundExecuted",
+        "RecoveryRepaid",
+        "ServiceCompleted",
+        "EventReversed",
+    )
+)
+"""Event types that may make a notice (the others are skipped unread)."""
