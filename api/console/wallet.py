@@ -22,7 +22,7 @@ from typing import Any
 
 from api.console.charts import LineChart, ceiling_bars, end_of_day_values, line_chart
 from api.problems import ReadModelsUnavailable
-from api.reads import ReadModels
+from api.reads import ReadModels, today
 from api.routers.wallets import _wallet_events
 from ledger.application import KmoLedger
 from ledger.audit.replay import describe, replay_events
@@ -131,12 +131,11 @@ def timeline(
                 totals[leg.account] += leg.amount
         sequences.append(sequence)
         after.append({name: totals[name] for name in SHOWN_BALANCES})
-        if moved:
-            held = (
-                sum(leg.amount for leg in moved if leg.account == "held_own_share"),
-                sum(leg.amount for leg in moved if leg.account == "held_subsidy"),
-            )
-            changes.append((date.fromisoformat(on), held))
+        held = (
+            sum(leg.amount for leg in moved if leg.account == "held_own_share"),
+            sum(leg.amount for leg in moved if leg.account == "held_subsidy"),
+        )
+        changes.append((date.fromisoformat(on), held))
     if not sequences:
         raise NotFound(f"the wallet of enterprise {number} did not exist on {as_of}")
     pages = -(-len(sequences) // PAGE)
@@ -165,7 +164,11 @@ def timeline(
                 previous_hash=event.previous_hash,
             )
         )
-    chart = line_chart(end_of_day_values(changes, 2), CHARTED)
+    values = end_of_day_values(changes, 2)
+    until = as_of or today(ledger)
+    if values and values[-1][0] < until:  # the last balances hold until the day shown
+        values.append((until, values[-1][1]))
+    chart = line_chart(values, CHARTED)
     return Timeline(rows, page, pages, len(sequences), chart)
 
 
