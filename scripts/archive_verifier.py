@@ -13,7 +13,13 @@ business date, as written by ``kmo-ledger export``. This program checks:
    (the wallet id), ``originator_version`` (the sequence) and ``type``;
 3. every event's ``previous_hash`` against the hash of the wallet's previous
    event, across years too, so a missing, added or reordered event is found;
-4. each wallet's chain head per year against the manifest.
+4. each wallet's chain head per year against the manifest;
+5. the ledger-wide Merkle tree: ``tree-leaves.jsonl`` (every stored record's
+   leaf, in notification order) against its digest; every exported event is
+   a leaf with its hash; the root recomputed at each checkpoint's size (RFC
+   6962, with ``merkle.py`` beside this file, the ledger's own code) against
+   the checkpoint's; each checkpoint's Ed25519 signature when the
+   ``cryptography`` package can be imported (if not, it says so plainly).
 
 Exit 0 when everything holds, 1 when anything does not (each problem is
 named: file, line, wallet, sequence), 2 when DIR is not an archive.
@@ -103,6 +109,8 @@ class Verification:
         self.run_ends: dict[tuple[str, int], str] = {}
         """(wallet, sequence) that ends a run of consecutive events -> its hash."""
         self.labels: dict[str, str] = {}
+        self.event_leaves = 0
+        """The sum of :func:`leaf_mark` over every exported event (a multiset, order aside)."""
 
     def problem(self, text: str) -> None:
         self.problems.append(text)
@@ -132,12 +140,15 @@ class Verification:
         total = manifest.get("events")
         if total is not None and total != self.events:
             self.problem(f"manifest.json: {total} events listed, {self.events} found")
+        tree = manifest.get("tree")
+        notes = TreeCheck(self, tree).run() if isinstance(tree, dict) else ["no Merkle tree in this archive (older)"]
         return {
             "ok": not self.problems,
             "directory": str(self.directory),
             "files": self.files,
             "events": self.events,
             "problems": self.problems,
+            "notes": notes,
         }
 
     def check_year(self, year: str, entry: dict) -> None:
@@ -211,6 +222,7 @@ class Verification:
             if key in self.pending:
                 self.problem(f"{event}: appears more than once")
             self.pending[key] = (str(state.get("previous_hash")), event)
+        self.event_leaves = (self.event_leaves + leaf_mark(wallet_id, sequence, state.get("hash"))) % MARK_MODULUS
         last_in_file[wallet_id] = (sequence, state.get("hash"))
         head = heads.get(wallet_id)
         if head is None or sequence > head[0]:
@@ -228,6 +240,123 @@ class Verification:
                 self.problem(f"{event}: event {sequence - 1} of the wallet is missing from the archive")
             elif before != previous_hash:
                 self.problem(f"{event}: does not follow event {sequence - 1} (chain broken)")
+
+
+MARK_MODULUS = 2**256
+CHECKPOINT_HEADER = "kmo-ledger checkpoint v1"
+
+
+def leaf_mark(wallet_id: str, sequence: int, digest: object) -> int:
+    """One event as a number; summed over a set of events, the same for the same
+    set in any order: the exported events and the tree's event leaves must agree."""
+    return int.from_bytes(hashlib.sha256(f"{wallet_id}:{sequence}:{digest}".encode()).digest(), "big")
+
+
+def checkpoint_message(checkpoint: dict) -> bytes:
+    """What a checkpoint's signature covers (as ``ledger.audit.checkpoints.checkpoint_message``)."""
+    return (
+        f"{CHECKPOINT_HEADER}\ntree_size {checkpoint['tree_size']}\nroot_hash {checkpoint['root_hash']}\n"
+        f"timestamp {checkpoint['timestamp']}\nkey_id {checkpoint['key_id']}\n"
+    ).encode()
+
+
+def load_merkle(directory: Path):
+    """``merkle.py`` beside this verifier (else in the archive): the ledger's own RFC 6962 code."""
+    import importlib.util
+
+    for folder in (Path(__file__).resolve().parent, directory):
+        path = folder / "merkle.py"
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("kmo_archive_merkle", path)
+            if spec is None or spec.loader is None:
+                continue
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    return None
+
+
+class TreeCheck:
+    """Step 5: the leaves, the roots at each checkpoint, the signatures."""
+
+    def __init__(self, verification: Verification, tree: dict):
+        self.v, self.tree = verification, tree
+        self.notes: list[str] = []
+
+    def run(self) -> list[str]:
+        merkle = load_merkle(self.v.directory)
+        if merkle is None:
+            self.v.problem("merkle.py: missing beside the verifier and in the archive: the roots were not recomputed")
+            return self.notes
+        leaves = self.tree.get("leaves") or {}
+        path = self.v.directory / str(leaves.get("file", "tree-leaves.jsonl"))
+        if not path.is_file():
+            self.v.problem(f"{path.name}: missing")
+            return self.notes
+        checkpoints = sorted(self.tree.get("checkpoints") or [], key=lambda c: c.get("tree_size", 0))
+        due = list(checkpoints)
+        frontier, digest, marks = merkle.Frontier(), hashlib.sha256(), 0
+        with path.open("rb") as stream:
+            for number, raw in enumerate(stream, start=1):
+                digest.update(raw)
+                try:
+                    leaf = json.loads(raw)
+                    data = bytes.fromhex(leaf["leaf_input"])
+                    if leaf["position"] != frontier.size or len(data) != 32:
+                        raise ValueError(f"position {leaf['position']}, expected {frontier.size}")
+                except (ValueError, KeyError, TypeError) as error:
+                    self.v.problem(f"{path.name} line {number}: not a readable leaf ({error})")
+                    return self.notes
+                if leaf.get("event"):
+                    marks = (marks + leaf_mark(leaf["record_id"], leaf["version"], data.hex())) % MARK_MODULUS
+                frontier.append(merkle.leaf_hash(data))
+                while due and due[0].get("tree_size") == frontier.size:
+                    self.root(due.pop(0), frontier.root().hex())
+        if digest.hexdigest() != leaves.get("sha256"):
+            self.v.problem(f"{path.name}: SHA-256 {digest.hexdigest()} differs from the manifest's")
+        if frontier.size != leaves.get("count"):
+            self.v.problem(f"{path.name}: {frontier.size} leaves, the manifest says {leaves.get('count')}")
+        if marks != self.v.event_leaves:
+            self.v.problem(
+                f"{path.name}: its wallet-event leaves are not the events exported (one added, lost or changed)"
+            )
+        for checkpoint in due:
+            self.v.problem(f"checkpoint of tree size {checkpoint.get('tree_size')}: beyond the {frontier.size} leaves")
+        self.signatures(checkpoints)
+        self.notes.append(f"Merkle tree: {frontier.size} leaves, {len(checkpoints)} checkpoint root(s) recomputed")
+        return self.notes
+
+    def root(self, checkpoint: dict, recomputed: str) -> None:
+        if checkpoint.get("root_hash") != recomputed:
+            self.v.problem(
+                f"checkpoint of tree size {checkpoint.get('tree_size')} ({checkpoint.get('timestamp')}): "
+                f"root {checkpoint.get('root_hash')}, the leaves give {recomputed}"
+            )
+
+    def signatures(self, checkpoints: list) -> None:
+        if not checkpoints:
+            return
+        try:
+            from cryptography.exceptions import InvalidSignature
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        except ImportError:
+            self.notes.append(
+                "signatures NOT checked: the cryptography package cannot be imported here "
+                "(pip install cryptography, then run this again)"
+            )
+            return
+        keys = {k.get("key_id"): k.get("public_key") for k in self.tree.get("public_keys") or []}
+        for checkpoint in checkpoints:
+            what = f"checkpoint of tree size {checkpoint.get('tree_size')} ({checkpoint.get('timestamp')})"
+            raw = keys.get(checkpoint.get("key_id"))
+            try:
+                key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(raw)))
+                if hashlib.sha256(bytes.fromhex(str(raw))).hexdigest() != checkpoint.get("key_id"):
+                    raise ValueError("the key is not the one its key_id names")
+                key.verify(bytes.fromhex(str(checkpoint.get("signature"))), checkpoint_message(checkpoint))
+            except (ValueError, InvalidSignature) as error:
+                self.v.problem(f"{what}: its signature does not verify ({error or 'forged or changed'})")
+        self.notes.append(f"signatures checked: {len(checkpoints)}, keys {', '.join(sorted(map(str, keys)))}")
 
 
 def _usage(reason: str) -> int:
@@ -256,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         hidden = len(report["problems"]) - SHOWN_PROBLEMS
         if hidden > 0:
             sys.stdout.write(f"... and {hidden} more problem(s) (use --json for all)\n")
+        for text in report["notes"]:
+            sys.stdout.write(f"NOTE {text}\n")
         verdict = "OK" if report["ok"] else f"FAILED: {len(report['problems'])} problem(s)"
         sys.stdout.write(f"{report['events']} event(s) in {report['files']} file(s): {verdict}\n")
     return 0 if report["ok"] else 1

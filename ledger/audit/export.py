@@ -5,8 +5,11 @@ The folder receives ``events-YYYY.jsonl`` (one JSON object per event:
 enterprise number, wallet id, sequence, type, business date, recorded_at and
 the state exactly as stored, hash and previous hash included),
 ``manifest.json`` (each file's SHA-256, byte and event counts, each wallet's
-chain head per year) and the standalone verifier the caller names
-(``scripts/archive_verifier.py``), which checks all of it.
+chain head per year, and the ledger-wide tree's checkpoints with their public
+keys), ``tree-leaves.jsonl`` (every stored record's leaf in notification
+order), ``merkle.py`` (:mod:`ledger.audit.merkle`, standard library only) and
+the standalone verifier the caller names (``scripts/archive_verifier.py``),
+which checks all of it.
 
 Exporting removes nothing (RULES.md section 7). Every file it writes is new
 and readable by its owner only; it never writes through a link or over a
@@ -30,13 +33,19 @@ from uuid import UUID
 
 import orjson
 
+from ledger.audit import merkle
+from ledger.audit.checkpoints import leaf_input_and_kind, public_checkpoint
 from ledger.audit.progress import Progress, no_progress
 from ledger.storage import PRIVATE_FILE
 from ledger.storage.log import event_type, notifications
 from ledger.storage.topics import WALLET_EVENT_TOPICS
+from ledger.storage.tree import tree_tables
 
 FORMAT = "kmo-ledger-archive/1"
 MANIFEST = "manifest.json"
+LEAVES = "tree-leaves.jsonl"
+MERKLE_SOURCE = Path(merkle.__file__)
+"""Copied into every archive: the verifier recomputes the roots with the ledger's own code."""
 CANONICAL_FORM = (
     "hash = SHA-256 of the UTF-8 JSON of the stored state without 'hash', plus 'originator_id' "
     "(the wallet id), 'originator_version' (the sequence) and 'type'; keys sorted, no whitespace, "
@@ -94,10 +103,15 @@ def _write_archive(ledger: Any, files: NewFiles, verifier: Path, progress: Progr
     year_files: dict[str, YearFile] = {}
     enterprises: dict[str, str] = {}
     first_date = last_date = None
+    leaves = LeafFile(files.folder / f"{LEAVES}.partial", files.create(f"{LEAVES}.partial"))
+    wallet_topics = set(WALLET_EVENT_TOPICS)
     try:
         with progress("exporting events", through) as advance:
             position = 0
-            for notification in notifications(ledger, WALLET_EVENT_TOPICS, stop=through):
+            for notification in notifications(ledger, (), stop=through):
+                leaves.write(notification)
+                if notification.topic not in wallet_topics:
+                    continue
                 state = orjson.loads(notification.state)
                 wallet_id = str(notification.originator_id)
                 type_name = event_type(notification.topic)
@@ -125,8 +139,10 @@ def _write_archive(ledger: Any, files: NewFiles, verifier: Path, progress: Progr
                 advance(notification.id - position)
                 position = notification.id
     finally:
+        leaves.stream.close()
         for year_file in year_files.values():
             year_file.stream.close()
+    files.publish(leaves.path, LEAVES)
     years = {}
     for year in sorted(year_files):
         year_file = year_files[year]
@@ -138,8 +154,9 @@ def _write_archive(ledger: Any, files: NewFiles, verifier: Path, progress: Progr
             "events": year_file.events,
             "wallets": year_file.wallets,
         }
-    with verifier.open("rb") as source, files.create(verifier.name) as copy:
-        shutil.copyfileobj(source, copy)
+    for source_path in (verifier, MERKLE_SOURCE):
+        with source_path.open("rb") as source, files.create(source_path.name) as copy:
+            shutil.copyfileobj(source, copy)
     manifest = {
         "format": FORMAT,
         "exported_at": datetime.now(UTC).isoformat(),
@@ -151,12 +168,59 @@ def _write_archive(ledger: Any, files: NewFiles, verifier: Path, progress: Progr
         "canonical_form": CANONICAL_FORM,
         "verifier": {"file": verifier.name, "sha256": hashlib.sha256(verifier.read_bytes()).hexdigest()},
         "years": years,
+        "tree": tree_section(ledger, leaves),
     }
     partial = f"{MANIFEST}.partial"
     with files.create(partial) as stream:
         stream.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
     files.publish(files.folder / partial, MANIFEST)
     return manifest
+
+
+@dataclass
+class LeafFile:
+    """The ledger-wide tree's leaves, every stored record in notification order
+    (:mod:`ledger.audit.checkpoints`): one JSON line each, its position, the
+    record's id and version, whether it is a wallet event and its leaf input."""
+
+    path: Path
+    stream: BinaryIO
+    digest: Any = field(default_factory=hashlib.sha256)
+    count: int = 0
+
+    def write(self, notification: Any) -> None:
+        data, event = leaf_input_and_kind(bytes(notification.state))
+        line = orjson.dumps(
+            {
+                "position": self.count,
+                "record_id": str(notification.originator_id),
+                "version": notification.originator_version,
+                "event": event,
+                "leaf_input": data.hex(),
+            }
+        )
+        line += b"\n"
+        self.stream.write(line)
+        self.digest.update(line)
+        self.count += 1
+
+
+def tree_section(ledger: Any, leaves: LeafFile) -> dict[str, Any]:
+    """The manifest's ``tree``: the leaves file, the Merkle code the verifier
+    runs (this ledger's own :mod:`ledger.audit.merkle`, copied beside it), every
+    checkpoint the exported leaves reach, and the public keys that signed them."""
+    rows = [row for row in tree_tables(ledger).checkpoints() if row["tree_size"] <= leaves.count]
+    keys = {row["key_id"]: row["public_key"] for row in rows}
+    return {
+        "leaves": {"file": LEAVES, "sha256": leaves.digest.hexdigest(), "count": leaves.count},
+        "merkle": {"file": MERKLE_SOURCE.name, "sha256": hashlib.sha256(MERKLE_SOURCE.read_bytes()).hexdigest()},
+        "leaf_hash": "RFC 6962: SHA-256(0x00 || leaf_input); a wallet event's leaf_input is its hash, "
+        "any other record's the SHA-256 of its stored bytes",
+        "checkpoints": [
+            public_checkpoint(row) | {"number": row["number"], "previous_size": row["previous_size"]} for row in rows
+        ],
+        "public_keys": [{"algorithm": "Ed25519", "key_id": k, "public_key": v} for k, v in keys.items()],
+    }
 
 
 class NewFiles:

@@ -19,9 +19,11 @@ import orjson
 import pytest
 from freezegun import freeze_time
 
+from ledger.audit import merkle
+from ledger.audit.checkpoints import checkpoint_message
 from ledger.domain import commands as c
 from ledger.domain.events import chain_hash
-from scripts import archive_verifier, export, verify
+from scripts import archive_verifier, checkpoint, export, verify
 from tests.conftest import BACK_OFFICE, OTHER_ENTERPRISE, sme
 from tests.scenarios.helpers import Story
 from tests.tools.helpers import StoredEvents, Tools
@@ -87,6 +89,8 @@ def test_the_archive_holds_one_file_per_business_year_and_verifies_with_a_bare_p
         "events-2019.jsonl",
         "events-2020.jsonl",
         "manifest.json",
+        "merkle.py",
+        "tree-leaves.jsonl",
     ]
     assert {year: entry["events"] for year, entry in summary["years"].items()} == {"2019": 8, "2020": 1}
     manifest = json.loads((archive / "manifest.json").read_text())
@@ -176,7 +180,15 @@ def test_every_export_file_and_the_folder_it_creates_are_owner_only(tools, two_y
     archive = tmp_path / "new" / "archive"
     exported(tools, archive)
     assert {path.name: oct(path.stat().st_mode & 0o777) for path in archive.iterdir()} == {
-        name: "0o600" for name in ("archive_verifier.py", "events-2019.jsonl", "events-2020.jsonl", "manifest.json")
+        name: "0o600"
+        for name in (
+            "archive_verifier.py",
+            "events-2019.jsonl",
+            "events-2020.jsonl",
+            "manifest.json",
+            "merkle.py",
+            "tree-leaves.jsonl",
+        )
     }
     assert [oct(folder.stat().st_mode & 0o777) for folder in (archive, archive.parent)] == ["0o700", "0o700"]
 
@@ -313,3 +325,80 @@ def test_the_verifier_refuses_a_folder_that_is_no_archive(tmp_path):
     )
     assert result.returncode == 2 and "manifest.json not found" in result.stderr
     shutil.rmtree(tmp_path)
+
+
+# ------------------------------------------------------------------ the ledger-wide tree in the archive
+
+
+@pytest.fixture
+def checkpointed(tools, two_years, tmp_path, monkeypatch):
+    monkeypatch.setenv("KMO_LEDGER_CHECKPOINT_KEY_FILE", str(tmp_path / "keys" / "checkpoint-key.pem"))
+    assert tools.run(checkpoint.main).code == 0
+    return two_years
+
+
+def run_verifier_with(python: list[str], directory: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*python, str(directory / "archive_verifier.py"), str(directory)],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.defpath},
+        timeout=120,
+    )
+
+
+WITH_CRYPTOGRAPHY = [sys.executable, "-I"]  # the virtual environment: cryptography importable
+BARE = [sys.executable, "-I", "-S"]  # no site-packages: the standard library alone
+
+
+def test_the_archive_carries_its_checkpoints_key_and_the_ledgers_own_merkle_code(tools, checkpointed, tmp_path):
+    archive = tmp_path / "archive"
+    exported(tools, archive)
+    tree = json.loads((archive / "manifest.json").read_text())["tree"]
+    assert tree["leaves"]["count"] == 12 and len(tree["checkpoints"]) == 1  # 9 events and 3 payment-reference claims
+    assert (
+        tree["checkpoints"][0]["tree_size"] == 12
+        and tree["public_keys"][0]["key_id"] == tree["checkpoints"][0]["key_id"]
+    )
+    assert (archive / "merkle.py").read_bytes() == Path(merkle.__file__).read_bytes()  # one source of truth
+    result = run_verifier_with(WITH_CRYPTOGRAPHY, archive)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "NOTE Merkle tree: 12 leaves, 1 checkpoint root(s) recomputed" in result.stdout
+    assert "NOTE signatures checked: 1" in result.stdout
+
+
+def test_without_cryptography_the_verifier_says_it_did_not_check_signatures(tools, checkpointed, tmp_path):
+    archive = tmp_path / "archive"
+    exported(tools, archive)
+    result = run_verifier_with(BARE, archive)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 checkpoint root(s) recomputed" in result.stdout
+    assert "signatures NOT checked: the cryptography package cannot be imported" in result.stdout
+
+
+def test_a_forged_checkpoint_in_the_archive_is_refused(tools, checkpointed, tmp_path):
+    archive = tmp_path / "archive"
+    exported(tools, archive)
+    manifest = json.loads((archive / "manifest.json").read_text())
+    manifest["tree"]["checkpoints"][0]["root_hash"] = "0" * 64
+    (archive / "manifest.json").write_text(json.dumps(manifest))
+    for python in (WITH_CRYPTOGRAPHY, BARE):
+        result = run_verifier_with(python, archive)
+        assert result.returncode == 1 and "the leaves give" in result.stdout
+    assert "its signature does not verify" in run_verifier_with(WITH_CRYPTOGRAPHY, archive).stdout
+
+
+def test_a_leaf_removed_from_the_archive_is_found(tools, checkpointed, tmp_path):
+    archive = tmp_path / "archive"
+    exported(tools, archive)
+    path = archive / "tree-leaves.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]))
+    result = run_verifier_with(BARE, archive)
+    assert result.returncode == 1
+    assert "beyond the 11 leaves" in result.stdout and "differs from the manifest's" in result.stdout
+
+
+def test_the_verifier_signs_off_the_same_message_as_the_ledger():
+    row = {"tree_size": 7, "root_hash": "ab" * 32, "timestamp": "2026-01-01T00:00:00.000000Z", "key_id": "cd" * 32}
+    assert archive_verifier.checkpoint_message(row) == checkpoint_message(7, "ab" * 32, row["timestamp"], "cd" * 32)
