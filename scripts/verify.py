@@ -57,6 +57,7 @@ def _verify(argv: list[str] | None) -> int:
             progress=cli.progress,
             public_key=public_key,
             since_checkpoint=args.since_checkpoint,
+            database_url=cli.database_url(),
         )
     if args.json:
         cli.print_json(report)

@@ -12,8 +12,12 @@ million events is verified in the memory of its largest wallet.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -42,6 +46,8 @@ def verify_ledger(
     progress: Progress = no_progress,
     public_key: Any = None,
     since_checkpoint: bool = False,
+    database_url: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Every wallet (or only ``enterprise``'s) verified, with the chain heads in
     ``anchors`` (see :func:`ledger.audit.export.load_anchors`); ``read_models``
@@ -54,7 +60,12 @@ def verify_ledger(
     With every wallet, the ledger-wide Merkle tree too (``tree``:
     :func:`ledger.audit.tree_verification.verify_tree`, checkpoints signed by
     ``public_key``); ``since_checkpoint``: the tree from the last checkpoint
-    verified, and only the wallets written since."""
+    verified, and only the wallets written since.
+
+    Given the ledger's ``database_url``, a ledger of :data:`PARALLEL_FROM`
+    wallets or more is checked by ``workers`` processes (default: one per
+    CPU), each on its own ranges of wallets with its own connection, while
+    this process recomputes the tree."""
     anchors = dict(anchors or {})
     tree: dict[str, Any] = {"checked": False, "reason": "checked only when every wallet is verified"}
     if enterprise:
@@ -63,31 +74,24 @@ def verify_ledger(
         anchors = {k: v for k, v in anchors.items() if k == wallet_ids[0]}
     else:
         only = None
-        tree = verify_tree(ledger, public_key, since_checkpoint, labels=lambda found: _label_of(ledger, found))
-        if since_checkpoint and tree["from_position"] > 0:
-            wallet_ids = sorted(tree["touched"], key=str)
-        else:
-            wallet_ids = list(all_wallet_ids(ledger))
-    tree.pop("touched", None)
-    report: dict[str, Any] = {"ok": True, "wallets": 0, "events": 0, "problems": list(tree.pop("problems", []))}
-    report["tree"] = tree
-    submissions: dict[str, tuple[str | None, Any]] = {}
-    with progress("verifying wallets", len(wallet_ids)) as advance:
-        for aggregate_id in wallet_ids:
-            rows = ledger.stored_rows(aggregate_id)
-            if not rows and enterprise and aggregate_id not in anchors:
-                raise NotFound(f"no wallet for enterprise {enterprise}")
-            label = wallet_label(rows, aggregate_id)
-            submissions.update(
-                (str(state.get("application_id")), (label, state.get("payment_reference")))
-                for _v, t, state in rows
-                if t == "ApplicationSubmitted"
-            )
-            for problem in wallet_problems(ledger, aggregate_id, rows, anchors.pop(aggregate_id, [])):
-                report["problems"].append(_finding(label, aggregate_id, problem))
-            report["wallets"] += 1
-            report["events"] += len(rows)
-            advance(1)
+
+    def the_tree() -> dict[str, Any]:
+        return verify_tree(ledger, public_key, since_checkpoint, labels=lambda found: _label_of(ledger, found))
+
+    if not enterprise and since_checkpoint:
+        tree = the_tree()
+        from_position = tree["from_position"]
+        wallet_ids = sorted(tree["touched"], key=str) if from_position else list(all_wallet_ids(ledger))
+    elif not enterprise:
+        wallet_ids = list(all_wallet_ids(ledger))
+    checks = WalletChecks(ledger, wallet_ids, anchors, database_url, workers)
+    with checks:
+        if not enterprise and not since_checkpoint:  # while the workers check the wallets
+            tree = the_tree()
+        tree.pop("touched", None)
+        report: dict[str, Any] = {"ok": True, "wallets": 0, "events": 0, "problems": list(tree.pop("problems", []))}
+        report["tree"] = tree
+        submissions = _wallets(report, checks, anchors, enterprise, progress)
     if since_checkpoint and tree.get("from_position"):
         report["records"] = {"checked": False, "reason": "checked by a full verify (without --since-checkpoint)"}
         findings: list[dict[str, Any]] = []
@@ -114,6 +118,114 @@ def verify_ledger(
     ]
     report["ok"] = not report["problems"]
     return report
+
+
+PARALLEL_FROM = 500
+"""Wallets from which the checks are shared between processes (below, starting them costs more)."""
+CHUNK_WALLETS = 200
+
+
+@dataclass
+class CheckedWallet:
+    """One wallet's checks, as a worker process sends them back."""
+
+    aggregate_id: UUID
+    label: str | None
+    events: int
+    problems: list[str]
+    submissions: list[tuple[str, tuple[str | None, Any]]]
+
+
+def check_wallet(ledger: Any, aggregate_id: UUID, heads: Sequence[tuple] = ()) -> CheckedWallet:
+    rows = ledger.stored_rows(aggregate_id)
+    label = wallet_label(rows, aggregate_id)
+    submitted = [
+        (str(state.get("application_id")), (label, state.get("payment_reference")))
+        for _v, t, state in rows
+        if t == "ApplicationSubmitted"
+    ]
+    return CheckedWallet(aggregate_id, label, len(rows), wallet_problems(ledger, aggregate_id, rows, heads), submitted)
+
+
+def _wallets(
+    report: dict[str, Any],
+    checks: WalletChecks,
+    anchors: dict[UUID, list[tuple]],
+    enterprise: str | None,
+    progress: Progress,
+) -> dict[str, tuple[str | None, Any]]:
+    """Each wallet's findings into ``report``; the submissions seen (application id -> enterprise, reference)."""
+    submissions: dict[str, tuple[str | None, Any]] = {}
+    with progress("verifying wallets", len(checks.wallet_ids)) as advance:
+        for checked in checks:
+            if not checked.events and enterprise and checked.aggregate_id not in anchors:
+                raise NotFound(f"no wallet for enterprise {enterprise}")
+            anchors.pop(checked.aggregate_id, None)
+            submissions.update(checked.submissions)
+            report["problems"] += [_finding(checked.label, checked.aggregate_id, p) for p in checked.problems]
+            report["wallets"] += 1
+            report["events"] += checked.events
+            advance(1)
+    return submissions
+
+
+class WalletChecks:
+    """Each wallet checked, in the order given: here, one by one as they are
+    read, or (given the store's ``url``, with enough wallets) in worker
+    processes, started on entering, so this process can do other work meanwhile."""
+
+    def __init__(
+        self,
+        ledger: Any,
+        wallet_ids: list[UUID],
+        anchors: dict[UUID, list[tuple]],
+        url: str | None,
+        workers: int | None,
+    ):
+        self.ledger, self.wallet_ids, self.anchors = ledger, wallet_ids, anchors
+        self.workers = workers or os.cpu_count() or 1
+        self.parallel = url is not None and self.workers > 1 and len(wallet_ids) >= PARALLEL_FROM
+        self.url = url or ""
+        self.pool: ProcessPoolExecutor | None = None
+        self.futures: list[Any] = []
+
+    def __enter__(self) -> WalletChecks:
+        if self.parallel:
+            context = multiprocessing.get_context("spawn")  # a fresh interpreter: no connection or lock of ours
+            self.pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_open_worker, initargs=(self.url,)
+            )
+            ids = self.wallet_ids
+            for chunk in (ids[i : i + CHUNK_WALLETS] for i in range(0, len(ids), CHUNK_WALLETS)):
+                heads = {k: self.anchors[k] for k in chunk if k in self.anchors}
+                self.futures.append(self.pool.submit(_check_chunk, chunk, heads))
+        return self
+
+    def __iter__(self) -> Iterator[CheckedWallet]:
+        if not self.parallel:
+            for aggregate_id in self.wallet_ids:
+                yield check_wallet(self.ledger, aggregate_id, self.anchors.get(aggregate_id, []))
+            return
+        for future in self.futures:
+            yield from future.result()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+_worker_ledger: Any = None
+
+
+def _open_worker(url: str) -> None:
+    global _worker_ledger
+    from ledger.application import KmoLedger
+
+    _worker_ledger = KmoLedger(url, env={"CREATE_TABLE": "n"})
+
+
+def _check_chunk(wallet_ids: list[UUID], anchors: dict[UUID, list[tuple]]) -> list[CheckedWallet]:
+    return [check_wallet(_worker_ledger, aggregate_id, anchors.get(aggregate_id, [])) for aggregate_id in wallet_ids]
 
 
 def _label_of(ledger: Any, originator_id: str) -> str | None:

@@ -249,3 +249,16 @@ def test_verification_goes_on_from_the_last_checkpoint_verified(tools, signed):
     StoredEvents(tools.database_url).delete(OTHER_WALLET, 2)
     code, report = findings(tools, "--since-checkpoint")
     assert code == 1 and "records were deleted or added before it" in problems(report)
+
+
+def test_worker_processes_find_what_one_process_finds(tools, signed, monkeypatch):
+    """Wallets checked in worker processes (as a large ledger is), while this process recomputes the tree."""
+    from ledger.audit import ledger_verification
+
+    StoredEvents(tools.database_url).delete(WALLET, 5)
+    serial = findings(tools)
+    monkeypatch.setattr(ledger_verification, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(ledger_verification, "CHUNK_WALLETS", 1)
+    parallel = findings(tools)
+    assert parallel == serial and parallel[0] == 1 and parallel[1]["wallets"] == 2
+    assert any(p["sequence"] == 5 and "missing" in p["problem"] for p in parallel[1]["problems"])
