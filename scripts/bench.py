@@ -616,6 +616,8 @@ def measure(engine: str, postgres_url: str, scale: float, progress: Callable[[st
                 "seconds",
             )
         )
+        progress("console: the first page of the long wallet")
+        figures.append(console_page_figure(cold_url(ledger, store), long_, long_events))
         cold.close()
         ledger.close()
 
@@ -662,6 +664,66 @@ def in_child(code: str, url: str) -> tuple[dict, int]:
     done = subprocess.run([sys.executable, "-c", wrapped], env=env, capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return result, result["peak"]
+
+
+CONSOLE_BUDGET = 0.300
+"""The console's first page of a 10,000-event wallet, in seconds of server time (#19)."""
+CONSOLE_RENDERS = 7
+
+
+def cold_url(ledger: KmoLedger, store: Store) -> str:
+    """The database URL of ``ledger``'s store, for another process to open."""
+    sqlite = ledger.env.get("SQLITE_DBNAME")
+    return f"sqlite:///{sqlite}" if sqlite else f"{store.postgres_url}?schema={ledger.env.get('POSTGRES_SCHEMA')}"
+
+
+def console_page_figure(url: str, en: str, events: int) -> Figure:
+    """Server time of the console's first page of a wallet of ``events`` events
+    (``/console/wallets/{en}``: summary, ceilings, applications, the first 50
+    events of the timeline with their balances, the held-money chart), rendered
+    through the ASGI app in a fresh interpreter: the median of
+    :data:`CONSOLE_RENDERS` renders after one uncounted (which catches the read
+    models up). Judged in absolute time against :data:`CONSOLE_BUDGET`; the
+    ratio is to the median time of the same wallet's ``GET /v1/wallets/{en}``."""
+    timings, _peak = in_child(
+        "import json, os, shutil, statistics, tempfile, time\n"
+        "from pathlib import Path\n"
+        "from fastapi.testclient import TestClient\n"
+        "from api import create_app\n"
+        "from api.settings import Settings\n"
+        "folder = Path(tempfile.mkdtemp(prefix='kmo-bench-console-'))\n"
+        "key = 'bench-console-0123456789abcdef'\n"
+        "(folder / 'keys.json').write_text(json.dumps({key: {'role': 'auditor'}}))\n"
+        "settings = Settings(database_url=os.environ['KMO_LEDGER_DATABASE_URL'], api_keys_file=folder / 'keys.json')\n"
+        "def median(client, path, **options):\n"
+        "    client.get(path, **options)\n"
+        "    seconds = []\n"
+        f"    for _ in range({CONSOLE_RENDERS}):\n"
+        "        started = time.perf_counter()\n"
+        "        answer = client.get(path, **options)\n"
+        "        seconds.append(time.perf_counter() - started)\n"
+        "        assert answer.status_code == 200, answer.text[:300]\n"
+        "    return statistics.median(seconds)\n"
+        "with TestClient(create_app(settings), base_url='http://127.0.0.1') as client:\n"
+        "    client.post('/console/sign-in', data={'key': key}, headers={'Origin': 'http://127.0.0.1'})\n"
+        f"    page = median(client, '/console/wallets/{en}')\n"
+        f"    api = median(client, '/v1/wallets/{en}', headers={{'Authorization': 'Bearer ' + key}})\n"
+        "shutil.rmtree(folder, ignore_errors=True)\n"
+        "result = {'page': page, 'api': api}",
+        url,
+    )
+    page, api = timings["page"], timings["api"]
+    return Figure(
+        f"console: first page of a {events}-event wallet, server time in process (median of {CONSOLE_RENDERS})"
+        " / GET /v1/wallets/{en} of it",
+        page,
+        api,
+        page / api,
+        f"page < {CONSOLE_BUDGET * 1000:.0f} ms (absolute)",
+        page < CONSOLE_BUDGET,
+        "seconds",
+        detail=f"page {page * 1000:.1f} ms, API wallet read {api * 1000:.1f} ms",
+    )
 
 
 REBUILD_ROUNDS = 3

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import TypeVar
 
 from api.console.formatting import cents_of, day, euro
 
+Day = TypeVar("Day", date, str)
 MAX_POINTS = 300
 MAX_BARS = 120
 WIDTH, HEIGHT = 720, 240
@@ -45,12 +47,15 @@ class LineChart:
     bottom_y: int = TOP + PLOT_H
 
 
-def end_of_day_values(changes: Iterable[tuple[date, Sequence[int]]], width: int) -> list[tuple[date, list[int]]]:
+def end_of_day_values(changes: Iterable[tuple[Day, Sequence[int]]], width: int) -> list[tuple[Day, list[int]]]:
     """Each business date's values after every change dated on or before it
-    (what a replay as of that date holds): changes summed in date order."""
-    by_day: dict[date, list[int]] = {}
+    (what a replay as of that date holds): changes summed in date order. A day
+    is a date or its ISO text (which sorts alike)."""
+    by_day: dict[Day, list[int]] = {}
     for on, amounts in changes:
-        total = by_day.setdefault(on, [0] * width)
+        total = by_day.get(on)
+        if total is None:
+            total = by_day[on] = [0] * width
         for index, amount in enumerate(amounts):
             total[index] += amount
     running, values = [0] * width, []

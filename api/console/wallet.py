@@ -21,6 +21,7 @@ from datetime import date
 from typing import Any
 
 from api.console.charts import LineChart, ceiling_bars, end_of_day_values, line_chart
+from api.console.formatting import cents_of
 from api.problems import ReadModelsUnavailable
 from api.reads import ReadModels, today
 from api.routers.wallets import _wallet_events
@@ -28,7 +29,7 @@ from ledger.application import KmoLedger
 from ledger.audit.replay import describe, replay_events
 from ledger.domain.errors import NotFound
 from ledger.domain.identifiers import canonical_enterprise_number, wallet_id
-from ledger.domain.state import AT_FINANCIAL_MANAGER, Leg
+from ledger.domain.state import AT_FINANCIAL_MANAGER
 from ledger.summaries import application_summary
 
 Event = tuple[int, str, Any]
@@ -118,24 +119,26 @@ def timeline(
     """Page ``page`` of the wallet's events (those on or before ``as_of``), each
     with the balances after it, and the chart of held money over business dates."""
     sequences: list[int] = []
-    after: list[dict[str, int]] = []
-    changes: list[tuple[date, tuple[int, int]]] = []
+    after: list[tuple[int, ...]] = []
+    changes: list[tuple[str, tuple[int, int]]] = []
     totals = dict.fromkeys(AT_FINANCIAL_MANAGER, 0)
     cut = as_of.isoformat() if as_of else None
     for sequence, on, legs in _legs_of_events(ledger, models, number, version):
         if cut is not None and on > cut:
             continue
-        moved = [Leg.model_validate(leg) for leg in legs]
-        for leg in moved:
-            if leg.account in totals:
-                totals[leg.account] += leg.amount
+        own = subsidy = 0
+        for leg in legs:
+            account = leg["account"]
+            if account in totals:
+                amount = cents_of(leg["amount"])
+                totals[account] += amount
+                if account == "held_own_share":
+                    own += amount
+                elif account == "held_subsidy":
+                    subsidy += amount
         sequences.append(sequence)
-        after.append({name: totals[name] for name in SHOWN_BALANCES})
-        held = (
-            sum(leg.amount for leg in moved if leg.account == "held_own_share"),
-            sum(leg.amount for leg in moved if leg.account == "held_subsidy"),
-        )
-        changes.append((date.fromisoformat(on), held))
+        after.append(tuple(totals[name] for name in SHOWN_BALANCES))
+        changes.append((on, (own, subsidy)))
     if not sequences:
         raise NotFound(f"the wallet of enterprise {number} did not exist on {as_of}")
     pages = -(-len(sequences) // PAGE)
@@ -157,14 +160,16 @@ def timeline(
                 project_number=projects.get(application_id) if application_id else None,
                 amount=amount,
                 detail=detail,
-                balances=after[index[event.originator_version]] if event.originator_version in index else {},
+                balances=dict(zip(SHOWN_BALANCES, after[index[event.originator_version]], strict=True))
+                if event.originator_version in index
+                else {},
                 legs=[(leg.account, leg.amount) for leg in getattr(event, "legs", ())],
                 actor=event.actor.model_dump(),
                 hash=event.hash,
                 previous_hash=event.previous_hash,
             )
         )
-    values = end_of_day_values(changes, 2)
+    values = [(date.fromisoformat(on), held) for on, held in end_of_day_values(changes, 2)]
     until = as_of or today(ledger)
     if values and values[-1][0] < until:  # the last balances hold until the day shown
         values.append((until, values[-1][1]))
