@@ -10,6 +10,7 @@ pages with their status (401, 403, 404, 422), never a trace.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import date
@@ -37,6 +38,7 @@ from api.auth import (
     ReadModelsDep,
     current_caller,
     identify,
+    own_inbox,
 )
 from api.console import wallet as wallet_view
 from api.console.charts import daily_bars
@@ -101,7 +103,10 @@ def _invalid(error: RequestValidationError) -> str:
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     caller = getattr(request.state, "caller", None)
-    return templates.TemplateResponse(request, name, {"caller": caller, **context}, status_code=status_code)
+    allowed = _pages_allowed(request) if caller else {}
+    return templates.TemplateResponse(
+        request, name, {"caller": caller, "allowed": allowed, **context}, status_code=status_code
+    )
 
 
 def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
@@ -121,14 +126,30 @@ def signed_in(request: Request) -> Caller:
     return caller
 
 
-async def may(request: Request, rule: Any) -> bool:
-    """Whether the signed-in caller passes one of the API's role rules (``Auditing``...)."""
+def may(request: Request, rule: Any) -> bool:
+    """Whether the signed-in caller passes one of the API's role rules
+    (``Reader``, ``Auditing``...): the rule's own check, run here. The checks do
+    no I/O, so the coroutine finishes on its first step."""
     check = get_args(rule)[1].dependency
+    step = check(request)
     try:
-        await check(request)
+        step.send(None)
+    except StopIteration:
+        return True
     except Forbidden:
         return False
-    return True
+    step.close()
+    raise RuntimeError(f"the role check {check.__qualname__} waited on something")
+
+
+INBOX_READER = inspect.signature(own_inbox).parameters["caller"].annotation
+"""The role rule of a provider's inbox (its own, or any for the back-office)."""
+PAGES = {"wallets": Reader, "deadlines": Auditing, "payout_orders": Reader, "reconciliation": Reader}
+
+
+def _pages_allowed(request: Request) -> dict[str, bool]:
+    """Which pages the navigation offers: those the caller's role may read."""
+    return {name: may(request, rule) for name, rule in (*PAGES.items(), ("inbox", INBOX_READER))}
 
 
 public = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
@@ -199,7 +220,7 @@ async def wallet(
     page: Annotated[int, Query(ge=1, le=10**9)] = 1,
     verify: Annotated[bool, Query()] = False,
 ):
-    auditing = await may(request, Auditing)
+    auditing = may(request, Auditing)
     day = None
     if as_of:
         try:

@@ -4,6 +4,7 @@ role sees, escaping, errors as pages, paging and the formats an auditor reads.""
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 
 import pytest
@@ -114,6 +115,7 @@ def test_an_auditor_sees_the_timeline_a_reconciler_the_wallet_without_it(console
     refused = console.get(WALLET, as_of="2026-03-03")
     assert refused.status_code == 403 and "replays a wallet" in refused.text
     assert console.get("/console/deadlines").status_code == 403  # an auditor's read in the API too
+    assert 'href="/console/deadlines"' not in page and 'href="/console/payout-orders"' in page  # nor offered
     assert console.get("/console/payout-orders").status_code == 200
 
 
@@ -121,6 +123,8 @@ def test_a_provider_sees_only_its_own_applications(console: Console, recorded):
     console.sign_in("provider")
     inbox = console.get("/console")
     assert inbox.url.path == "/console/inbox/DV.O207084"
+    offered = set(re.findall(r'<li><a href="(/console/[a-z-]+)">', inbox.text))
+    assert offered == {"/console/inbox"}
     assert "2026-0403170701-0001" in inbox.text and OTHER_ENTERPRISE not in inbox.text
     own = console.get(f"{WALLET}/applications/{recorded.peeters_application}")
     assert own.status_code == 200 and "€ 3.000,00" in own.text
