@@ -6,7 +6,6 @@ stopped or told to fail for a while."""
 from __future__ import annotations
 
 import email
-import socket
 import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -17,11 +16,7 @@ from typing import Any
 import orjson
 from standardwebhooks import Webhook
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from scripts.local_server import free_port
 
 
 @dataclass
