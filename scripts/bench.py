@@ -813,6 +813,101 @@ def scale_figures(store: Store, events: int, progress: Callable[[str], None]) ->
     return figures
 
 
+# ---------------------------------------------------------------------- verification at scale (--verify-events)
+
+PROOF_SAMPLES = 200
+
+
+def verify_figures(store: Store, events: int, progress: Callable[[str], None]) -> list[Figure]:
+    """The whole of ``kmo-ledger verify`` (chains, invariants, snapshots, the
+    Merkle tree against a signed checkpoint, read models) on a ledger of
+    ``events`` events, against the raw read rate of its notification log; its
+    peak memory, workers included; and an inclusion proof's time at that size."""
+    import os
+
+    from scripts.seed import seed
+
+    url = store.url()
+    progress(f"seeding {events} events")
+    ledger = KmoLedger(url)
+    seed(ledger, events)
+    ledger.close()
+    os.environ["KMO_LEDGER_CHECKPOINT_KEY_FILE"] = str(Path(store.folder) / "checkpoint-key.pem")
+    progress("raw read of the notification log")
+    raw, _ = in_child(
+        "import os\nfrom scripts.bench import raw_notification_rate\n"
+        "count, rate = raw_notification_rate(os.environ['KMO_LEDGER_DATABASE_URL'])\n"
+        "result = {'count': count, 'rate': rate}",
+        url,
+    )
+    progress("a signed checkpoint (the stored tree built from nothing)")
+    taken, _ = in_child(
+        "import time\nfrom scripts.checkpoint import main\nimport contextlib, io\n"
+        "started = time.perf_counter()\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n    code = main([])\n"
+        "result = {'code': code, 'seconds': time.perf_counter() - started}",
+        url,
+    )
+    progress("verify")
+    verified, peak = in_child(
+        "import os, time\nfrom scripts.verify import main\nimport contextlib, io\n"
+        "started = time.perf_counter()\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n    code = main(['--json'])\n"
+        "result = {'code': code, 'seconds': time.perf_counter() - started, 'workers': os.cpu_count() or 1}",
+        url,
+    )
+    progress("inclusion proofs")
+    proofs, _ = in_child(
+        "import os, random, statistics, time\nfrom ledger.application import KmoLedger\n"
+        "from ledger.audit.checkpoints import inclusion\n"
+        "ledger = KmoLedger(os.environ['KMO_LEDGER_DATABASE_URL'])\n"
+        f"rows = ledger.recorder.select_notifications(1, {events})\n"
+        f"picked = random.Random(7).sample(rows, min({PROOF_SAMPLES}, len(rows)))\n"
+        "times = []\n"
+        "for row in picked:\n"
+        "    started = time.perf_counter()\n"
+        "    inclusion(ledger, str(row.originator_id), row.originator_version)\n"
+        "    times.append(time.perf_counter() - started)\n"
+        "ledger.close()\n"
+        "result = {'median': statistics.median(times), 'worst': max(times)}",
+        url,
+    )
+    count, raw_rate = raw["count"], raw["rate"]
+    rate = count / verified["seconds"]
+    megabytes = peak / 1e6
+    return [
+        Figure(
+            f"verify (chains, invariants, tree against a signed checkpoint, read models) / raw read ({count} events)",
+            rate,
+            raw_rate,
+            rate / raw_rate,
+            ">= 0.5",
+            verified["code"] == 0 and rate / raw_rate >= 0.5,
+            "events per second",
+            f"verify took {verified['seconds']:.1f} s; exit {verified['code']}; the checkpoint before it "
+            f"{taken['seconds']:.1f} s",
+        ),
+        Figure(
+            f"peak memory of verify, its workers included ({count} events), MB",
+            megabytes,
+            250,
+            megabytes / 250,
+            "< 250 MB",
+            megabytes < 250,
+            "MB",
+        ),
+        Figure(
+            f"inclusion proof of one event, median of {PROOF_SAMPLES} ({count} events), ms",
+            proofs["median"] * 1000,
+            1000 * proofs["worst"],
+            proofs["median"] / proofs["worst"] if proofs["worst"] else 0.0,
+            "informative",
+            True,
+            "ms (baseline: the worst)",
+        ),
+    ]
+
+
 # ---------------------------------------------------------------------- reconciliation (--reconcile)
 
 RECONCILE_SIZES = (2_000, 16_000, 128_000)
@@ -1093,6 +1188,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="measure reconciliation instead (2k, 16k, 128k entries; reading a 200 MB statement); --scale applies",
     )
+    parser.add_argument(
+        "--verify-events",
+        type=int,
+        metavar="N",
+        help="measure only verify (and an inclusion proof) on a ledger of N events, e.g. 1000000",
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
@@ -1107,7 +1208,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"… {step}", file=sys.stderr)
 
     try:
-        if args.reconcile:
+        if args.verify_events:
+            store = Store(args.store, args.postgres_url)
+            try:
+                figures = verify_figures(store, args.verify_events, progress)
+            finally:
+                store.close()
+        elif args.reconcile:
             figures = reconcile_figures(args.scale, progress)
         else:
             figures = measure(args.store, args.postgres_url, args.scale, progress)
@@ -1123,6 +1230,8 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     group = "reconciliation" if args.reconcile else args.store
+    if args.verify_events:
+        group += f", verify at {args.verify_events} events"
     table = Table(title=f"kmo-ledger bench ({group}, scale {args.scale})")
     for column in ("figure", "ratio", "target", "met", "measured", "baseline", "unit"):
         table.add_column(column)

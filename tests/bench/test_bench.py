@@ -96,3 +96,14 @@ def test_the_in_process_baseline_records_what_the_http_lives_record(tmp_path):
         ledger.close()
     assert len(over_http) == 15  # 7 commands, 7 answers, 1 payment reference claimed
     assert in_process == over_http
+
+
+def test_bench_measures_verify_and_an_inclusion_proof_at_a_given_size(tmp_path):
+    """``--verify-events N``: verify against the raw read (exit 0 on a sound ledger), its peak, a proof's time."""
+    out = tmp_path / "verify.json"
+    assert main(["--verify-events", "3000", "--json", str(out)]) == 0
+    figures = {f["name"].split(" (")[0]: f for f in json.loads(out.read_text())}
+    verify = figures["verify"]
+    assert verify["measured"] > 0 and verify["baseline"] > 0 and "exit 0" in verify["detail"]
+    assert figures["peak memory of verify, its workers included"]["measured"] > 0
+    assert 0 < figures["inclusion proof of one event, median of 200"]["measured"] < 1000
