@@ -31,20 +31,25 @@ class Line:
     last: int
 
 
-@dataclass(frozen=True)
-class LineChart:
-    lines: list[Line]
+@dataclass(frozen=True, kw_only=True)
+class Frame:
+    """What every chart's axes show: the first and last day, the top value."""
+
     first: str
     last: str
     top: str
-    days: int
-    drawn: int
-
     width: int = WIDTH
     height: int = HEIGHT
     left: int = LEFT
     top_y: int = TOP
     bottom_y: int = TOP + PLOT_H
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineChart(Frame):
+    lines: list[Line]
+    days: int
+    drawn: int
 
 
 def end_of_day_values(changes: Iterable[tuple[Day, Sequence[int]]], width: int) -> list[tuple[Day, list[int]]]:
@@ -99,7 +104,9 @@ def line_chart(values: list[tuple[date, list[int]]], names: Sequence[tuple[str, 
             points.append(f"{x(on):.1f},{y(amounts[index]):.1f}")
             previous = amounts[index]
         lines.append(Line(name, css, " ".join(points), shown[-1][1][index]))
-    return LineChart(lines, day(shown[0][0]), day(shown[-1][0]), euro(highest), days, len(shown))
+    return LineChart(
+        lines=lines, first=day(shown[0][0]), last=day(shown[-1][0]), top=euro(highest), days=days, drawn=len(shown)
+    )
 
 
 @dataclass(frozen=True)
@@ -146,18 +153,10 @@ class DayBars:
     title: str
 
 
-@dataclass(frozen=True)
-class BarChart:
-    days: list[DayBars]
-    top: str
-    first: str
-    last: str
+@dataclass(frozen=True, kw_only=True)
+class BarChart(Frame):
+    groups: list[DayBars]
     buckets: int
-    width: int = WIDTH
-    height: int = HEIGHT
-    left: int = LEFT
-    top_y: int = TOP
-    bottom_y: int = TOP + PLOT_H
 
 
 def daily_bars(values: list[tuple[date, list[int]]], names: Sequence[tuple[str, str]]) -> BarChart | None:
@@ -183,4 +182,6 @@ def daily_bars(values: list[tuple[date, list[int]]], names: Sequence[tuple[str, 
             bars.append((css, round(TOP + PLOT_H - height, 1), round(height, 1)))
         title = label + ": " + ", ".join(f"{name} {euro(sums[i])}" for i, (name, _css) in enumerate(names))
         days.append(DayBars(label, round(LEFT + index * slot + slot * 0.1, 1), round(width, 1), bars, title))
-    return BarChart(days, euro(highest), day(values[0][0]), day(values[-1][0]), len(groups))
+    return BarChart(
+        groups=days, top=euro(highest), first=day(values[0][0]), last=day(values[-1][0]), buckets=len(groups)
+    )

@@ -43,9 +43,10 @@ class Recorded:
     other_application: str
 
 
-def record_story(folder: Path) -> Recorded:
-    """The three wallets, recorded in ``folder``'s SQLite file."""
-    url = f"sqlite:///{folder / 'ledger.db'}"
+def record_story(folder: Path, url: str | None = None) -> Recorded:
+    """The three wallets, recorded at ``url`` (default a SQLite file in ``folder``,
+    where the keys file is written too)."""
+    url = url or f"sqlite:///{folder / 'ledger.db'}"
     ledger = KmoLedger(url)
     try:
         with freeze_time("2026-03-02 09:00:00"):
@@ -68,8 +69,9 @@ def record_story(folder: Path) -> Recorded:
 
 
 @pytest.fixture
-def recorded(tmp_path: Path) -> Recorded:
-    return record_story(tmp_path)
+def recorded(tmp_path: Path, database_url: str) -> Recorded:
+    """The story on SQLite and on PostgreSQL."""
+    return record_story(tmp_path, database_url)
 
 
 class Console:
