@@ -14,9 +14,10 @@ from api.gate import Gate
 from api.keys import KeyRing
 from api.problems import ANSWERED_EVERYWHERE, MEDIA_TYPE, documented_problem, install_handlers
 from api.reads import ReadModels
-from api.routers import applications, docs, health, notices, operations, providers, sandbox, wallets
+from api.routers import applications, checkpoints, docs, health, notices, operations, providers, sandbox, wallets
 from api.settings import Settings
 from ledger.application import KmoLedger
+from ledger.audit.checkpoints import Checkpointer, checkpoint_every, key_file
 from ledger.build import build_ledger
 from ledger.notices.settings import NoticeSettings
 
@@ -42,6 +43,7 @@ TAGS = [
         "name": "operations",
         "description": "Across wallets: deadlines, inboxes, payout orders, reconciliation totals, readiness",
     },
+    {"name": "checkpoints", "description": "Signed checkpoints of the ledger-wide Merkle tree, and proofs from it"},
     {"name": "notices", "description": "The scheme's e-mails and webhooks derived from the events, and their delivery"},
     {"name": "providers", "description": "The provider directory: where a provider's notices go"},
     {"name": "sandbox", "description": "Only with KMO_LEDGER_SANDBOX=true: move the server's clock forward"},
@@ -70,10 +72,12 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
         app.state.notices = notices.NoticeService(app.state.ledger, notice_settings)
         if notice_settings.enabled:  # one process delivers at a time: the notifier's lease
             app.state.notices.start()
+        app.state.checkpointer = Checkpointer(app.state.ledger, app.state.checkpoint_key, checkpoint_every()).start()
         observability.observe_commits(app.state.ledger, app.state.metrics)
         try:
             yield
         finally:
+            app.state.checkpointer.close()
             app.state.notices.close()
             app.state.read_models.close()
             if ledger is None:
@@ -94,12 +98,20 @@ def create_app(settings: Settings | None = None, ledger: KmoLedger | None = None
     if ledger is not None:
         app.state.ledger = ledger
     app.state.settings = settings
+    app.state.checkpoint_key = key_file(keys_file=settings.keys_file())
     install_handlers(app)
     app.add_middleware(Gate, keys=keys, max_body_bytes=settings.max_body_bytes)
     observability.install(app)  # added last, so outermost: the gate's 401 and 413 are observed too
     # each router straight under /v1: every level of inclusion is another
     # scan of its routes on every request
-    for router in (applications.router, wallets.router, operations.router, notices.router, providers.router):
+    for router in (
+        applications.router,
+        wallets.router,
+        operations.router,
+        checkpoints.router,
+        notices.router,
+        providers.router,
+    ):
         app.include_router(router, prefix="/v1")
     if settings.sandbox:  # without sandbox mode the sandbox's paths do not exist
         app.include_router(sandbox.router, prefix="/v1")

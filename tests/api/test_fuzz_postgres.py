@@ -42,6 +42,7 @@ from hypothesis import strategies as st
 
 from api import create_app
 from api.settings import Settings
+from ledger.audit.checkpoints import signing_key, take_checkpoint
 from scripts import verify
 from tests.api.conftest import Api, hold_to_response_model
 from tests.api.test_openapi import OPERATION_IDS
@@ -586,6 +587,18 @@ READS = (
         query={"from": "2026-03-01", "to": TODAY},
         roles=("back-office", "reconciler"),
     ),
+    Endpoint("latest_checkpoint", "GET", "/checkpoints/latest", "checkpointed", roles=("back-office", "auditor")),
+    Endpoint("checkpoint_public_key", "GET", "/checkpoints/public-key", "checkpointed", roles=("auditor",)),
+    Endpoint(
+        "checkpoint_consistency",
+        "GET",
+        "/checkpoints/consistency",
+        "checkpointed",
+        (query("from"), query("to")),
+        query={"from": "1", "to": "1"},
+        roles=("back-office", "auditor"),
+    ),
+    Endpoint("event_proof", "GET", "/wallets/{en}/events/1/proof", "checkpointed", roles=("back-office", "auditor")),
 )
 ENDPOINTS = {endpoint.operation: endpoint for endpoint in COMMANDS + READS}
 
@@ -600,6 +613,7 @@ STATES = {
     "ordered": "funded",  # a payout order of 4,000.00 open
     "recovering": "ordered",  # paid out, then stopped for another reason: 1,200.00 to recover
     "stopped": "funded",  # stopped on request: 7,000.00 due to the enterprise, 3,000.00 to the government
+    "checkpointed": "wallet",  # a wallet, then a signed checkpoint of the ledger-wide tree
 }
 """Each state a command acts on, after the state it is reached from."""
 
@@ -660,6 +674,9 @@ class Stage:
             assert self.act(target, "stop", {"reason": "other"}).json()["outcome"] == "recovery_issued"
         elif state == "stopped":
             assert self.act(target, "stop", {"reason": "on_request"}).json()["outcome"] == "stopped"
+        elif state == "checkpointed":
+            app = self.api.client.app.state
+            take_checkpoint(app.ledger, signing_key(app.checkpoint_key))
         return target
 
     def act(self, target: Target, action: str, body: Any = None, as_: str = "back-office") -> httpx.Response:
