@@ -60,12 +60,7 @@ def browser() -> Iterator[object]:
         _unavailable("no Chromium (apt-get install -y chromium)")
     playwright = sync_playwright().start()
     try:
-        browser = playwright.chromium.launch(
-            executable_path=path,
-            headless=True,
-            timeout=WAIT_MS,
-            args=["--lang=nl-BE"],  # dates as dd/mm/yyyy
-        )
+        browser = playwright.chromium.launch(executable_path=path, headless=True, timeout=WAIT_MS)
     except Exception as error:  # the reason is shown with the skip, or fails in CI
         playwright.stop()
         _unavailable(f"Chromium did not start: {str(error).splitlines()[0]}")
