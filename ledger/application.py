@@ -452,6 +452,17 @@ class KmoLedger(Application[UUID]):
         """The wallet's current state, by its aggregate id."""
         return self._wallet(aggregate_id).state
 
+    def read_wallet(self, aggregate_id: UUID, read: Callable[[WalletState], T]) -> T:
+        """``read`` of the wallet's current state, under the wallet's lock: a
+        reader in another thread (the notifier) never sees a command's events
+        half applied to the cached wallet, nor folds new ones into it meanwhile."""
+        with self._lock(aggregate_id):
+            try:
+                return read(self._wallet(aggregate_id).state)
+            except BaseException:
+                self._forget(aggregate_id)
+                raise
+
     def wallet_summary(self, enterprise_number: str) -> dict[str, Any]:
         wallet = self.get_wallet(enterprise_number)
         with self._lock(wallet.id):

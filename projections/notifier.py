@@ -25,17 +25,19 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 
 from ledger.application import KmoLedger
 from ledger.domain import events as ev
-from ledger.domain.clock import brussels_date
+from ledger.domain.clock import SystemClock, brussels_date
 from ledger.domain.errors import NotFound
 from ledger.domain.identifiers import canonical_enterprise_number, wallet_id
 from ledger.domain.state import WalletState
@@ -48,6 +50,7 @@ from projections.schema import INT, TEXT, TEXT_NULL, Table
 from projections.store import Target, connect, ledger_url
 
 log = logging.getLogger("kmo_ledger.notices")
+T = TypeVar("T")
 
 STATUSES = ("pending", "delivered", "failed", "undeliverable")
 NOTICES = Table(
@@ -432,9 +435,10 @@ class Notifier:
             if not busy:
                 stop.wait(poll_seconds)
 
-    def _state(self, wallet_hex: str) -> WalletState | None:
+    def _read(self, wallet_hex: str, read: Callable[[WalletState], T]) -> T | None:
+        """``read`` of the wallet's current state under its lock (None: no such wallet)."""
         try:
-            return self.ledger.wallet_state(uuid.UUID(wallet_hex))
+            return self.ledger.read_wallet(uuid.UUID(wallet_hex), read)
         except NotFound:
             return None
 
@@ -455,10 +459,13 @@ class Notifier:
                 event = ev.EVENT_TYPES[type_name].model_validate(
                     orjson.loads(state_bytes) | {"originator_id": wallet_hex, "originator_version": version}
                 )
-                state = self._state(wallet_hex)
-                if state is None:
-                    continue
-                notices += derive.notices_for(event, state, self.store.directory, self.account)
+                notices += (
+                    self._read(
+                        wallet_hex,
+                        partial(derive.notices_for, event, directory=self.store.directory, account=self.account),
+                    )
+                    or []
+                )
                 tracked += [
                     (wallet_hex, event.application_id, kind, day.isoformat())  # type: ignore[attr-defined]
                     for kind, day in derive.deadlines_of(event)
@@ -484,23 +491,35 @@ class Notifier:
         notices: list[Notice] = []
         finished: list[tuple[str, str, str]] = []
         for wallet_hex, application_id, kind, deadline_text in self.store.deadlines_near(today, max(offsets)):
-            deadline = date.fromisoformat(deadline_text)
-            state = self._state(wallet_hex)
-            application = state.applications.get(application_id) if state else None
-            if state is None or application is None or deadline < today or not derive.unmet(application, kind):
-                finished.append((wallet_hex, application_id, kind))
-                continue
-            notices += derive.reminders(
-                state, application_id, kind, deadline, today, offsets, self.store.directory, self.account
+            due = self._read(
+                wallet_hex,
+                partial(
+                    derive.reminders,
+                    application_id=application_id,
+                    kind=kind,
+                    deadline=date.fromisoformat(deadline_text),
+                    today=today,
+                    offsets=offsets,
+                    directory=self.store.directory,
+                    account=self.account,
+                ),
             )
+            if due is None:
+                finished.append((wallet_hex, application_id, kind))
+            else:
+                notices += due
         with self.store.transaction():
             self.store.insert(notices, now)
             self.store.done(finished)
         return len(notices)
 
     def deliver(self) -> tuple[int, int]:
-        """Send the notices due, recording each batch's outcomes together."""
+        """Send the notices due, recording each batch's outcomes together. A
+        receiver that failed once in this pass (the SMTP server, a webhook host)
+        is not tried again in it: its other notices wait for their retry, so a
+        dead receiver costs one timeout per pass, not one per notice."""
         delivered = failed = 0
+        down: dict[str, str] = {}
         while True:
             now = self.ledger.clock.now()
             due = self.store.due(now, DELIVERY_BATCH)
@@ -508,7 +527,7 @@ class Notifier:
                 return delivered, failed
             outcomes = []
             for row in due:
-                outcome = self._send(row, now)
+                outcome = self._send(row, now, down)
                 outcomes.append(outcome)
                 if outcome[1] == "delivered":
                     delivered += 1
@@ -519,21 +538,27 @@ class Notifier:
                 return delivered, failed  # every send failed: the receivers are down, wait for the next pass
 
     def _send(
-        self, row: dict[str, Any], now: datetime
+        self, row: dict[str, Any], now: datetime, down: dict[str, str]
     ) -> tuple[str, str, int, str | None, str | None, str | None, str | None]:
         notice = as_notice(row)
         attempts = row["attempts"] + 1
         address = self._address(notice)
         if address is None:
             return notice.id, "undeliverable", attempts, None, nobody_known(notice), None, None
+        receiver = urlsplit(address).netloc if notice.channel == "webhook" else "smtp"
         try:
+            if receiver in down:
+                raise DeliveryFailed(down[receiver])
             if notice.channel == "webhook":
                 found = self.store.provider(notice.recipient)
-                post_webhook(notice, address, found[1] if found else None, self.settings.notice_timeout_seconds, now)
+                signed_at = SystemClock().now()  # the receiver checks it against its own clock, not a sandbox's
+                post_webhook(
+                    notice, address, found[1] if found else None, self.settings.notice_timeout_seconds, signed_at
+                )
             else:
                 self.smtp.send(notice, address)
         except (DeliveryFailed, ValueError) as error:
-            reason = str(error)[:500]
+            reason = down.setdefault(receiver, str(error)[:500])
             if attempts >= self.settings.notice_max_attempts:
                 log.warning("notice %s parked after %d attempts: %s", notice.id, attempts, reason)
                 return notice.id, "failed", attempts, None, reason, None, address
@@ -542,10 +567,10 @@ class Notifier:
         return notice.id, "delivered", attempts, None, None, _iso(self.ledger.clock.now()), address
 
     def _address(self, notice: Notice) -> str | None:
-        state = None
         if notice.party == derive.ENTERPRISE:
-            state = self._state(wallet_id(canonical_enterprise_number(notice.enterprise_number)).hex)
-        return derive.address_now(notice.party, notice.recipient, notice.channel, state, self.store.directory)
+            wallet = wallet_id(canonical_enterprise_number(notice.enterprise_number)).hex
+            return self._read(wallet, lambda state: state.contact_email)
+        return derive.address_now(notice.party, notice.recipient, notice.channel, None, self.store.directory)
 
     def address_now(self, row: dict[str, Any]) -> str | None:
         """Where a stored notice would go today (for a redelivery)."""

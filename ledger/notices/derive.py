@@ -306,13 +306,14 @@ def reminders(
     offsets: Iterable[int],
     directory: Directory,
     account: Account,
-) -> list[Notice]:
-    """The reminder due today before the application's ``kind`` deadline, if any
-    (never once the deadline is met). Its id names the application, deadline and
-    offset: sent once per offset whatever how often this is asked."""
+) -> list[Notice] | None:
+    """The reminder due today before the application's ``kind`` deadline, if any;
+    None once none can be due any more (the deadline met or passed). Its id
+    names the application, deadline and offset: sent once per offset however
+    often this is asked."""
     application = state.applications.get(application_id)
-    if application is None or not unmet(application, kind):
-        return []
+    if application is None or deadline < today or not unmet(application, kind):
+        return None
     offset = due_offset(deadline, today, offsets)
     if offset is None:
         return []
