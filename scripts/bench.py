@@ -778,18 +778,7 @@ def scale_figures(store: Store, events: int, progress: Callable[[str], None]) ->
             by_round,
         )
     ]
-    megabytes = peak / 1e6
-    figures.append(
-        Figure(
-            f"peak memory of the rebuild, its workers included ({count} events), MB",
-            megabytes,
-            250,
-            megabytes / 250,
-            "< 250 MB",
-            megabytes < 250,
-            "MB",
-        )
-    )
+    figures.append(peak_figure("the rebuild", count, peak))
     progress("verification")
     verify, _peak = in_child(
         "import time\nfrom scripts.verify import main\nimport contextlib, io\n"
@@ -816,6 +805,36 @@ def scale_figures(store: Store, events: int, progress: Callable[[str], None]) ->
 # ---------------------------------------------------------------------- verification at scale (--verify-events)
 
 PROOF_SAMPLES = 200
+RAW_READ = (
+    "import os\nfrom scripts.bench import raw_notification_rate\n"
+    "count, rate = raw_notification_rate(os.environ['KMO_LEDGER_DATABASE_URL'])\n"
+    "result = {'count': count, 'rate': rate}"
+)
+"""In a fresh interpreter: the raw read rate of the notification log (:func:`raw_notification_rate`)."""
+
+
+def timed_command(module: str, args: list[str], workers: bool = False) -> str:
+    """In a fresh interpreter: ``module``'s ``main(args)``, its exit code and seconds (its output dropped)."""
+    return (
+        f"import os, time, contextlib, io\nfrom {module} import main\n"
+        "started = time.perf_counter()\n"
+        f"with contextlib.redirect_stdout(io.StringIO()):\n    code = main({args!r})\n"
+        "result = {'code': code, 'seconds': time.perf_counter() - started"
+        + (", 'workers': os.cpu_count() or 1}" if workers else "}")
+    )
+
+
+def peak_figure(what: str, count: int, peak: int) -> Figure:
+    megabytes = peak / 1e6
+    return Figure(
+        f"peak memory of {what}, its workers included ({count} events), MB",
+        megabytes,
+        250,
+        megabytes / 250,
+        "< 250 MB",
+        megabytes < 250,
+        "MB",
+    )
 
 
 def verify_figures(store: Store, events: int, progress: Callable[[str], None]) -> list[Figure]:
@@ -834,28 +853,11 @@ def verify_figures(store: Store, events: int, progress: Callable[[str], None]) -
     ledger.close()
     os.environ["KMO_LEDGER_CHECKPOINT_KEY_FILE"] = str(Path(store.folder) / "checkpoint-key.pem")
     progress("raw read of the notification log")
-    raw, _ = in_child(
-        "import os\nfrom scripts.bench import raw_notification_rate\n"
-        "count, rate = raw_notification_rate(os.environ['KMO_LEDGER_DATABASE_URL'])\n"
-        "result = {'count': count, 'rate': rate}",
-        url,
-    )
+    raw, _ = in_child(RAW_READ, url)
     progress("a signed checkpoint (the stored tree built from nothing)")
-    taken, _ = in_child(
-        "import time\nfrom scripts.checkpoint import main\nimport contextlib, io\n"
-        "started = time.perf_counter()\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n    code = main([])\n"
-        "result = {'code': code, 'seconds': time.perf_counter() - started}",
-        url,
-    )
+    taken, _ = in_child(timed_command("scripts.checkpoint", []), url)
     progress("verify")
-    verified, peak = in_child(
-        "import os, time\nfrom scripts.verify import main\nimport contextlib, io\n"
-        "started = time.perf_counter()\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n    code = main(['--json'])\n"
-        "result = {'code': code, 'seconds': time.perf_counter() - started, 'workers': os.cpu_count() or 1}",
-        url,
-    )
+    verified, peak = in_child(timed_command("scripts.verify", ["--json"], workers=True), url)
     progress("inclusion proofs")
     proofs, _ = in_child(
         "import os, random, statistics, time\nfrom ledger.application import KmoLedger\n"
@@ -874,7 +876,6 @@ def verify_figures(store: Store, events: int, progress: Callable[[str], None]) -
     )
     count, raw_rate = raw["count"], raw["rate"]
     rate = count / verified["seconds"]
-    megabytes = peak / 1e6
     return [
         Figure(
             f"verify (chains, invariants, tree against a signed checkpoint, read models) / raw read ({count} events)",
@@ -887,15 +888,7 @@ def verify_figures(store: Store, events: int, progress: Callable[[str], None]) -
             f"verify took {verified['seconds']:.1f} s; exit {verified['code']}; the checkpoint before it "
             f"{taken['seconds']:.1f} s",
         ),
-        Figure(
-            f"peak memory of verify, its workers included ({count} events), MB",
-            megabytes,
-            250,
-            megabytes / 250,
-            "< 250 MB",
-            megabytes < 250,
-            "MB",
-        ),
+        peak_figure("verify", count, peak),
         Figure(
             f"inclusion proof of one event, median of {PROOF_SAMPLES} ({count} events), ms",
             proofs["median"] * 1000,

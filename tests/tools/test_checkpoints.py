@@ -10,7 +10,6 @@ import hashlib
 import json
 import sqlite3
 from contextlib import closing
-from datetime import date
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -27,6 +26,7 @@ from scripts import checkpoint, verify
 from tests.conftest import ENTERPRISE, OTHER_ENTERPRISE
 from tests.scenarios.helpers import Story
 from tests.tools.helpers import StoredEvents, Tools
+from tests.tools.test_verify import two_wallets  # noqa: F401  # the fixture, shared
 
 WALLET = wallet_id(ENTERPRISE)
 OTHER_WALLET = wallet_id(OTHER_ENTERPRISE)
@@ -39,18 +39,10 @@ def tools(monkeypatch, capsys, database_url, tmp_path):
 
 
 @pytest.fixture
-def signed(ledger, tools):
+def signed(ledger, tools, request):
     """Two wallets (the first: events 1..7, the second: 1..2, each submission
     with its payment-reference claim), then a checkpoint of all of it."""
-    with freeze_time("2026-03-02 09:00:00"):
-        story = Story(ledger)
-        application_id = story.submit(date(2026, 3, 16))
-        other = Story(ledger, OTHER_ENTERPRISE)
-        other.submit(date(2026, 3, 16))
-    with freeze_time("2026-03-05 10:00:00"):
-        story.fund(application_id, date(2026, 3, 5))
-    with freeze_time("2026-04-01 10:00:00"):
-        story.pay(application_id, "4000.00", date(2026, 4, 1))
+    request.getfixturevalue("two_wallets")
     taken = tools.run(checkpoint.main, "--json")
     assert taken.code == 0, taken.err
     return ledger

@@ -331,10 +331,13 @@ def test_the_verifier_refuses_a_folder_that_is_no_archive(tmp_path):
 
 
 @pytest.fixture
-def checkpointed(tools, two_years, tmp_path, monkeypatch):
+def checkpointed(tools, two_years, tmp_path, monkeypatch) -> Path:
+    """The two years with a signed checkpoint of all of it, exported: the archive's folder."""
     monkeypatch.setenv("KMO_LEDGER_CHECKPOINT_KEY_FILE", str(tmp_path / "keys" / "checkpoint-key.pem"))
     assert tools.run(checkpoint.main).code == 0
-    return two_years
+    archive = tmp_path / "archive"
+    exported(tools, archive)
+    return archive
 
 
 def run_verifier_with(python: list[str], directory: Path) -> subprocess.CompletedProcess:
@@ -351,9 +354,8 @@ WITH_CRYPTOGRAPHY = [sys.executable, "-I"]  # the virtual environment: cryptogra
 BARE = [sys.executable, "-I", "-S"]  # no site-packages: the standard library alone
 
 
-def test_the_archive_carries_its_checkpoints_key_and_the_ledgers_own_merkle_code(tools, checkpointed, tmp_path):
-    archive = tmp_path / "archive"
-    exported(tools, archive)
+def test_the_archive_carries_its_checkpoints_key_and_the_ledgers_own_merkle_code(checkpointed):
+    archive = checkpointed
     tree = json.loads((archive / "manifest.json").read_text())["tree"]
     assert tree["leaves"]["count"] == 12 and len(tree["checkpoints"]) == 1  # 9 events and 3 payment-reference claims
     assert (
@@ -367,18 +369,16 @@ def test_the_archive_carries_its_checkpoints_key_and_the_ledgers_own_merkle_code
     assert "NOTE signatures checked: 1" in result.stdout
 
 
-def test_without_cryptography_the_verifier_says_it_did_not_check_signatures(tools, checkpointed, tmp_path):
-    archive = tmp_path / "archive"
-    exported(tools, archive)
+def test_without_cryptography_the_verifier_says_it_did_not_check_signatures(checkpointed):
+    archive = checkpointed
     result = run_verifier_with(BARE, archive)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 checkpoint root(s) recomputed" in result.stdout
     assert "signatures NOT checked: the cryptography package cannot be imported" in result.stdout
 
 
-def test_a_forged_checkpoint_in_the_archive_is_refused(tools, checkpointed, tmp_path):
-    archive = tmp_path / "archive"
-    exported(tools, archive)
+def test_a_forged_checkpoint_in_the_archive_is_refused(checkpointed):
+    archive = checkpointed
     manifest = json.loads((archive / "manifest.json").read_text())
     manifest["tree"]["checkpoints"][0]["root_hash"] = "0" * 64
     (archive / "manifest.json").write_text(json.dumps(manifest))
@@ -388,9 +388,8 @@ def test_a_forged_checkpoint_in_the_archive_is_refused(tools, checkpointed, tmp_
     assert "its signature does not verify" in run_verifier_with(WITH_CRYPTOGRAPHY, archive).stdout
 
 
-def test_a_leaf_removed_from_the_archive_is_found(tools, checkpointed, tmp_path):
-    archive = tmp_path / "archive"
-    exported(tools, archive)
+def test_a_leaf_removed_from_the_archive_is_found(checkpointed):
+    archive = checkpointed
     path = archive / "tree-leaves.jsonl"
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:-1]))
