@@ -25,6 +25,8 @@ class MailBox:
 
     port: int = field(default_factory=free_port)
     messages: list[EmailMessage] = field(default_factory=list)
+    message_ids: list[str] = field(default_factory=list)
+    """The notice id of each message, in order (read once, when it arrived)."""
 
     def __post_init__(self) -> None:
         self._controller: Any = None
@@ -43,8 +45,10 @@ class MailBox:
             async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
                 message = email.message_from_bytes(envelope.content, policy=default)
                 message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+                notice_id = str(message["Message-ID"]).strip("<>").split("@")[0]
                 with box._lock:
                     box.messages.append(message)  # type: ignore[arg-type]
+                    box.message_ids.append(notice_id)
                 return "250 OK"
 
         self._controller = Controller(Keep(), hostname="127.0.0.1", port=self.port)
@@ -58,7 +62,7 @@ class MailBox:
 
     def ids(self) -> list[str]:
         with self._lock:
-            return [str(m["Message-ID"]).strip("<>").split("@")[0] for m in self.messages]
+            return list(self.message_ids)
 
 
 @dataclass
@@ -69,6 +73,7 @@ class HookReceiver:
     secret: str
     port: int = field(default_factory=free_port)
     received: list[dict[str, Any]] = field(default_factory=list)
+    hook_ids: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     failing: bool = False
     answer: int = 204
@@ -103,6 +108,7 @@ class HookReceiver:
                     return
                 with receiver._lock:
                     receiver.received.append({"headers": headers, "body": orjson.loads(body), "path": self.path})
+                    receiver.hook_ids.append(headers["webhook-id"])
                 self.send_response(receiver.answer)
                 for name, value in receiver.extra_headers.items():
                     self.send_header(name, value)
@@ -123,4 +129,4 @@ class HookReceiver:
 
     def ids(self) -> list[str]:
         with self._lock:
-            return [hook["headers"]["webhook-id"] for hook in self.received]
+            return list(self.hook_ids)

@@ -154,8 +154,8 @@ def due_notices(ledger: KmoLedger, directory: ProviderEntry, settings: NoticeSet
 def arrived(mailbox: MailBox, hooks: HookReceiver) -> list[tuple[str, str]]:
     """(id, content) of everything that arrived, duplicates included."""
     found = [
-        (str(m["Message-ID"]).strip("<>").split("@")[0], str(m.get_body(("plain",)).get_content()))
-        for m in list(mailbox.messages)
+        (notice_id, str(m.get_body(("plain",)).get_content()))
+        for notice_id, m in zip(mailbox.ids(), list(mailbox.messages), strict=False)
     ]
     found += [
         (hook["headers"]["webhook-id"], json.dumps(hook["body"]["data"], sort_keys=True))
@@ -170,7 +170,7 @@ def wait_for(ids: set[str], mailbox: MailBox, hooks: HookReceiver, seconds: floa
     while time.monotonic() - started < seconds:
         if ids <= set(mailbox.ids()) | set(hooks.ids()):
             return time.monotonic() - started
-        time.sleep(0.05)
+        time.sleep(0.2)
     return None
 
 

@@ -10,6 +10,7 @@ import ipaddress
 import smtplib
 from datetime import datetime
 from email.message import EmailMessage
+from email.policy import default
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +23,9 @@ from ledger.notices.settings import smtp_address
 from ledger.notices.texts import render
 
 MESSAGE_ID_DOMAIN = "notices.kmo-ledger"
+POLICY = default.clone(max_line_length=998)
+"""The standard policy (it refuses CR or LF in any header: no header can be
+injected), folding only lines SMTP could not carry, so a subject stays one line."""
 SECRET_PREFIX = "whsec_"
 
 
@@ -37,7 +41,7 @@ def message_id(notice_id: str) -> str:
 def email_message(notice: Notice, address: str, sender: str) -> EmailMessage:
     """The notice as an e-mail: plain text and an HTML alternative, in Dutch."""
     subject, text, html = render(notice.type, notice.data, notice.party)
-    message = EmailMessage()  # the default policy refuses CR or LF in any header
+    message = EmailMessage(policy=POLICY)
     message["Subject"] = subject
     message["From"] = sender
     message["To"] = address
