@@ -329,24 +329,26 @@ class PostgresTreeTables(TreeTables):
             yield _PostgresWriting(cursor)
 
 
-_memory_lock = threading.Lock()
+_made_lock = threading.Lock()
 
 
 def tree_tables(ledger: KmoLedger) -> TreeTables:
-    """The tree's tables of the ledger's store, made if missing."""
-    datastore = getattr(ledger.recorder, "datastore", None)
-    if datastore is None:
-        with _memory_lock:  # one set per ledger in memory, kept on its recorder
-            tables: TreeTables | None = getattr(ledger.recorder, "_kmo_tree_tables", None)
-            if tables is None:
-                tables = MemoryTreeTables()
-                ledger.recorder._kmo_tree_tables = tables  # type: ignore[attr-defined]
-    else:
-        from eventsourcing.sqlite import SQLiteDatastore
-
-        if isinstance(datastore, SQLiteDatastore):
-            tables = SqliteTreeTables(datastore, ledger.writer_turn)
+    """The tree's tables of the ledger's store, made if missing: once per ledger
+    (kept on its recorder), so a read after that writes nothing."""
+    with _made_lock:
+        tables: TreeTables | None = getattr(ledger.recorder, "_kmo_tree_tables", None)
+        if tables is not None:
+            return tables
+        datastore = getattr(ledger.recorder, "datastore", None)
+        if datastore is None:
+            tables = MemoryTreeTables()
         else:
-            tables = PostgresTreeTables(datastore)
-    tables.create()
-    return tables
+            from eventsourcing.sqlite import SQLiteDatastore
+
+            if isinstance(datastore, SQLiteDatastore):
+                tables = SqliteTreeTables(datastore, ledger.writer_turn)
+            else:
+                tables = PostgresTreeTables(datastore)
+        tables.create()
+        ledger.recorder._kmo_tree_tables = tables  # type: ignore[attr-defined]
+        return tables
