@@ -119,11 +119,18 @@ def catch_up(ledger: KmoLedger, tables: TreeTables | None = None) -> int:
             for offset, n in enumerate(batch)
         ]
         with tables.write() as writing:
-            if tables.size(writing) != (size, last):
-                continue
-            peaks = [_stored(tables, level, index, writing) for level, index in peak_positions(size)]
-            tables.add_leaves(writing, leaves)
-            tables.add_nodes(writing, _completed(size, peaks, [leaf[4] for leaf in leaves]))
+            if tables.size(writing) == (size, last):
+                append_leaves(tables, writing, leaves)
+
+
+def append_leaves(tables: TreeTables, writing: Any, leaves: list[tuple[int, int, str, int, bytes]]) -> None:
+    """Store ``leaves`` (index, notification id, record id, version, leaf hash),
+    the next after the stored tree's, with every perfect subtree they complete,
+    in the transaction ``writing``."""
+    size = leaves[0][0]
+    peaks = [_stored(tables, level, index, writing) for level, index in peak_positions(size)]
+    tables.add_leaves(writing, leaves)
+    tables.add_nodes(writing, _completed(size, peaks, [leaf[4] for leaf in leaves]))
 
 
 def _completed(size: int, peaks: list[bytes], leaf_hashes: list[bytes]) -> list[tuple[int, int, bytes]]:
