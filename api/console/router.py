@@ -46,7 +46,7 @@ from api.console.formatting import FILTERS, cents_of, parse_day
 from api.console.session import Sessions, same_origin
 from api.params import ApplicationId, EnterpriseNumber
 from api.problems import TITLES, Forbidden, Unauthorized, status_of
-from ledger.domain.errors import LedgerError, ValidationFailed
+from ledger.domain.errors import LedgerError, NotFound, ValidationFailed
 from ledger.domain.text import Identifier
 from projections.queries import WALLET_PAGE
 
@@ -229,9 +229,21 @@ async def wallet(
             raise ValidationFailed(f"as of {as_of!r} is not a date: write it as 31/12/2026") from None
         if not auditing:
             raise Forbidden("only a back-office or auditor key replays a wallet as of a date")
-    view = await run_in_threadpool(
-        wallet_view.wallet_page, ledger, models, en, day, page, auditing, auditing and verify
-    )
+    try:
+        view = await run_in_threadpool(
+            wallet_view.wallet_page, ledger, models, en, day, page, auditing, auditing and verify
+        )
+    except NotFound:
+        raise
+    except LedgerError as error:  # a stored event that cannot be read: say what verification finds
+        problems = await run_in_threadpool(ledger.verify_wallet, en) if auditing else []
+        if not problems:
+            raise
+        status = status_of(error.code)
+        detail = f"this wallet's stored events cannot be read ({error.detail})"
+        return render(
+            request, "error.html", status, title=TITLES[status], status=status, detail=detail, problems=problems
+        )
     return render(
         request,
         "wallet.html",

@@ -318,3 +318,31 @@ def test_docs_lists_every_operation_with_the_network_blocked(visit: Visit, serve
     listed.nth(operations - 1).wait_for()
     assert listed.count() == operations
     visit.shot("docs")
+
+
+def _tab_to(visit: Visit, selector: str, most: int = 40) -> None:
+    """Press Tab until the element ``selector`` has the focus."""
+    target = visit.page.locator(selector)
+    for _ in range(most):
+        if target.evaluate("element => element === document.activeElement"):
+            return
+        visit.page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} is not reached with the Tab key")
+
+
+def test_the_console_works_from_the_keyboard(visit: Visit):
+    visit.open("/console/sign-in")
+    visit.page.wait_for_function("document.activeElement?.id === 'key'")  # autofocus: the key field
+    visit.page.keyboard.type(KEYS["auditor"])
+    visit.page.keyboard.press("Enter")
+    visit.page.wait_for_url("**/console/wallets")
+    _tab_to(visit, "#q")
+    visit.page.keyboard.type("Peeters")
+    visit.page.keyboard.press("Enter")
+    visit.page.wait_for_url("**q=Peeters*")
+    _tab_to(visit, f'a[href="/console/wallets/{ENTERPRISE}"]')
+    visit.page.keyboard.press("Enter")
+    visit.page.wait_for_url(f"**/console/wallets/{ENTERPRISE}")
+    _tab_to(visit, "#event-2 summary", most=80)
+    visit.page.keyboard.press("Enter")
+    assert visit.page.locator("#event-2 details").evaluate("details => details.open")

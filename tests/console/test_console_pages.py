@@ -7,6 +7,7 @@ import json
 import re
 from datetime import date
 
+import orjson
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
@@ -15,9 +16,11 @@ from api.console.session import COOKIE
 from api.console.wallet import PAGE
 from ledger.application import KmoLedger
 from ledger.domain import commands as c
+from ledger.domain.identifiers import wallet_id
 from tests.api.conftest import KEYS, key_id_of
 from tests.conftest import BACK_OFFICE, ENTERPRISE, OTHER_ENTERPRISE, sme
-from tests.console.conftest import ORIGIN, SCRIPT_NAME, Console
+from tests.console.conftest import ORIGIN, SCRIPT_NAME, TAMPERED, Console
+from tests.tools.helpers import StoredEvents
 
 POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -196,3 +199,17 @@ def test_a_long_history_is_drawn_with_a_few_hundred_points():
     assert chart is not None and chart.days == 10_000 and chart.drawn <= charts.MAX_POINTS
     assert chart.lines[0].last == 1_000_000 and chart.lines[1].last == 500_000
     assert len(chart.lines[0].points.split()) <= 2 * charts.MAX_POINTS
+
+
+def test_a_wallet_whose_stored_event_cannot_be_read_shows_what_verification_finds(console: Console, recorded):
+    stored = StoredEvents(recorded.database_url)
+    state = orjson.loads(stored.state(wallet_id(TAMPERED), 2))
+    state["subsidy"] = "a lot"
+    stored.update(wallet_id(TAMPERED), 2, orjson.dumps(state))
+    console.sign_in("auditor")
+    answer = console.get(f"/console/wallets/{TAMPERED}")
+    assert answer.status_code == 422 and "stored events cannot be read" in answer.text
+    assert "event 2 (ApplicationSubmitted) was changed" in answer.text
+    console.sign_in("reconciler")  # verification is an auditor's read: the refusal alone
+    answer = console.get(f"/console/wallets/{TAMPERED}")
+    assert answer.status_code == 422 and "was changed" not in answer.text
