@@ -346,3 +346,12 @@ def test_the_console_works_from_the_keyboard(visit: Visit):
     _tab_to(visit, "#event-2 summary", most=80)
     visit.page.keyboard.press("Enter")
     assert visit.page.locator("#event-2 details").evaluate("details => details.open")
+
+
+def test_a_browser_that_cannot_start_fails_in_ci_and_is_skipped_elsewhere(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="must run in CI: no Chromium"):
+        _unavailable("no Chromium")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        _unavailable("no Chromium")

@@ -9,6 +9,7 @@ from datetime import date
 
 import orjson
 import pytest
+from freezegun import freeze_time
 from itsdangerous import URLSafeTimedSerializer
 
 from api.console import charts, formatting
@@ -213,3 +214,18 @@ def test_a_wallet_whose_stored_event_cannot_be_read_shows_what_verification_find
     console.sign_in("reconciler")  # verification is an auditor's read: the refusal alone
     answer = console.get(f"/console/wallets/{TAMPERED}")
     assert answer.status_code == 422 and "was changed" not in answer.text
+
+
+def test_a_session_ends_after_eight_hours(console: Console):
+    with freeze_time("2026-12-07 08:00:00"):
+        console.sign_in("auditor")
+    with freeze_time("2026-12-07 15:59:00"):
+        assert console.get("/console/wallets").url.path == "/console/wallets"
+    with freeze_time("2026-12-07 16:00:02"):
+        assert console.get("/console/wallets").url.path == "/console/sign-in"
+
+
+def test_the_gate_caps_a_console_post_too(console: Console):
+    answer = console.client.post("/console/sign-in", data={"key": "k" * 2_000_000}, headers={"Origin": ORIGIN})
+    assert answer.status_code == 413 and "set-cookie" not in answer.headers
+    assert_guarded(answer)
