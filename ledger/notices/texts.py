@@ -39,7 +39,7 @@ RULES = {
     "closure": "de einddatum van het project is verstreken",
 }
 STOP_REASONS = {
-    "on_request": "op uw verzoek",
+    "on_request": "op verzoek van de onderneming",
     "enterprise_ceased": "stopzetting van de activiteit van de onderneming",
     "provider_ceased": "stopzetting van de activiteit van de dienstverlener",
     "death_or_incapacity": "overlijden of volledige arbeidsongeschiktheid",

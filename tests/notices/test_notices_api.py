@@ -37,6 +37,8 @@ def test_the_directory_keeps_an_entry_and_never_shows_its_secret(api):
         }
         assert SECRET not in shown.text and SECRET[6:] not in shown.text
     assert api.get("/providers/DV.O999999").status_code == 404
+    typo = put(api, "DV.0207084", body)  # a zero for the letter O
+    assert typo.status_code == 422 and typo.json()["code"] == "invalid_provider_number"
     assert put(api, TRAINER, body, as_="provider").status_code == 403
     assert api.get(f"/providers/{TRAINER}", as_="auditor").status_code == 403
 
