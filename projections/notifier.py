@@ -508,9 +508,10 @@ class Notifier:
                 finished.append((wallet_hex, application_id, kind))
             else:
                 notices += due
-        with self.store.transaction():
-            self.store.insert(notices, now)
-            self.store.done(finished)
+        if notices or finished:
+            with self.store.transaction():
+                self.store.insert(notices, now)
+                self.store.done(finished)
         return len(notices)
 
     def deliver(self) -> tuple[int, int]:

@@ -14,6 +14,7 @@ from freezegun import freeze_time
 from ledger.application import KmoLedger
 from ledger.domain import commands as c
 from ledger.domain.clock import brussels_date
+from ledger.domain.money import parse_euro
 from ledger.notices.channels import DeliveryFailed, post_webhook
 from ledger.notices.derive import Notice, ProviderEntry
 from ledger.notices.settings import NoticeSettings
@@ -238,7 +239,7 @@ def test_reminders_go_out_on_their_boundary_days_once_and_never_after_the_deadli
             ENTERPRISE,
             second,
             c.DepositOwnShare(
-                amount=int(float(view["own_share"]) * 100 + 0.5),
+                amount=parse_euro(view["own_share"]),
                 payment_reference=view["payment_reference"],
                 value_date=deadline - timedelta(days=8),
             ),
@@ -258,7 +259,7 @@ def test_reminders_go_out_on_their_boundary_days_once_and_never_after_the_deadli
             ENTERPRISE,
             first,
             c.DepositOwnShare(
-                amount=int(float(views[first]["own_share"]) * 100 + 0.5),
+                amount=parse_euro(views[first]["own_share"]),
                 payment_reference=views[first]["payment_reference"],
                 value_date=deadline - timedelta(days=1),
             ),

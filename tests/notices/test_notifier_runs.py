@@ -160,3 +160,34 @@ def test_an_unused_provider_entry_is_harmless(sqlite_url, mailbox):
     finally:
         notifier.close()
         ledger.close()
+
+
+def test_kmo_ledger_notify_runs_until_sigterm_and_gives_up_its_lease(sqlite_url, mailbox, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ledger = KmoLedger(sqlite_url)
+    open_and_submit(ledger)
+    env = dict(os.environ, KMO_LEDGER_DATABASE_URL=sqlite_url, KMO_LEDGER_SMTP_URL=mailbox.url)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.cli", "notify", "--poll", "0.1"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert until(lambda: len(mailbox.messages) == 1, 30), "the notifier delivered nothing"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+        assert process.stderr is not None and process.stderr.read() == ""
+        notifier = Notifier(ledger, NoticeSettings(smtp_url=mailbox.url))
+        try:
+            assert notifier.store.state()[1] is None, "the lease was not given up"
+        finally:
+            notifier.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        ledger.close()
