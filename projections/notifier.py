@@ -446,6 +446,8 @@ class Notifier:
         """Notices of the events after the stored position, a batch per transaction with the new position."""
         made = 0
         while True:
+            if made and not self.store.take_lease(self.holder, time.time()):  # a long catch-up keeps it too
+                return made
             position = self.store.state()[0]
             high = self.log.max_id()
             if position >= high:
@@ -522,6 +524,8 @@ class Notifier:
         delivered = failed = 0
         down: dict[str, str] = {}
         while True:
+            if not self.store.take_lease(self.holder, time.time()):  # renewed per batch: a long pass keeps it
+                return delivered, failed
             now = self.ledger.clock.now()
             due = self.store.due(now, DELIVERY_BATCH)
             if not due:

@@ -18,7 +18,7 @@ from ledger.application import KmoLedger
 from ledger.domain import commands as c
 from ledger.notices.derive import ProviderEntry
 from ledger.notices.settings import NoticeSettings
-from projections.notifier import Notifier
+from projections.notifier import LEASE_SECONDS, Notifier
 from scripts.cli import main as cli
 from scripts.notice_receivers import MailBox
 from tests.api.conftest import Api, TestClient, write_keys
@@ -190,4 +190,22 @@ def test_kmo_ledger_notify_runs_until_sigterm_and_gives_up_its_lease(sqlite_url,
         if process.poll() is None:
             process.kill()
             process.wait()
+        ledger.close()
+
+
+def test_a_notifier_whose_lease_ran_out_and_was_taken_stops_delivering(sqlite_url, mailbox):
+    ledger = KmoLedger(sqlite_url)
+    settings = NoticeSettings(smtp_url=mailbox.url)
+    first, second = Notifier(ledger, settings), Notifier(ledger, settings)
+    try:
+        open_and_submit(ledger)
+        assert first.store.take_lease(first.holder, time.time())
+        first.derive()
+        # the first stalled past its lease: the second takes it over
+        assert second.store.take_lease(second.holder, time.time() + LEASE_SECONDS + 1)
+        assert first.deliver() == (0, 0) and mailbox.messages == []
+        assert second.run_pass().delivered == 1
+    finally:
+        first.close()
+        second.close()
         ledger.close()
