@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,7 +33,7 @@ from starlette.responses import Response
 
 from api.auth import Caller
 from api.keys import KeyRing
-from api.settings import KEY_ID_DIGITS, Settings
+from api.settings import KEY_ID_DIGITS, Settings, SettingsError
 
 COOKIE = "kmo_console"
 PATH = "/console"
@@ -50,19 +51,27 @@ def console_secret(settings: Settings) -> str:
         return settings.console_secret.get_secret_value()
     path = settings.keys_file().parent / SECRET_FILE
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return _read_secret(path)
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(secrets.token_urlsafe(48) + "\n")
         return _read_secret(path)
-    with os.fdopen(descriptor, "w", encoding="ascii") as file:
-        file.write(secrets.token_urlsafe(48) + "\n")
-    return _read_secret(path)
+    except OSError as error:
+        raise SettingsError(
+            f"the console's secret {path} cannot be made or read ({error.strerror}): "
+            "set KMO_LEDGER_CONSOLE_SECRET (32 characters or more) or let the server write beside its keys file"
+        ) from None
 
 
 def _read_secret(path: Path) -> str:
-    secret = path.read_text(encoding="ascii").strip()
-    if len(secret) < 32:  # being written by another process: a moment later it is whole
-        raise RuntimeError(f"the console's secret in {path} is shorter than 32 characters")
-    return secret
+    for _attempt in range(50):  # another process creating it writes it a moment later
+        secret = path.read_text(encoding="ascii").strip()
+        if len(secret) >= 32:
+            return secret
+        time.sleep(0.01)
+    raise SettingsError(f"the console's secret in {path} is shorter than 32 characters: remove it or set another")
 
 
 class Sessions:

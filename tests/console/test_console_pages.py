@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from datetime import date
 
 import orjson
@@ -13,8 +14,9 @@ from freezegun import freeze_time
 from itsdangerous import URLSafeTimedSerializer
 
 from api.console import charts, formatting
-from api.console.session import COOKIE
+from api.console.session import COOKIE, SECRET_FILE, console_secret
 from api.console.wallet import PAGE
+from api.settings import Settings, SettingsError
 from ledger.application import KmoLedger
 from ledger.domain import commands as c
 from ledger.domain.identifiers import wallet_id
@@ -229,3 +231,18 @@ def test_the_gate_caps_a_console_post_too(console: Console):
     answer = console.client.post("/console/sign-in", data={"key": "k" * 2_000_000}, headers={"Origin": ORIGIN})
     assert answer.status_code == 413 and "set-cookie" not in answer.headers
     assert_guarded(answer)
+
+
+def test_the_signing_secret_is_kept_owner_only_beside_the_keys_file_or_given(recorded, tmp_path):
+    settings = Settings(database_url=recorded.database_url, api_keys_file=recorded.keys_file)
+    first = console_secret(settings)
+    kept = recorded.keys_file.parent / SECRET_FILE
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600 and len(first) >= 32
+    assert console_secret(settings) == first  # a restart, or another worker, signs alike
+    given = Settings(database_url=recorded.database_url, api_keys_file=recorded.keys_file, console_secret="s" * 32)
+    assert console_secret(given) == "s" * 32
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    keys = not_a_folder / "keys.json"  # nowhere to write the secret, even as root
+    with pytest.raises(SettingsError, match="KMO_LEDGER_CONSOLE_SECRET"):
+        console_secret(Settings(database_url=recorded.database_url, api_keys_file=keys))
