@@ -45,7 +45,7 @@ from api.console.charts import daily_bars
 from api.console.formatting import FILTERS, cents_of, parse_day
 from api.console.session import Sessions, same_origin
 from api.params import ApplicationId, EnterpriseNumber
-from api.problems import TITLES, Forbidden, Unauthorized, status_of
+from api.problems import TITLES, Forbidden, Unauthorized, _location, _message, status_of
 from ledger.domain.errors import LedgerError, NotFound, ValidationFailed
 from ledger.domain.text import Identifier
 from projections.queries import WALLET_PAGE
@@ -94,11 +94,9 @@ class ConsoleRoute(APIRoute):
 
 
 def _invalid(error: RequestValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item.get("loc", ())[1:])
-        parts.append(f"{where}: {item.get('msg', 'not valid')}" if where else item.get("msg", "not valid"))
-    return "; ".join(parts) or "the request is not valid"
+    """What is wrong, in the API's words for a 422 (``query.page: ...``)."""
+    parts = list(dict.fromkeys(f"{_location(e)}: {_message(e)}" for e in error.errors()))
+    return "; ".join(parts[:5]) or "the request is not valid"
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -109,8 +107,9 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     )
 
 
-def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
-    return render(request, "error.html", status, title=TITLES.get(status, "Error"), status=status, detail=detail)
+def error_page(request: Request, status: int, detail: str, **more: Any) -> HTMLResponse:
+    title = TITLES.get(status, "Error")
+    return render(request, "error.html", status, title=title, status=status, detail=detail, **more)
 
 
 def sessions(request: Request) -> Sessions:
@@ -239,11 +238,8 @@ async def wallet(
         problems = await run_in_threadpool(ledger.verify_wallet, en) if auditing else []
         if not problems:
             raise
-        status = status_of(error.code)
         detail = f"this wallet's stored events cannot be read ({error.detail})"
-        return render(
-            request, "error.html", status, title=TITLES[status], status=status, detail=detail, problems=problems
-        )
+        return error_page(request, status_of(error.code), detail, problems=problems)
     return render(
         request,
         "wallet.html",
