@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import Field
 
+from api.answers import BackOfficeFirstCommand
 from api.auth import Caller, allow
 from api.params import never_null
 from api.problems import ReadModelsUnavailable
@@ -139,12 +140,17 @@ def list_notices(
 
 
 @operation(router.post, "/{id}/redelivery", "Send a notice again", NoticeOut, 403, 404, 503)
-def redeliver_notice(id: NoticeIdPath, _caller: BackOffice, service: Notices):
+def redeliver_notice(id: NoticeIdPath, command: BackOfficeFirstCommand, service: Notices):
     """Make the notice pending now, at its recipient's address of today (a
     contact or directory entry added since is used); with still nobody known it
-    stays `undeliverable`. It goes out under the same id."""
+    stays `undeliverable`. It goes out under the same id. With an
+    `Idempotency-Key`, a retry answers what the first request did."""
     notifier = service.notifier
-    row = notifier.store.get(id)
-    if row is None:
-        raise NotFound(f"no notice {id}")
-    return _out(notifier.store.redeliver(id, notifier.address_now(row), notifier.ledger.clock.now()))
+
+    def redeliver() -> dict[str, Any]:
+        row = notifier.store.get(id)
+        if row is None:
+            raise NotFound(f"no notice {id}")
+        return _out(notifier.store.redeliver(id, notifier.address_now(row), notifier.ledger.clock.now()))
+
+    return command.run_once(None, redeliver)

@@ -94,5 +94,8 @@ def test_notices_are_listed_by_status_and_redelivered(api):
     again = api.post(f"/notices/{notice['id']}/redelivery")
     assert again.status_code == 200, again.text
     assert again.json()["status"] == "pending" and again.json()["address"] in ("a@janssens.be", "b@peeters.be")
+    keyed = api.post(f"/notices/{notice['id']}/redelivery", Idempotency_Key="redeliver-1")
+    replayed = api.post(f"/notices/{notice['id']}/redelivery", Idempotency_Key="redeliver-1")
+    assert replayed.json() == keyed.json() and replayed.headers["Idempotent-Replayed"] == "true"
     assert api.post("/notices/00000000-0000-0000-0000-000000000000/redelivery").status_code == 404
     assert api.post("/notices/not-an-id/redelivery").status_code == 422
