@@ -30,7 +30,7 @@ from ledger.audit.replay import describe, replay_events
 from ledger.domain.errors import NotFound
 from ledger.domain.identifiers import canonical_enterprise_number, wallet_id
 from ledger.domain.state import AT_FINANCIAL_MANAGER
-from ledger.summaries import application_summary
+from ledger.summaries import application_summary, wallet_summary
 
 Event = tuple[int, str, Any]
 PAGE = 50
@@ -89,15 +89,16 @@ def wallet_page(
     number = canonical_enterprise_number(enterprise_number)
     wallet = ledger.get_wallet(number)  # NotFound: no such wallet
     latest = wallet.state.latest_business_date
-    if as_of is None:
-        summary = ledger.wallet_summary(number)
-    else:
-        summary = ledger.replay(number, as_of)
     if as_of is None or latest is None or latest <= as_of:  # nothing after as_of: the wallet as it stands
+        summary = ledger.wallet_summary(number) if as_of is None else ledger.replay(number, as_of)
         applications = [ledger.application_summary(number, a["application_id"]) for a in summary["applications"]]
-    else:
-        state = replay_events(ledger.wallet_events(number, as_of))
-        applications = [application_summary(a) for a in state.applications.values()] if state else []
+    else:  # the replay of /state?as_of=, folded here once for the applications' state too
+        events = ledger.wallet_events(number, as_of)
+        state = replay_events(events)
+        if state is None:
+            raise NotFound(f"the wallet of enterprise {number} did not exist on {as_of}")
+        summary = wallet_summary(state, events[-1].originator_version, as_of) | {"as_of": as_of.isoformat()}
+        applications = [application_summary(a) for a in state.applications.values()]
     result = WalletPage(number, as_of, summary, applications, ceiling_bars(summary["ceilings"]))
     if with_timeline:
         projects = {a["application_id"]: a["project_number"] for a in applications}

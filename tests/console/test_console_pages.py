@@ -246,3 +246,25 @@ def test_the_signing_secret_is_kept_owner_only_beside_the_keys_file_or_given(rec
     keys = not_a_folder / "keys.json"  # nowhere to write the secret, even as root
     with pytest.raises(SettingsError, match="KMO_LEDGER_CONSOLE_SECRET"):
         console_secret(Settings(database_url=recorded.database_url, api_keys_file=keys))
+
+
+@pytest.mark.parametrize("day", ["2026-03-02", "2026-03-05", "2026-04-01", "2026-12-31"])
+def test_the_page_as_of_a_day_holds_the_numbers_of_state_as_of(console: Console, day):
+    console.sign_in("auditor")
+    page = console.get(WALLET, as_of=day).text
+    state = console.client.get(
+        f"/v1/wallets/{ENTERPRISE}/state", params={"as_of": day}, headers={"Authorization": f"Bearer {KEYS['auditor']}"}
+    ).json()
+    figures = page[page.index('<dl class="figures">') : page.index("</dl>")]
+    shown = dict(re.findall(r'data-balance="(\w+)">([^<]*)<', figures))
+    assert shown == {
+        "held_own_share": formatting.euro(state["held"]["own_share"]),
+        "held_subsidy": formatting.euro(state["held"]["subsidy"]),
+        "due_enterprise": formatting.euro(state["due"]["enterprise"]),
+        "due_government": formatting.euro(state["due"]["government"]),
+    }
+    for ceiling in state["ceilings"]:
+        assert formatting.euro(ceiling["remaining"]) in page and formatting.euro(ceiling["used"]) in page
+    assert f"version {state['version']}." in page
+    for application in state["applications"]:
+        assert f"<td>{formatting.words(application['state'])}</td>" in page
