@@ -1,16 +1,18 @@
 """What the console's wallet page shows.
 
-The summary, ceilings and applications come from the ledger's own reads: the
-wallet as ``GET /v1/wallets/{en}`` shows it, or as of a date as
-``GET /v1/wallets/{en}/state?as_of=`` replays it (the same call). The timeline
-is read page-wise: the balances after each event and the chart come from the
-legs of the wallet's events in the read models' audit trail (one query of
-narrow rows; the stored events when the trail was purged), summed in order as
-``kmo-ledger replay`` sums them, and only the page's events are decoded,
-through the API's event paging, for the words ``kmo-ledger replay`` prints
-(:func:`ledger.audit.replay.describe`), their legs, actor and hash. The
-first page of a 10,000-event wallet folds none of its events; an earlier
-"as of" folds those up to that day once, for the applications' state then.
+The summary, ceilings and applications are the ledger's own reads: the wallet
+as ``GET /v1/wallets/{en}`` shows it, or, as of a day, as
+``GET /v1/wallets/{en}/state?as_of=`` replays it: that very call when no event
+lies after the day, otherwise the same fold of the events up to the day, done
+once here so the applications' state comes from it too.
+
+The timeline is read page-wise: the balances after each event and the chart
+come from the legs of the wallet's events in the read models' audit trail (one
+query of narrow rows; the stored events when the trail was purged), summed in
+order as ``kmo-ledger replay`` sums them, and only the page's events are
+decoded, through the API's event paging, for the words ``kmo-ledger replay``
+prints (:func:`ledger.audit.replay.describe`), their legs, actor and hash.
+The first page of a 10,000-event wallet decodes 50 events and folds none.
 """
 
 from __future__ import annotations
