@@ -80,8 +80,9 @@ def downsample(values: list[tuple[date, list[int]]], most: int = MAX_POINTS) -> 
 
 
 def line_chart(values: list[tuple[date, list[int]]], names: Sequence[tuple[str, str]]) -> LineChart | None:
-    """Step lines of each series of ``values`` (``names``: its label and CSS class)."""
-    if not values:
+    """Step lines of each series of ``values`` (``names``: its label and CSS class);
+    None when every value is zero (nothing to draw)."""
+    if not any(any(amounts) for _on, amounts in values):
         return None
     days = len(values)
     shown = downsample(values)

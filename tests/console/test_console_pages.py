@@ -202,6 +202,7 @@ def test_a_long_history_is_drawn_with_a_few_hundred_points():
     assert chart is not None and chart.days == 10_000 and chart.drawn <= charts.MAX_POINTS
     assert chart.lines[0].last == 1_000_000 and chart.lines[1].last == 500_000
     assert len(chart.lines[0].points.split()) <= 2 * charts.MAX_POINTS
+    assert charts.line_chart([(date(2026, 1, 1), [0, 0])], (("own", "a"), ("subsidy", "b"))) is None
 
 
 def test_a_wallet_whose_stored_event_cannot_be_read_shows_what_verification_finds(console: Console, recorded):
