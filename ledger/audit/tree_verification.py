@@ -73,14 +73,16 @@ def verify_tree(
         batch = ledger.recorder.select_notifications(last + 1, CHUNK)
         if not batch:
             break
-        stored = {leaf[0]: leaf for leaf in tables.leaves(frontier.size, len(batch))} if differs is None else {}
+        first = frontier.size
+        stored = tables.leaf_hashes(first, len(batch)) if differs is None else []
         for notification in batch:
             position = frontier.size
             hashed, event = leaf_hash_and_kind(bytes(notification.state))
             if event:
                 touched.add(notification.originator_id)
-            if differs is None:
-                differs = _difference(position, notification, hashed, stored.get(position), labels)
+            if differs is None and position - first < len(stored) and stored[position - first] != hashed:
+                # the same leaf hash is the same record; only a difference is looked at closely
+                differs = _difference(position, notification, hashed, tables.leaves(position, 1)[0], labels)
             frontier.append(hashed)
             while due and due[0]["tree_size"] == frontier.size:
                 row = due.pop(0)

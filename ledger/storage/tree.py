@@ -139,6 +139,11 @@ class TreeTables(ABC):
         )
         return [(int(i), int(n), str(o), int(v), bytes(h)) for i, n, o, v, h in rows]
 
+    def leaf_hashes(self, start: int, limit: int) -> list[bytes]:
+        """The stored leaf hashes from ``start``, in order (fewer at the tree's end)."""
+        sql = self.sql("SELECT hash FROM {leaves} WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?")
+        return [bytes(row[0]) for row in self.query(sql, (start, limit))]
+
     def checkpoints(self, after: int = 0) -> list[dict[str, Any]]:
         """Every checkpoint numbered above ``after``, oldest first."""
         rows = self.query(
