@@ -349,8 +349,14 @@ class Checkpointer:
         while not self._stop.is_set():
             try:
                 self.run_once()
-            except Exception:  # a store that is down now may be back at the next turn
-                log.exception("taking a checkpoint failed; trying again in %s s", self.interval)
+            except Exception as error:  # a store that is down now may be back at the next turn
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                log.warning(
+                    "taking a checkpoint failed (%s: %s); trying again in %s s",
+                    type(error).__name__,
+                    reason,
+                    self.interval,
+                )
             self._stop.wait(self.interval)
 
     def close(self) -> None:
