@@ -25,7 +25,7 @@ import orjson
 
 from ledger.audit.progress import Progress, no_progress
 from ledger.audit.replay import replay_steps
-from ledger.audit.tree_verification import verify_tree
+from ledger.audit.tree_verification import remember_verified, verify_tree
 from ledger.audit.verification import check_rows
 from ledger.domain import events as ev
 from ledger.domain.errors import LedgerError, NotFound
@@ -89,6 +89,7 @@ def verify_ledger(
         if not enterprise and not since_checkpoint:  # while the workers check the wallets
             tree = the_tree()
         tree.pop("touched", None)
+        mark = tree.pop("mark", None)
         report: dict[str, Any] = {"ok": True, "wallets": 0, "events": 0, "problems": list(tree.pop("problems", []))}
         report["tree"] = tree
         submissions = _wallets(report, checks, anchors, enterprise, progress)
@@ -117,6 +118,8 @@ def verify_ledger(
         for difference in report["projections"]["differences"]
     ]
     report["ok"] = not report["problems"]
+    if report["ok"] and not enterprise:
+        remember_verified(ledger, mark)
     return report
 
 

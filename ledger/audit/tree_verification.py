@@ -107,10 +107,17 @@ def verify_tree(
         else:
             problems.append(_mismatch(row, differs, f"the log holds {frontier.size} records, it signed "))
     report |= {"tree_size": frontier.size, "from_position": first, "touched": touched}
-    if not problems and keep is not None and latest is not None:
-        number, notification_id, peaks = keep
-        tables.set_verified(number, latest["tree_size"], notification_id, peaks, datetime.now(UTC).isoformat())
+    report["mark"] = (keep, latest["tree_size"]) if keep is not None and latest is not None else None
     return report
+
+
+def remember_verified(ledger: Any, mark: tuple | None) -> None:
+    """Keep the tree's right edge at the latest checkpoint (``verify_tree``'s
+    ``mark``) as the point the next ``--since-checkpoint`` run starts from: call
+    it only when everything verified held."""
+    if mark is not None:
+        (number, notification_id, peaks), size = mark
+        tree_tables(ledger).set_verified(number, size, notification_id, peaks, datetime.now(UTC).isoformat())
 
 
 def _resume(tables: TreeTables, rows: list[dict[str, Any]], ledger: Any) -> tuple[int, tuple, int, int, str] | None:

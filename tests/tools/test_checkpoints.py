@@ -254,3 +254,13 @@ def test_worker_processes_find_what_one_process_finds(tools, signed, monkeypatch
     parallel = findings(tools)
     assert parallel == serial and parallel[0] == 1 and parallel[1]["wallets"] == 2
     assert any(p["sequence"] == 5 and "missing" in p["problem"] for p in parallel[1]["problems"])
+
+
+def test_a_run_that_found_anything_is_not_remembered_as_verified(tools, signed):
+    """A wallet's problem found once is found again: --since-checkpoint starts from a run where all held."""
+    stored = StoredEvents(tools.database_url)
+    state = stored.state(WALLET, 4)
+    stored.update(WALLET, 4, state.replace(b'"amount":"7000.00"', b'"amount":"7100.00"'))  # the chain sees it
+    assert findings(tools)[0] == 1
+    code, report = findings(tools, "--since-checkpoint")
+    assert code == 1 and report["tree"]["from_position"] == 0 and report["wallets"] == 2
