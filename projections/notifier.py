@@ -107,8 +107,15 @@ COLUMNS = NOTICES.column_names
 
 
 def _iso(moment: datetime) -> str:
-    """A UTC moment as text that sorts as time does."""
+    """A UTC moment as stored: text of one width, so it sorts as time does."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _shown(stored: str | None) -> str | None:
+    """A stored moment as JSON writes a datetime (``...T09:00:00Z``, microseconds only when any)."""
+    if stored is None:
+        return None
+    return datetime.fromisoformat(stored).isoformat().replace("+00:00", "Z")
 
 
 def backoff(attempts: int, first: float, rng: random.Random) -> timedelta:
@@ -270,17 +277,18 @@ class NoticeStore:
         with self.transaction():
             if not self.target.query(f"SELECT 1 FROM {NOTICES.name} WHERE id = ?", (notice_id,)):
                 raise NotFound(f"no notice {notice_id}")
-            self.target.execute(
-                f"UPDATE {NOTICES.name} SET status = ?, attempts = 0, next_attempt_at = ?, address = ?, "
-                "last_error = CASE WHEN ? IS NULL THEN last_error ELSE NULL END WHERE id = ?",
-                (
-                    "pending" if address else "undeliverable",
-                    _iso(now) if address else None,
-                    address,
-                    address,
-                    notice_id,
-                ),
-            )
+            if address:  # someone to send it to: pending now, the last error forgotten
+                self.target.execute(
+                    f"UPDATE {NOTICES.name} SET status = 'pending', attempts = 0, next_attempt_at = ?, address = ?, "
+                    "last_error = NULL WHERE id = ?",
+                    (_iso(now), address, notice_id),
+                )
+            else:
+                self.target.execute(
+                    f"UPDATE {NOTICES.name} SET status = 'undeliverable', next_attempt_at = NULL, address = NULL "
+                    "WHERE id = ?",
+                    (notice_id,),
+                )
         found = self.get(notice_id)
         assert found is not None
         return found
@@ -336,7 +344,7 @@ class NoticeStore:
         if not rows:
             return None
         number, name, email, url, secret, updated = rows[0]
-        return ProviderEntry(number, name, email, url), secret, updated
+        return ProviderEntry(number, name, email, url), secret, _shown(updated) or updated
 
     def directory(self, number: str) -> ProviderEntry | None:
         found = self.provider(number)
@@ -352,6 +360,8 @@ def _row(row: tuple) -> dict[str, Any]:
     found = dict(zip(COLUMNS, row, strict=True))
     found["data"] = orjson.loads(found["data"])
     found["attempts"] = int(found["attempts"])
+    for moment in ("created_at", "next_attempt_at", "delivered_at"):
+        found[moment] = _shown(found[moment])
     return found
 
 

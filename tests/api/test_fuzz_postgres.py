@@ -543,6 +543,33 @@ COMMANDS = (
         roles=("back-office", "provider"),
     ),
     Endpoint("run_deadlines", "POST", "/deadlines/run", "nothing"),
+    Endpoint(
+        "change_contact",
+        "PUT",
+        "/wallets/{en}/contact",
+        "wallet",
+        (body("contact_email", values=FOR_TEXT),),
+        lambda target, stage: {"contact_email": "boekhouding@peeters.be"},
+    ),
+    Endpoint(
+        "put_provider",
+        "PUT",
+        "/providers/{provider}",
+        "nothing",
+        (
+            body("name", values=FOR_TEXT),
+            body("email", values=FOR_TEXT),
+            body("webhook_url", values=FOR_TEXT),
+            body("webhook_secret", values=FOR_TEXT),
+        ),
+        lambda target, stage: {
+            "name": "Opleidingen Janssens",
+            "email": "aanvragen@janssens.be",
+            "webhook_url": "https://janssens.be/kmo/hooks",
+            "webhook_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        },
+    ),
+    Endpoint("redeliver_notice", "POST", "/notices/{id}/redelivery", "noticed"),
 )
 READS = (
     Endpoint("get_wallet", "GET", "/wallets/{en}", "ordered", roles=("back-office", "auditor")),
@@ -587,6 +614,15 @@ READS = (
         query={"from": "2026-03-01", "to": TODAY},
         roles=("back-office", "reconciler"),
     ),
+    Endpoint("get_provider", "GET", "/providers/{provider}", "listed"),
+    Endpoint(
+        "list_notices",
+        "GET",
+        "/notices",
+        "noticed",
+        (query("status"), query("cursor"), query("limit")),
+        query={"status": "undeliverable", "cursor": "0", "limit": "50"},
+    ),
     Endpoint("latest_checkpoint", "GET", "/checkpoints/latest", "checkpointed", roles=("back-office", "auditor")),
     Endpoint("checkpoint_public_key", "GET", "/checkpoints/public-key", "checkpointed", roles=("auditor",)),
     Endpoint(
@@ -614,6 +650,8 @@ STATES = {
     "recovering": "ordered",  # paid out, then stopped for another reason: 1,200.00 to recover
     "stopped": "funded",  # stopped on request: 7,000.00 due to the enterprise, 3,000.00 to the government
     "checkpointed": "wallet",  # a wallet, then a signed checkpoint of the ledger-wide tree
+    "listed": "nothing",  # the provider in the directory
+    "noticed": "waiting",  # the notifier derived the submission's notices; {id} is one of them
 }
 """Each state a command acts on, after the state it is reached from."""
 
@@ -674,6 +712,16 @@ class Stage:
             assert self.act(target, "stop", {"reason": "other"}).json()["outcome"] == "recovery_issued"
         elif state == "stopped":
             assert self.act(target, "stop", {"reason": "on_request"}).json()["outcome"] == "stopped"
+        elif state == "listed":
+            entry = {"name": "Opleidingen Janssens", "email": "aanvragen@janssens.be"}
+            response = self.api.client.put(f"/v1/providers/{TRAINER}", json=entry, headers=Api.headers("back-office"))
+            assert response.status_code == 200, response.text
+        elif state == "noticed":
+            notifier = self.api.client.app.state.notices.notifier
+            notifier.run_pass()
+            notices = notifier.store.page(None, None, 500)[0]
+            notice = next(n for n in notices if n["enterprise_number"] == target.en)
+            return Target(target.en, {"application_id": notice["id"]})  # the notice's id fills {id}
         elif state == "checkpointed":
             app = self.api.client.app.state
             take_checkpoint(app.ledger, signing_key(app.checkpoint_key))
