@@ -166,8 +166,8 @@ def test_a_failing_receiver_is_retried_then_parked_and_redelivered_under_the_sam
         ledger.close()
 
 
-def test_a_notice_with_no_recipient_is_kept_and_sent_once_a_contact_is_known(sqlite_url, mailbox, clock):
-    ledger = KmoLedger(sqlite_url)
+def test_a_notice_with_no_recipient_is_kept_and_sent_once_a_contact_is_known(database_url, mailbox, clock):
+    ledger = KmoLedger(database_url)
     notifier = notifier_on(ledger, mailbox.url)
     try:
         open_and_submit(ledger, contact=None)
