@@ -100,6 +100,8 @@ def describe(event: Any, state: Any) -> tuple[int | None, str]:
         return None, f"wallet of {event.name}, {event.size} enterprise (figures {event.figures_year})"
     if isinstance(event, ev.SmeFiguresFiled):
         return None, f"SME figures of {event.year} filed: {event.size}"
+    if isinstance(event, ev.ContactEmailChanged):
+        return None, f"contact e-mail {'changed to ' + event.contact_email if event.contact_email else 'removed'}"
     if isinstance(event, ev.ApplicationSubmitted):
         capped = f", capped by {event.capped_by}" if event.capped_by else ""
         return event.subsidy, (

@@ -8,7 +8,9 @@ from datetime import date
 import pytest
 from freezegun import freeze_time
 
+from ledger.domain import commands as c
 from scripts import replay
+from tests.conftest import BACK_OFFICE
 from tests.scenarios.helpers import Story
 from tests.tools.helpers import Tools
 
@@ -108,3 +110,11 @@ def test_bad_usage_exits_2_with_one_line(monkeypatch, capsys, sqlite_url, args, 
     outcome = Tools(monkeypatch, capsys, sqlite_url).run(replay.main, *args)
     assert outcome.code == 2 and reason in outcome.err and outcome.out == ""
     assert len(outcome.err.strip().splitlines()) == 1
+
+
+def test_a_changed_contact_e_mail_is_said_in_the_timeline(tools, ledger):
+    Story(ledger)
+    ledger.change_contact_email("0403170701", c.ChangeContactEmail(contact_email="boekhouding@peeters.be"), BACK_OFFICE)
+    ledger.change_contact_email("0403170701", c.ChangeContactEmail(contact_email=None), BACK_OFFICE)
+    details = [row["detail"] for row in replayed(tools, "2099-01-01")["timeline"]][1:]
+    assert details == ["contact e-mail changed to boekhouding@peeters.be", "contact e-mail removed"]
