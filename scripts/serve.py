@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from api.console.session import console_secret
 from api.observability import OperationsSettings, log_config
 from api.settings import ROLES, Settings, SettingsError, ensure_keys_file
 from api.transport import TransportLimits
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SettingsError("a store in memory belongs to one process: serve it with --workers 1")
         TransportLimits()
         OperationsSettings()
+        console_secret(settings)  # made or read now: a worker that cannot would stop with a trace
         _open_store(settings)
     except (SettingsError, ValidationError) as error:
         reason = _first_error(error) if isinstance(error, ValidationError) else str(error)

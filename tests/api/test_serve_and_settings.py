@@ -121,6 +121,15 @@ def test_serve_refuses_a_bad_transport_limit_in_one_line(
     assert fake_uvicorn.calls == []
 
 
+def test_serve_stops_in_one_line_when_the_consoles_secret_is_unusable(fresh_folder, fake_uvicorn, capsys):
+    (fresh_folder / "var").mkdir()
+    (fresh_folder / "var" / "console-secret").write_text("too short\n")
+    assert serve.main([]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("kmo-ledger serve: the console's secret in ") and error.count("\n") == 1
+    assert fake_uvicorn.calls == []
+
+
 def test_serve_stops_in_one_line_when_the_store_cannot_be_reached(fresh_folder, fake_uvicorn, capsys, monkeypatch):
     port = free_port()  # nothing listens there
     monkeypatch.setenv("KMO_LEDGER_DATABASE_URL", f"postgresql://postgres@127.0.0.1:{port}/test")
