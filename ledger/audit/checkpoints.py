@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -161,6 +161,33 @@ def _stored(tables: TreeTables, level: int, index: int, writing: Any = None) -> 
     if hashed is None:
         raise merkle.MerkleError(f"the stored tree has no subtree {index} at level {level}")
     return hashed
+
+
+T = TypeVar("T")
+
+
+def prefetched(tables: TreeTables, compute: Callable[[merkle.PerfectSubtrees], T]) -> T:
+    """``compute(perfect)`` with every stored hash it reads fetched in one go:
+    which subtrees a proof reads depends on sizes and indexes only, so a first
+    run with stand-in hashes names them, one query per table reads them, and
+    the second run is answered from those (a proof: two round trips, not one
+    per level)."""
+    wanted: list[tuple[int, int]] = []
+
+    def note(level: int, index: int) -> bytes:
+        wanted.append((level, index))
+        return bytes(merkle.HASH_SIZE)
+
+    compute(note)
+    found = tables.perfect_many(wanted)
+
+    def read(level: int, index: int) -> bytes:
+        hashed = found.get((level, index))
+        if hashed is None:
+            raise merkle.MerkleError(f"the stored tree has no subtree {index} at level {level}")
+        return hashed
+
+    return compute(read)
 
 
 def stored_subtrees(tables: TreeTables) -> merkle.PerfectSubtrees:
@@ -395,13 +422,20 @@ def inclusion(ledger: KmoLedger, originator_id: str, version: int, tree_size: in
         raise CheckpointError(f"event {version} is in no checkpoint yet (the latest holds {newest} records)")
     if leaf >= size:
         raise CheckpointError(f"event {version} is leaf {leaf}: a tree of {size} leaves does not hold it")
-    perfect = stored_subtrees(tables)
+    proof, root, leaf_hash = prefetched(
+        tables,
+        lambda perfect: (
+            merkle.inclusion_proof(leaf, size, perfect),
+            merkle.root_at(size, perfect),
+            perfect(0, leaf),
+        ),
+    )
     return {
         "leaf_index": leaf,
         "tree_size": size,
-        "leaf_hash": perfect(0, leaf).hex(),
-        "proof": [hashed.hex() for hashed in merkle.inclusion_proof(leaf, size, perfect)],
-        "root_hash": merkle.root_at(size, perfect).hex(),
+        "leaf_hash": leaf_hash.hex(),
+        "proof": [hashed.hex() for hashed in proof],
+        "root_hash": root.hex(),
     }
 
 
@@ -413,7 +447,7 @@ def consistency(ledger: KmoLedger, first: int, second: int) -> dict[str, Any]:
     if first < 1:
         raise CheckpointError("from is a tree size of 1 or more: the empty tree has no consistency proof")
     _within_latest(ledger, second, "to")
-    proof = merkle.consistency_proof(first, second, stored_subtrees(tree_tables(ledger)))
+    proof = prefetched(tree_tables(ledger), lambda perfect: merkle.consistency_proof(first, second, perfect))
     return {"from": first, "to": second, "proof": [hashed.hex() for hashed in proof]}
 
 

@@ -121,6 +121,22 @@ class TreeTables(ABC):
             rows = self._read(sql, (level, index), writing)
         return bytes(rows[0][0]) if rows else None
 
+    def perfect_many(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored hashes of the perfect subtrees ``wanted`` (level, index): one query per table."""
+        found: dict[tuple[int, int], bytes] = {}
+        leaves = sorted({index for level, index in wanted if level == 0})
+        if leaves:
+            marks = ", ".join("?" for _ in leaves)
+            sql = self.sql(f"SELECT leaf_index, hash FROM {{leaves}} WHERE leaf_index IN ({marks})")
+            found.update(((0, int(index)), bytes(hashed)) for index, hashed in self.query(sql, leaves))
+        nodes = sorted({(level, index) for level, index in wanted if level > 0})
+        if nodes:
+            where = " OR ".join("(level = ? AND idx = ?)" for _ in nodes)
+            sql = self.sql(f"SELECT level, idx, hash FROM {{nodes}} WHERE {where}")
+            params = [value for pair in nodes for value in pair]
+            found.update(((int(level), int(index)), bytes(hashed)) for level, index, hashed in self.query(sql, params))
+        return found
+
     def leaf_of(self, originator_id: str, version: int) -> int | None:
         rows = self.query(
             self.sql("SELECT leaf_index FROM {leaves} WHERE originator_id = ? AND originator_version = ?"),
