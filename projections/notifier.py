@@ -25,7 +25,9 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -42,7 +44,7 @@ from ledger.domain.errors import NotFound
 from ledger.domain.identifiers import canonical_enterprise_number, wallet_id
 from ledger.domain.state import WalletState
 from ledger.notices import derive
-from ledger.notices.channels import DeliveryFailed, Smtp, post_webhook
+from ledger.notices.channels import DeliveryFailed, Smtp, Webhooks
 from ledger.notices.derive import Account, Notice, ProviderEntry
 from ledger.notices.settings import NoticeSettings
 from projections.log import NotificationLog
@@ -101,9 +103,13 @@ TABLES = (NOTICES, NOTICE_DEADLINES, NOTICE_STATE, PROVIDERS)
 STATE_ROW = "notifier"
 LEASE_SECONDS = 30
 BATCH = 500
-DELIVERY_BATCH = 100
+DELIVERY_BATCH = 400
+MAX_SENDERS = 16
+"""Threads sending at once in a batch, whatever the number of receivers."""
 MAX_BACKOFF = timedelta(days=1)
 COLUMNS = NOTICES.column_names
+Outcome = tuple[str, str, int, str | None, str | None, str | None, str | None]
+"""(id, status, attempts, next attempt, last error, delivered at, address) of one notice."""
 
 
 def _iso(moment: datetime) -> str:
@@ -237,7 +243,7 @@ class NoticeStore:
             )
         return [_row(row) for row in rows]
 
-    def record(self, outcomes: list[tuple[str, str, int, str | None, str | None, str | None, str | None]]) -> None:
+    def record(self, outcomes: list[Outcome]) -> None:
         """(id, status, attempts, next attempt, last error, delivered at, address) per notice, in one transaction."""
         with self.transaction():
             self.target.executemany(
@@ -380,6 +386,21 @@ def _holder_gone(holder: str) -> bool:
     return False
 
 
+SMTP_RECEIVER = "smtp"
+
+
+@dataclass
+class Send:
+    """A notice to send in a batch, with all the sender needs read beforehand."""
+
+    notice: Notice
+    attempts: int
+    address: str | None
+    receiver: str = SMTP_RECEIVER
+    """The SMTP server, or the webhook's host (``host:port``)."""
+    secret: str | None = None
+
+
 def as_notice(row: dict[str, Any]) -> Notice:
     return Notice(**{name: row[name] for name in Notice.__dataclass_fields__})
 
@@ -404,13 +425,11 @@ class Notifier:
         self._owns_store = store is None
         self.log = NotificationLog(ledger.recorder)
         self.account = Account(self.settings.financial_manager_iban, self.settings.financial_manager_name)
-        self.smtp = Smtp(self.settings.smtp_url, self.settings.notice_sender, self.settings.notice_timeout_seconds)
         self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self.rng = random.Random(seed)
         self._pass = threading.Lock()
 
     def close(self) -> None:
-        self.smtp.close()
         self.log.close()
         try:
             self.store.give_up_lease(self.holder)
@@ -527,59 +546,120 @@ class Notifier:
         return len(notices)
 
     def deliver(self) -> tuple[int, int]:
-        """Send the notices due, recording each batch's outcomes together. A
-        receiver that failed once in this pass (the SMTP server, a webhook host)
-        is not tried again in it: its other notices wait for their retry, so a
-        dead receiver costs one timeout per pass, not one per notice."""
+        """Send the notices due, a batch at a time, recording each batch's
+        outcomes in one transaction after its sends.
+
+        A batch's notices are grouped by receiver (the SMTP server, each
+        webhook host); each receiver gets up to ``notice_connections`` senders
+        (threads), each on its own kept session or connection, and the
+        receivers are sent to side by side, so a slow one does not hold the
+        others: a sender stops taking its batch's notices once the batch has
+        run for the send timeout, and what it left waits, untried, for the next
+        batch. A receiver that failed once in this pass is not tried again in
+        it: its other notices wait for their retry, so a dead receiver costs
+        one timeout per pass, not one per notice. The sessions close when the
+        pass ends."""
         delivered = failed = 0
         down: dict[str, str] = {}
-        while True:
-            if not self.store.take_lease(self.holder, time.time()):  # renewed per batch: a long pass keeps it
-                return delivered, failed
-            now = self.ledger.clock.now()
-            due = self.store.due(now, DELIVERY_BATCH)
-            if not due:
-                return delivered, failed
-            outcomes = []
-            for row in due:
-                outcome = self._send(row, now, down)
-                outcomes.append(outcome)
-                if outcome[1] == "delivered":
-                    delivered += 1
-                else:
-                    failed += 1
-            self.store.record(outcomes)
-            if failed and not delivered:
-                return delivered, failed  # every send failed: the receivers are down, wait for the next pass
-
-    def _send(
-        self, row: dict[str, Any], now: datetime, down: dict[str, str]
-    ) -> tuple[str, str, int, str | None, str | None, str | None, str | None]:
-        notice = as_notice(row)
-        attempts = row["attempts"] + 1
-        address = self._address(notice)
-        if address is None:
-            return notice.id, "undeliverable", attempts, None, nobody_known(notice), None, None
-        receiver = urlsplit(address).netloc if notice.channel == "webhook" else "smtp"
+        senders: dict[tuple[str, int], Smtp | Webhooks] = {}
         try:
-            if receiver in down:
-                raise DeliveryFailed(down[receiver])
+            while True:
+                if not self.store.take_lease(self.holder, time.time()):  # renewed per batch: a long pass keeps it
+                    return delivered, failed
+                now = self.ledger.clock.now()
+                due = self.store.due(now, DELIVERY_BATCH)
+                if not due:
+                    return delivered, failed
+                outcomes = self._send_batch(due, now, down, senders)
+                delivered += sum(1 for outcome in outcomes if outcome[1] == "delivered")
+                failed += sum(1 for outcome in outcomes if outcome[1] != "delivered")
+                self.store.record(outcomes)
+                if failed and not delivered:
+                    return delivered, failed  # every send failed: the receivers are down, wait for the next pass
+        finally:
+            for sender in senders.values():
+                sender.close()
+
+    def _send_batch(
+        self, due: list[dict[str, Any]], now: datetime, down: dict[str, str], senders: dict[tuple[str, int], Any]
+    ) -> list[Outcome]:
+        """The outcomes of one batch's sends (those a slow receiver left are not among them)."""
+        outcomes: list[Outcome] = []
+        lanes: dict[tuple[str, int], list[Send]] = {}
+        per_receiver: Counter[str] = Counter()
+        for row in due:  # addresses and secrets are read here, on the store's own thread
+            notice = as_notice(row)
+            send = Send(notice, row["attempts"] + 1, self._address(notice))
+            if send.address is None:
+                outcomes.append((notice.id, "undeliverable", send.attempts, None, nobody_known(notice), None, None))
+                continue
             if notice.channel == "webhook":
+                send.receiver = urlsplit(send.address).netloc
                 found = self.store.provider(notice.recipient)
-                signed_at = SystemClock().now()  # the receiver checks it against its own clock, not a sandbox's
-                post_webhook(
-                    notice, address, found[1] if found else None, self.settings.notice_timeout_seconds, signed_at
+                send.secret = found[1] if found else None
+            lane = (send.receiver, per_receiver[send.receiver] % self.settings.notice_connections)  # dealt in turn
+            per_receiver[send.receiver] += 1
+            lanes.setdefault(lane, []).append(send)
+        for lane in lanes:
+            if lane not in senders:
+                senders[lane] = (
+                    Webhooks(self.settings.notice_timeout_seconds)
+                    if lane[0] != SMTP_RECEIVER
+                    else Smtp(self.settings.smtp_url, self.settings.notice_sender, self.settings.notice_timeout_seconds)
                 )
-            else:
-                self.smtp.send(notice, address)
-        except (DeliveryFailed, ValueError) as error:
-            reason = down.setdefault(receiver, str(error)[:500])
-            if attempts >= self.settings.notice_max_attempts:
-                log.warning("notice %s parked after %d attempts: %s", notice.id, attempts, reason)
-                return notice.id, "failed", attempts, None, reason, None, address
-            after = now + backoff(attempts, self.settings.notice_retry_seconds, self.rng)
-            return notice.id, "pending", attempts, _iso(after), reason, None, address
-        return notice.id, "delivered", attempts, None, None, _iso(self.ledger.clock.now()), address
+        guard = threading.Lock()
+        started = time.monotonic()
+        lane_results: list[list[tuple[Send, str | None, datetime | None]]]
+        if len(lanes) == 1:
+            ((lane, sends),) = lanes.items()
+            lane_results = [self._lane(senders[lane], sends, down, guard, started)]
+        else:
+            with ThreadPoolExecutor(max_workers=min(MAX_SENDERS, len(lanes)), thread_name_prefix="notice") as pool:
+                lane_results = list(
+                    pool.map(lambda item: self._lane(senders[item[0]], item[1], down, guard, started), lanes.items())
+                )
+        for results in lane_results:
+            for send, error, sent_at in results:
+                outcomes.append(self._outcome(send, error, sent_at, now))
+        return outcomes
+
+    def _lane(
+        self,
+        sender: Smtp | Webhooks,
+        sends: list[Send],
+        down: dict[str, str],
+        guard: threading.Lock,
+        started: float,
+    ) -> list[tuple[Send, str | None, datetime | None]]:
+        """One sender's notices, in order: (send, why it failed or None, when it was delivered)."""
+        results: list[tuple[Send, str | None, datetime | None]] = []
+        for send in sends:
+            if results and time.monotonic() - started > self.settings.notice_timeout_seconds:
+                break  # a slow receiver: the rest waits for the next batch, the other receivers go on
+            with guard:
+                reason = down.get(send.receiver)
+            if reason is None:
+                try:
+                    if isinstance(sender, Webhooks):
+                        signed_at = SystemClock().now()  # the receiver checks it against its own clock
+                        sender.post(send.notice, send.address or "", send.secret, signed_at)
+                    else:
+                        sender.send(send.notice, send.address or "")
+                except (DeliveryFailed, ValueError) as error:
+                    with guard:
+                        reason = down.setdefault(send.receiver, str(error)[:500])
+            results.append((send, reason, None if reason else self.ledger.clock.now()))
+        return results
+
+    def _outcome(self, send: Send, error: str | None, sent_at: datetime | None, now: datetime) -> Outcome:
+        notice, attempts = send.notice, send.attempts
+        if error is None:
+            return notice.id, "delivered", attempts, None, None, _iso(sent_at or now), send.address
+        if attempts >= self.settings.notice_max_attempts:
+            log.warning("notice %s parked after %d attempts: %s", notice.id, attempts, error)
+            return notice.id, "failed", attempts, None, error, None, send.address
+        after = now + backoff(attempts, self.settings.notice_retry_seconds, self.rng)
+        return notice.id, "pending", attempts, _iso(after), error, None, send.address
 
     def _address(self, notice: Notice) -> str | None:
         if notice.party == derive.ENTERPRISE:

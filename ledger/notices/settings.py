@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from stdnum import iban
 
@@ -15,7 +15,8 @@ class NoticeSettings(BaseSettings):
     """``KMO_LEDGER_SMTP_URL`` (``smtp://host:port``) is where e-mail goes;
     ``KMO_LEDGER_NOTIFY`` runs the notifier inside ``serve`` (default: when an
     SMTP URL is set); ``KMO_LEDGER_NOTICE_REMINDER_DAYS`` the days before a
-    deadline a reminder goes out (default ``7,2``)."""
+    deadline a reminder goes out (default ``7,2``); ``KMO_LEDGER_NOTICE_CONNECTIONS``
+    the sessions or connections each receiver is sent to over at once (default 4)."""
 
     model_config = SettingsConfigDict(env_prefix="KMO_LEDGER_", extra="ignore")
     smtp_url: str | None = None
@@ -28,6 +29,8 @@ class NoticeSettings(BaseSettings):
     notice_retry_seconds: float = 30.0
     """The first retry's wait; each later one doubles it (with jitter), up to a day."""
     notice_timeout_seconds: float = 10.0
+    notice_connections: int = Field(default=4, ge=1, le=16)
+    """Sessions (SMTP) or connections (a webhook host) one receiver is sent to over at once."""
 
     @field_validator("smtp_url")
     @classmethod
