@@ -175,7 +175,7 @@ MESSAGES = {
 """Pydantic's words for the commonest errors, in the ledger's own."""
 
 
-def _message(error: dict[str, Any]) -> str:
+def error_message(error: dict[str, Any]) -> str:
     """An invalid field's message in plain English: what a validator said, without
     pydantic's "Value error, " prefix; the value sent is never repeated."""
     cause = (error.get("ctx") or {}).get("error") if error.get("type") == "value_error" else None
@@ -184,7 +184,7 @@ def _message(error: dict[str, Any]) -> str:
     return MESSAGES.get(error.get("type", ""), error.get("msg", "invalid"))
 
 
-def _location(error: dict[str, Any]) -> str:
+def error_location(error: dict[str, Any]) -> str:
     """Where the error is: ``body.amount``; a JSON syntax error is in the body, not
     at the character offset pydantic gives as a field (``body.17``)."""
     parts = error.get("loc", ())
@@ -196,7 +196,7 @@ def _location(error: dict[str, Any]) -> str:
 def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
     errors: list[dict[str, Any]] = []
     for e in error.errors():  # a path parameter is also read by the authorisation: named once
-        found = {"location": _location(e), "message": _message(e)}
+        found = {"location": error_location(e), "message": error_message(e)}
         if found not in errors:
             errors.append(found)
     detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors[:5]) or "the request is not valid"

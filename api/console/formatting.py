@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from ledger.domain.money import _cents_from_stored
+from ledger.domain.money import cents_from_stored
 
 MONTHS = ("januari februari maart april mei juni juli augustus september oktober november december").split()
 
@@ -15,7 +15,7 @@ MONTHS = ("januari februari maart april mei juni juli augustus september oktober
 def cents_of(amount: int | str) -> int:
     """Cents from an amount the ledger shows or stores (``"-1234.56"``) or holds
     (cents): the domain's own reading of a stored amount."""
-    return _cents_from_stored(amount)
+    return cents_from_stored(amount)
 
 
 def euro(amount: int | str | None) -> str:

@@ -45,7 +45,7 @@ from api.console.charts import daily_bars
 from api.console.formatting import FILTERS, cents_of, parse_day
 from api.console.session import Sessions, same_origin
 from api.params import ApplicationId, EnterpriseNumber
-from api.problems import TITLES, Forbidden, Unauthorized, _location, _message, status_of
+from api.problems import TITLES, Forbidden, Unauthorized, error_location, error_message, status_of
 from ledger.domain.errors import LedgerError, NotFound, ValidationFailed
 from ledger.domain.text import Identifier
 from projections.queries import WALLET_PAGE
@@ -95,7 +95,7 @@ class ConsoleRoute(APIRoute):
 
 def _invalid(error: RequestValidationError) -> str:
     """What is wrong, in the API's words for a 422 (``query.page: ...``)."""
-    parts = list(dict.fromkeys(f"{_location(e)}: {_message(e)}" for e in error.errors()))
+    parts = list(dict.fromkeys(f"{error_location(e)}: {error_message(e)}" for e in error.errors()))
     return "; ".join(parts[:5]) or "the request is not valid"
 
 

@@ -26,7 +26,7 @@ from api.console.charts import LineChart, ceiling_bars, end_of_day_values, line_
 from api.console.formatting import cents_of
 from api.problems import ReadModelsUnavailable
 from api.reads import ReadModels, today
-from api.routers.wallets import _wallet_events
+from api.routers.wallets import wallet_events_page
 from ledger.application import KmoLedger
 from ledger.audit.replay import describe, replay_events
 from ledger.domain.errors import NotFound
@@ -148,7 +148,7 @@ def timeline(
     page = min(max(page, 1), pages)
     first = (page - 1) * PAGE
     previous = sequences[first - 1] if first else None
-    events = _wallet_events(ledger, number, as_of, previous, PAGE)
+    events = wallet_events_page(ledger, number, as_of, previous, PAGE)
     index = {sequence: position for position, sequence in enumerate(sequences)}
     rows = []
     for event in events:

@@ -161,12 +161,12 @@ def list_wallet_events(
                 "hash": event.hash,
                 "previous_hash": event.previous_hash,
             }
-            for event in _wallet_events(ledger, en, as_of, after, limit)
+            for event in wallet_events_page(ledger, en, as_of, after, limit)
         ]
     }
 
 
-def _wallet_events(
+def wallet_events_page(
     ledger: KmoLedger, en: str, as_of: IsoDate | None, after: int | None, limit: int | None
 ) -> list[WalletEvent]:
     """The wallet's events (those on or before ``as_of``), or one page of them:

@@ -62,7 +62,7 @@ def percent_of(cents: int, basis_points: int) -> int:
     return int((Decimal(cents) * basis_points / 10000).to_integral_value(ROUND_FLOOR))
 
 
-def _cents_from_stored(value: Any) -> int:
+def cents_from_stored(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and len(value) > 3 and value[-3] == "." and value[-2:].isdigit():
@@ -77,7 +77,7 @@ def _cents_from_stored(value: Any) -> int:
 
 Cents = Annotated[
     int,
-    BeforeValidator(_cents_from_stored),
+    BeforeValidator(cents_from_stored),
     PlainSerializer(format_euro, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "pattern": r"^-?\d+\.\d{2}$", "examples": ["2500.00"]}),
 ]
