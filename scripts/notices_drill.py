@@ -266,6 +266,9 @@ def drill(database_url: str, lives_count: int, kills: int, burst: int, seed: int
                 "notices": len(burst_ids),
                 "posting_seconds": round(burst_posted - burst_started, 2),
                 "lag_seconds": None if lag is None else round(lag, 2),
+                "notices_per_second": None
+                if lag is None
+                else round(len(burst_ids) / (burst_posted - burst_started + lag)),
             },
             "by_type": dict(sorted(Counter(due_after.values()).items())),
         }
