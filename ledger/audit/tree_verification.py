@@ -29,9 +29,12 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledger.audit import merkle
-from ledger.audit.checkpoints import CHUNK, leaf_hash_and_kind, public_checkpoint, stored_subtrees
+from ledger.audit.checkpoints import leaf_hash_and_kind, public_checkpoint, stored_subtrees
 from ledger.audit.proofs import checkpoint_problem
 from ledger.storage.tree import TreeTables, tree_tables
+
+READ_BATCH = 10_000
+"""Records of the log read per query while the tree is recomputed."""
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -70,26 +73,30 @@ def verify_tree(
     keep: tuple[int, int, str] | None = None
     latest = rows[-1] if rows else None
     while True:
-        batch = ledger.recorder.select_notifications(last + 1, CHUNK)
+        batch = ledger.recorder.select_notifications(last + 1, READ_BATCH)
         if not batch:
             break
-        first = frontier.size
-        stored = tables.leaf_hashes(first, len(batch)) if differs is None else []
-        for notification in batch:
-            position = frontier.size
-            hashed, event = leaf_hash_and_kind(bytes(notification.state))
-            if event:
-                touched.add(notification.originator_id)
-            if differs is None and position - first < len(stored) and stored[position - first] != hashed:
-                # the same leaf hash is the same record; only a difference is looked at closely
-                differs = _difference(position, notification, hashed, tables.leaves(position, 1)[0], labels)
-            frontier.append(hashed)
+        at = frontier.size  # the position of the batch's first record
+        hashed = [leaf_hash_and_kind(bytes(notification.state)) for notification in batch]
+        leaves = [leaf for leaf, _event in hashed]
+        if since_checkpoint:  # which wallets to check: only those written after the checkpoint
+            touched.update(n.originator_id for n, (_leaf, event) in zip(batch, hashed, strict=True) if event)
+        if differs is None:
+            stored = tables.leaf_hashes(at, len(batch))
+            if stored != leaves[: len(stored)]:  # the same leaf hash is the same record: look closer only here
+                differs = _first_difference(at, batch, leaves, stored, tables, labels)
+        stops = {r["tree_size"] for r in due} | ({latest["tree_size"]} if latest else set())
+        done = 0
+        for size in sorted(s for s in stops if at < s <= at + len(leaves)) + [at + len(leaves)]:
+            frontier.extend(leaves[done : size - at])
+            done = size - at
             while due and due[0]["tree_size"] == frontier.size:
                 row = due.pop(0)
-                if frontier.root().hex() != row["root_hash"]:
-                    problems.append(_mismatch(row, differs))
+                if frontier.root().hex() != row["root_hash"]:  # named with a difference before its size only
+                    before = differs if differs is not None and differs["position"] < frontier.size else None
+                    problems.append(_mismatch(row, before))
             if latest is not None and frontier.size == latest["tree_size"]:
-                keep = (latest["number"], notification.id, ",".join(peak.hex() for peak in frontier.peaks))
+                keep = (latest["number"], batch[done - 1].id, ",".join(peak.hex() for peak in frontier.peaks))
         last = batch[-1].id
     if differs is None:
         tail = tables.leaves(frontier.size, 1)
@@ -109,6 +116,25 @@ def verify_tree(
     report |= {"tree_size": frontier.size, "from_position": first, "touched": touched}
     report["mark"] = (keep, latest["tree_size"]) if keep is not None and latest is not None else None
     return report
+
+
+def _first_difference(
+    first: int,
+    batch: list[Any],
+    leaves: list[bytes],
+    stored: list[bytes],
+    tables: TreeTables,
+    labels: Callable[[str], str | None],
+) -> dict[str, Any] | None:
+    """The finding at the first position of ``batch`` (from ``first``) whose leaf
+    differs from the stored tree's, if its record is not the one recorded there."""
+    for offset, (leaf, recorded) in enumerate(zip(leaves, stored, strict=False)):
+        if leaf != recorded:
+            position = first + offset
+            found = _difference(position, batch[offset], leaf, tables.leaves(position, 1)[0], labels)
+            if found is not None:
+                return found
+    return None
 
 
 def remember_verified(ledger: Any, mark: tuple | None) -> None:

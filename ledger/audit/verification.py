@@ -40,7 +40,8 @@ def check_chain(rows: Iterable[tuple[int, str, dict[str, Any]]], originator_id: 
     for version, type_name, state in rows:
         if version != expected_version:
             problems.append(f"event {expected_version} is missing (the next stored is {version})")
-        content = {k: v for k, v in state.items() if k != "hash"}
+        content = dict(state)
+        content.pop("hash", None)
         content.update(originator_id=str(originator_id), originator_version=version, type=type_name)
         if ev.chain_hash(content) != state.get("hash"):
             problems.append(f"event {version} ({type_name}) was changed: its hash does not match its content")
@@ -113,7 +114,7 @@ class _Checker:
             return False
         legs = getattr(event, "legs", ())
         application_id: str | None = getattr(event, "application_id", None)
-        if check_legs and sum(leg.amount for leg in legs) != 0:
+        if check_legs and legs and sum(leg.amount for leg in legs) != 0:
             self.problems.append(_finding(event, self.wallet, application_id, on, LEGS_BALANCE, "they do not"))
         application = self.state.applications.get(application_id) if application_id else None
         if application_id is None or application is None:
@@ -122,9 +123,11 @@ class _Checker:
             if leg.account not in AT_FINANCIAL_MANAGER:
                 self.outside[application_id] += leg.amount
         found = []
-        for account in AT_FINANCIAL_MANAGER:
-            if application.held(account) < 0:
-                found.append((HELD_NOT_NEGATIVE, f"{account} is {format_euro(application.held(account))}"))
+        balances = application.balances
+        held = [(account, balances.get(account, 0)) for account in AT_FINANCIAL_MANAGER]
+        for account, amount in held:
+            if amount < 0:
+                found.append((HELD_NOT_NEGATIVE, f"{account} is {format_euro(amount)}"))
         if application.paid_out > application.project_amount:
             found.append(
                 (
@@ -133,14 +136,14 @@ class _Checker:
                     f"{format_euro(application.project_amount)}",
                 )
             )
-        at_manager = sum(application.held(a) for a in AT_FINANCIAL_MANAGER)
+        at_manager = sum(amount for _account, amount in held)
         moved_in = -self.outside[application_id]
         if at_manager != moved_in:
             found.append(
                 (MONEY_AT_MANAGER, f"{format_euro(at_manager)} held and due, {format_euro(moved_in)} moved in")
             )
         for ceiling in self.state.ceilings.values():
-            if ceiling.year == application.year and ceiling.claimed > ceiling.ceiling:
+            if ceiling.claimed > ceiling.ceiling and ceiling.year == application.year:
                 found.append(
                     (
                         WITHIN_CEILING,
@@ -148,7 +151,8 @@ class _Checker:
                         f"{format_euro(ceiling.ceiling)} has {format_euro(ceiling.claimed)} granted",
                     )
                 )
-        self.problems += [_finding(event, self.wallet, application_id, on, what, detail) for what, detail in found]
+        if found:
+            self.problems += [_finding(event, self.wallet, application_id, on, what, detail) for what, detail in found]
         return True
 
 

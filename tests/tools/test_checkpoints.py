@@ -264,3 +264,48 @@ def test_a_run_that_found_anything_is_not_remembered_as_verified(tools, signed):
     assert findings(tools)[0] == 1
     code, report = findings(tools, "--since-checkpoint")
     assert code == 1 and report["tree"]["from_position"] == 0 and report["wallets"] == 2
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4])
+def test_the_log_read_in_small_batches_finds_what_one_batch_finds(tools, signed, monkeypatch, batch):
+    """The tree is recomputed a batch of records at a time: batches that end before, at or after a
+    checkpoint's size name the same first difference and the same unmatched checkpoints."""
+    from ledger.audit import tree_verification
+
+    with freeze_time("2026-04-02 10:00:00"):
+        Story(signed, "0417497106")
+    assert tools.run(checkpoint.main).code == 0  # checkpoints at 11 and 12 records
+    stored = StoredEvents(tools.database_url)
+    third, fourth = stored.state(WALLET, 3), stored.state(WALLET, 4)
+    stored.update(WALLET, 3, fourth)
+    stored.update(WALLET, 4, third)
+    whole = findings(tools)
+    monkeypatch.setattr(tree_verification, "READ_BATCH", batch)
+    assert findings(tools) == whole
+    assert whole[0] == 1 and f"first difference at position {position(signed, WALLET, 3)}" in problems(whole[1])
+    assert "checkpoint 2 (tree size 12" in problems(whole[1])
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_small_batches_remember_the_right_edge_at_the_latest_checkpoint(tools, signed, monkeypatch, batch):
+    """A clean run read in batches keeps the tree's edge at the checkpoint, so the next run goes on from it."""
+    from ledger.audit import tree_verification
+
+    monkeypatch.setattr(tree_verification, "READ_BATCH", batch)
+    assert findings(tools)[0] == 0
+    with freeze_time("2026-04-02 10:00:00"):
+        Story(signed, "0417497106")
+    assert tools.run(checkpoint.main).code == 0
+    code, report = findings(tools, "--since-checkpoint")
+    assert code == 0, problems(report)
+    assert report["tree"]["from_position"] == 11 and report["wallets"] == 1
+
+
+def test_since_checkpoint_with_none_verified_yet_checks_everything(tools, signed, monkeypatch):
+    """Nothing to go on from: the whole log from position 0, every wallet and every record, whatever the batches."""
+    from ledger.audit import tree_verification
+
+    monkeypatch.setattr(tree_verification, "READ_BATCH", 4)
+    code, report = findings(tools, "--since-checkpoint")
+    assert code == 0, problems(report)
+    assert report["tree"]["from_position"] == 0 and report["wallets"] == 2 and report["records"]["checked"]
