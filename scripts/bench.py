@@ -666,6 +666,64 @@ def in_child(code: str, url: str) -> tuple[dict, int]:
     return result, result["peak"]
 
 
+def tree_rss(pid: int) -> int:
+    """The resident memory (bytes) of process ``pid`` and every process below it, now."""
+    import os
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            parents[int(entry.name)] = int(fields[1])
+            rss[int(entry.name)] = int(fields[21]) * page
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+    inside, grew = {pid}, True
+    while grew:
+        below = {child for child, parent in parents.items() if parent in inside} - inside
+        grew = bool(below)
+        inside |= below
+    return sum(rss.get(member, 0) for member in inside)
+
+
+SAMPLE_EVERY = 0.05
+"""Seconds between two samples of a process tree's memory."""
+
+
+def in_child_sampled(code: str, url: str) -> tuple[dict, int]:
+    """As :func:`in_child`, with the peak memory (bytes) measured as the largest
+    sum of the resident memory of the child and every process it started
+    (its workers), sampled every :data:`SAMPLE_EVERY` seconds while it runs."""
+    import os
+    import subprocess
+    import threading
+
+    env = dict(os.environ, KMO_LEDGER_DATABASE_URL=url, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    wrapped = "import json\n" + code + "\nprint(json.dumps(result))"
+    child = subprocess.Popen(
+        [sys.executable, "-c", wrapped], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    peak = 0
+
+    def sample() -> None:
+        nonlocal peak
+        while child.poll() is None:
+            peak = max(peak, tree_rss(child.pid))
+            time.sleep(SAMPLE_EVERY)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = child.communicate()
+    sampler.join()
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, child.args, out, err)
+    return json.loads(out.strip().splitlines()[-1]), peak
+
+
 CONSOLE_BUDGET = 0.300
 """The console's first page of a 10,000-event wallet, in seconds of server time (#19)."""
 CONSOLE_RENDERS = 7
@@ -813,21 +871,27 @@ RAW_READ = (
 """In a fresh interpreter: the raw read rate of the notification log (:func:`raw_notification_rate`)."""
 
 
-def timed_command(module: str, args: list[str], workers: bool = False) -> str:
+def timed_command(module: str, args: list[str]) -> str:
     """In a fresh interpreter: ``module``'s ``main(args)``, its exit code and seconds (its output dropped)."""
     return (
-        f"import os, time, contextlib, io\nfrom {module} import main\n"
+        f"import time, contextlib, io\nfrom {module} import main\n"
         "started = time.perf_counter()\n"
         f"with contextlib.redirect_stdout(io.StringIO()):\n    code = main({args!r})\n"
-        "result = {'code': code, 'seconds': time.perf_counter() - started"
-        + (", 'workers': os.cpu_count() or 1}" if workers else "}")
+        "result = {'code': code, 'seconds': time.perf_counter() - started}"
     )
 
 
-def peak_figure(what: str, count: int, peak: int) -> Figure:
+CAUGHT_UP = (
+    "import os, time\nfrom projections.runner import catch_up\nstarted = time.perf_counter()\n"
+    "catch_up(os.environ['KMO_LEDGER_DATABASE_URL'])\nresult = {'seconds': time.perf_counter() - started}"
+)
+"""In a fresh interpreter: the read models brought up to date with the log (as the server keeps them)."""
+
+
+def peak_figure(what: str, count: int, peak: int, how: str = "its workers included") -> Figure:
     megabytes = peak / 1e6
     return Figure(
-        f"peak memory of {what}, its workers included ({count} events), MB",
+        f"peak memory of {what}, {how} ({count} events), MB",
         megabytes,
         250,
         megabytes / 250,
@@ -840,8 +904,10 @@ def peak_figure(what: str, count: int, peak: int) -> Figure:
 def verify_figures(store: Store, events: int, progress: Callable[[str], None]) -> list[Figure]:
     """The whole of ``kmo-ledger verify`` (chains, invariants, snapshots, the
     Merkle tree against a signed checkpoint, read models) on a ledger of
-    ``events`` events, against the raw read rate of its notification log; its
-    peak memory, workers included; and an inclusion proof's time at that size."""
+    ``events`` events (the read models caught up first, untimed, as a running
+    server keeps them), against the raw read rate of its notification log; its
+    peak memory (its processes' resident memory added up, sampled); and an
+    inclusion proof's time at that size."""
     import os
 
     from scripts.seed import seed
@@ -856,8 +922,10 @@ def verify_figures(store: Store, events: int, progress: Callable[[str], None]) -
     raw, _ = in_child(RAW_READ, url)
     progress("a signed checkpoint (the stored tree built from nothing)")
     taken, _ = in_child(timed_command("scripts.checkpoint", []), url)
+    progress("the read models caught up (as a running server keeps them)")
+    caught_up, _ = in_child(CAUGHT_UP, url)
     progress("verify")
-    verified, peak = in_child(timed_command("scripts.verify", ["--json"], workers=True), url)
+    verified, peak = in_child_sampled(timed_command("scripts.verify", ["--json"]), url)
     progress("inclusion proofs")
     proofs, _ = in_child(
         "import os, random, statistics, time\nfrom ledger.application import KmoLedger\n"
@@ -886,9 +954,9 @@ def verify_figures(store: Store, events: int, progress: Callable[[str], None]) -
             verified["code"] == 0 and rate / raw_rate >= 0.5,
             "events per second",
             f"verify took {verified['seconds']:.1f} s; exit {verified['code']}; the checkpoint before it "
-            f"{taken['seconds']:.1f} s",
+            f"{taken['seconds']:.1f} s, the read models caught up before it {caught_up['seconds']:.1f} s",
         ),
-        peak_figure("verify", count, peak),
+        peak_figure("verify", count, peak, "all its processes together"),
         Figure(
             f"inclusion proof of one event, median of {PROOF_SAMPLES} ({count} events), ms",
             proofs["median"] * 1000,
