@@ -116,6 +116,9 @@ class HookReceiver:
     """The client's (host, port) of each POST: one per connection (kept alive: HTTP/1.1)."""
     delay: float = 0.0
     """Seconds each answer takes (a slow receiver)."""
+    close_after: int | None = None
+    """Close each connection after this many requests, without saying so in
+    the answer (as a server dropping kept-alive connections does)."""
 
     def __post_init__(self) -> None:
         self._server: ThreadingHTTPServer | None = None
@@ -136,6 +139,9 @@ class HookReceiver:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
                     receiver.connections.append(self.client_address)
+                    served = receiver.connections.count(self.client_address)
+                if receiver.close_after is not None and served >= receiver.close_after:
+                    self.close_connection = True  # after this answer, which still looks kept alive
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 if receiver.failing:

@@ -102,6 +102,26 @@ def test_webhooks_go_over_kept_alive_connections_and_e_mails_beside_them(databas
         box.stop()
 
 
+def test_a_connection_the_webhook_receiver_drops_midway_is_opened_again_and_no_webhook_is_lost(database_url, hooks):
+    hooks.close_after = 3  # each connection closed after three requests, its answers still saying keep-alive
+    box = MailBox().start()
+    ledger = KmoLedger(database_url)
+    notifier = notifier_on(ledger, box.url, notice_connections=1)
+    try:
+        notifier.store.put_provider(ProviderEntry(PROVIDER, "Opleidingen", None, hooks.url), SECRET, datetime.now(UTC))
+        lives(ledger, 3, 750)
+        report = notifier.run_pass()
+        hooked = {r["id"] for r in notifier.store.page("delivered", None, 1000)[0] if r["channel"] == "webhook"}
+        assert report.failed == 0 and notifier.store.counts()["pending"] == 0 and len(hooked) >= 7
+        assert sorted(hooks.ids()) == sorted(hooked), "each webhook arrived once, none was lost or sent twice"
+        per_connection = [hooks.connections.count(peer) for peer in dict.fromkeys(hooks.connections)]
+        assert per_connection == [3] * (len(hooked) // 3) + ([len(hooked) % 3] if len(hooked) % 3 else [])
+    finally:
+        notifier.close()
+        ledger.close()
+        box.stop()
+
+
 def test_a_slow_webhook_receiver_does_not_hold_back_the_e_mails(database_url, hooks):
     box = MailBox().start()
     hooks.delay = 0.4  # each answer takes 0.4 s
