@@ -253,7 +253,7 @@ def test_reminders_go_out_on_their_boundary_days_once_and_never_after_the_deadli
         on(deadline - timedelta(days=2))
         assert reminders() == [(first, 2), (first, 7)]
         texts = [m.get_body(("plain",)).get_content() for m in mailbox.messages if "Herinnering" in m["Subject"]]
-        assert len(texts) == 2 and f"uiterlijk op {deadline:%d/%m/%Y}" in texts[1] and "Nog 2 dag(en)" in texts[1]
+        assert len(texts) == 2 and f"uiterlijk op {deadline:%d/%m/%Y}" in texts[1] and "Nog 2 dagen" in texts[1]
         on(deadline - timedelta(days=1))
         ledger.handle(
             ENTERPRISE,

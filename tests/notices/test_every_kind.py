@@ -136,3 +136,21 @@ if __name__ == "__main__":  # one sample of each kind (the enterprise's where bo
         message = samples[kind]
         sys.stdout.write(f"### `{kind}`\n\n```\nTo: {message['To']}\nSubject: {message['Subject']}\n\n")
         sys.stdout.write(message.get_body(("plain",)).get_content().rstrip("\n") + "\n```\n\n")
+
+
+def test_a_reminder_counts_its_days_in_dutch():
+    from ledger.notices.texts import render
+
+    data = {
+        "deadline": "2026-04-16",
+        "amount": "1050.00",
+        "subsidy": "450.00",
+        "project_number": "2026-0403170701-0006",
+        "enterprise_name": "Bakkerij Peeters",
+        "account_name": "Financieel beheerder KMO-portefeuille",
+        "account_iban": "BE71 0961 2345 6769",
+        "payment_reference": "+++406/3740/03819+++",
+    }
+    for days, said in ((1, "Nog 1 dag:"), (2, "Nog 2 dagen:"), (7, "Nog 7 dagen:")):
+        _subject, text, _html = render("own_share_reminder", data | {"days_before": days}, "enterprise")
+        assert said in text and "dag(en)" not in text
