@@ -57,6 +57,9 @@ class TimelineRow:
     previous_hash: str | None
 
 
+VERIFIED_AT_ONCE = 1_000  # events: verifying them takes well under the 300 ms a page may
+
+
 @dataclass
 class Timeline:
     rows: list[TimelineRow]
@@ -87,7 +90,10 @@ def wallet_page(
     verify: bool,
 ) -> WalletPage:
     """The page of one wallet, as it stands or replayed to the end of ``as_of``;
-    the timeline (page ``page``) and verification only when asked for."""
+    the timeline (page ``page``) when asked for; verification when asked for, and
+    on every page of an auditor (``with_timeline``) for a wallet of at most
+    :data:`VERIFIED_AT_ONCE` events (a longer one's costs more than the page's
+    budget: a button asks for it)."""
     number = canonical_enterprise_number(enterprise_number)
     wallet = ledger.get_wallet(number)  # NotFound: no such wallet
     latest = wallet.state.latest_business_date
@@ -105,7 +111,7 @@ def wallet_page(
     if with_timeline:
         projects = {a["application_id"]: a["project_number"] for a in applications}
         result.timeline = timeline(ledger, models, number, wallet.version, as_of, page, projects)
-    if verify:
+    if verify or (with_timeline and wallet.version <= VERIFIED_AT_ONCE):
         result.problems = ledger.verify_wallet(number)
     return result
 

@@ -14,6 +14,7 @@ from freezegun import freeze_time
 from itsdangerous import URLSafeTimedSerializer
 
 from api.console import charts, formatting
+from api.console import wallet as wallet_page
 from api.console.session import COOKIE, SECRET_FILE, console_secret
 from api.console.wallet import PAGE
 from api.settings import Settings, SettingsError
@@ -113,7 +114,7 @@ def test_a_wallet_named_like_a_script_shows_as_text(console: Console):
 def test_an_auditor_sees_the_timeline_a_reconciler_the_wallet_without_it(console: Console):
     console.sign_in("auditor")
     page = console.get(WALLET).text
-    assert 'id="timeline"' in page and 'name="as_of"' in page and "Verify the chain" in page
+    assert 'id="timeline"' in page and 'name="as_of"' in page and "Verification passed" in page
     console.sign_in("reconciler")
     page = console.get(WALLET).text
     assert "Bakkerij Peeters" in page and "€ 3.000,00" in page  # the application's subsidy
@@ -173,6 +174,18 @@ def test_the_timeline_pages_a_long_wallet(console: Console, recorded):
         second.text.count('<tr id="event-') == 10 and 'id="event-60"' in second.text and 'id="event-51"' in second.text
     )
     assert 'id="event-50"' not in second.text
+
+
+def test_an_auditor_sees_a_short_wallets_verification_at_once_and_a_long_ones_on_request(console: Console, monkeypatch):
+    console.sign_in("auditor")
+    shown = console.get(WALLET)
+    assert "Verification passed" in shown.text and "Verify the chain and invariants" not in shown.text
+    monkeypatch.setattr(wallet_page, "VERIFIED_AT_ONCE", 2)  # this wallet is longer than that
+    asked = console.get(WALLET)
+    assert "Verify the chain and invariants" in asked.text and "Verification passed" not in asked.text
+    assert "Verification passed" in console.get(WALLET, verify="true").text
+    console.sign_in("reconciler")
+    assert "Verification" not in console.get(WALLET).text
 
 
 def test_across_wallets_pages_show_the_reads_of_the_api(console: Console):
