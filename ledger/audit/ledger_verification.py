@@ -98,6 +98,7 @@ def verify_ledger(
         findings: list[dict[str, Any]] = []
     else:
         report["records"], findings = check_records(ledger, submissions, only)
+    del submissions  # one entry per application: not held while the read models are compared
     report["problems"] += findings
     for aggregate_id, heads in anchors.items():  # sealed in the archive, gone from the ledger
         label = heads[0][2] or str(aggregate_id)
