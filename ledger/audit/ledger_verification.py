@@ -129,7 +129,7 @@ PARALLEL_FROM = 500
 CHUNK_WALLETS = 200
 
 
-@dataclass
+@dataclass(slots=True)
 class CheckedWallet:
     """One wallet's checks, as a worker process sends them back."""
 
@@ -210,8 +210,8 @@ class WalletChecks:
             for aggregate_id in self.wallet_ids:
                 yield check_wallet(self.ledger, aggregate_id, self.anchors.get(aggregate_id, []))
             return
-        for future in self.futures:
-            yield from future.result()
+        while self.futures:  # let go of each chunk's results once read
+            yield from self.futures.pop(0).result()
 
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:

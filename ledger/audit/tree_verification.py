@@ -33,7 +33,7 @@ from ledger.audit.checkpoints import leaf_hash_and_kind, public_checkpoint, stor
 from ledger.audit.proofs import checkpoint_problem
 from ledger.storage.tree import TreeTables, tree_tables
 
-READ_BATCH = 10_000
+READ_BATCH = 5_000
 """Records of the log read per query while the tree is recomputed."""
 
 if TYPE_CHECKING:
