@@ -261,11 +261,15 @@ def checkpoint_message(checkpoint: dict) -> bytes:
 
 
 def load_merkle(directory: Path):
-    """``merkle.py`` beside this verifier (else in the archive): the ledger's own RFC 6962 code."""
+    """The ledger's own RFC 6962 code: ``merkle.py`` beside this verifier (the copy an
+    export writes beside it), else the checkout's ``ledger/audit/merkle.py`` when this
+    is ``scripts/archive_verifier.py``. Never code from the archive being checked
+    (``directory``), unless this verifier is the archive's own: a forged archive must
+    not choose the code that checks it."""
     import importlib.util
 
-    for folder in (Path(__file__).resolve().parent, directory):
-        path = folder / "merkle.py"
+    here = Path(__file__).resolve().parent
+    for path in (here / "merkle.py", here.parent / "ledger" / "audit" / "merkle.py"):
         if path.is_file():
             spec = importlib.util.spec_from_file_location("kmo_archive_merkle", path)
             if spec is None or spec.loader is None:

@@ -75,9 +75,12 @@ FILTERS: dict[str, Any] = {
 
 def parse_day(text: str) -> date:
     """A date typed as ``31/12/2026`` or sent by a date field as ``2026-12-31``;
-    ValueError if it is neither."""
+    ValueError if it is neither (a year of more than four digits included)."""
     text = text.strip()
     if "/" in text:
         day_, month, year = text.split("/")
-        return date(int(year), int(month), int(day_))
+        try:
+            return date(int(year), int(month), int(day_))
+        except OverflowError:  # int() took any number of digits; date() refuses what a C long cannot hold
+            raise ValueError(f"{text!r} is not a date") from None
     return date.fromisoformat(text)

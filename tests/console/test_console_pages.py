@@ -149,6 +149,8 @@ def test_errors_are_pages_with_their_status(console: Console):
         "/console/wallets/0202239952": (422, "enterprise number"),  # a wrong check digit
         "/console/wallets/0100000763": (404, "no wallet for enterprise 0100000763"),
         f"{WALLET}?as_of=someday": (422, "is not a date"),
+        f"{WALLET}?as_of=1/1/99999999999": (422, "is not a date"),  # a year no date holds: no 500
+        "/console/reconciliation?from=99999999999/1/1": (422, "is not a date"),
         f"{WALLET}?as_of=2026-01-01": (404, "did not exist on 2026-01-01"),
         f"{WALLET}?page=0": (422, "page"),
         "/console/reconciliation?from=2026-05-01&to=2026-04-01": (422, "lies after"),

@@ -401,3 +401,16 @@ def test_a_leaf_removed_from_the_archive_is_found(checkpointed):
 def test_the_verifier_signs_off_the_same_message_as_the_ledger():
     row = {"tree_size": 7, "root_hash": "ab" * 32, "timestamp": "2026-01-01T00:00:00.000000Z", "key_id": "cd" * 32}
     assert archive_verifier.checkpoint_message(row) == checkpoint_message(7, "ab" * 32, row["timestamp"], "cd" * 32)
+
+
+def test_the_checkouts_verifier_never_runs_code_from_the_archive_it_checks(checkpointed, tmp_path):
+    archive = checkpointed
+    planted = tmp_path / "ran"
+    (archive / "merkle.py").write_text(f"open({str(planted)!r}, 'w').write('forged')\n")  # a forged archive's code
+    (archive / "archive_verifier.py").unlink()  # checked with the checkout's verifier instead of the archive's own
+    verifier = Path(archive_verifier.__file__)
+    result = subprocess.run(
+        [sys.executable, "-I", str(verifier), str(archive)], capture_output=True, text=True, timeout=120
+    )
+    assert not planted.exists(), "the verifier ran the archive's merkle.py"
+    assert "1 checkpoint root(s) recomputed" in result.stdout, result.stdout + result.stderr
