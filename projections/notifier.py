@@ -102,6 +102,7 @@ PROVIDERS = Table(
 TABLES = (NOTICES, NOTICE_DEADLINES, NOTICE_STATE, PROVIDERS)
 STATE_ROW = "notifier"
 LEASE_SECONDS = 30
+REMINDER_MOOT = "not sent: its deadline was met or has passed since it was made"
 BATCH = 500
 DELIVERY_BATCH = 400
 MAX_SENDERS = 16
@@ -174,11 +175,12 @@ class NoticeStore:
     # ------------------------------------------------------------------ position and lease
 
     def state(self, lock: bool = False) -> tuple[int, str | None, int]:
-        rows = self.target.query(
-            f"SELECT position, holder, expires FROM {NOTICE_STATE.name} WHERE name = ?"
-            + (self.target.for_update if lock else ""),
-            (STATE_ROW,),
-        )
+        with self._lock:  # the connection is shared with the API's threads
+            rows = self.target.query(
+                f"SELECT position, holder, expires FROM {NOTICE_STATE.name} WHERE name = ?"
+                + (self.target.for_update if lock else ""),
+                (STATE_ROW,),
+            )
         return rows[0]
 
     def take_lease(self, holder: str, now: float, seconds: int = LEASE_SECONDS) -> bool:
@@ -428,6 +430,7 @@ class Notifier:
         self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self.rng = random.Random(seed)
         self._pass = threading.Lock()
+        self._stopping = threading.Event()  # set by run_forever's stop: no further batch is begun
 
     def close(self) -> None:
         self.log.close()
@@ -454,6 +457,7 @@ class Notifier:
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
         """Passes until ``stop`` is set; a failing pass is logged in one line and tried again."""
+        self._stopping = stop
         while not stop.is_set():
             try:
                 report = self.run_pass()
@@ -563,7 +567,7 @@ class Notifier:
         down: dict[str, str] = {}
         senders: dict[tuple[str, int], Smtp | Webhooks] = {}
         try:
-            while True:
+            while not self._stopping.is_set():  # shut-down waits for one batch at most
                 if not self.store.take_lease(self.holder, time.time()):  # renewed per batch: a long pass keeps it
                     return delivered, failed
                 now = self.ledger.clock.now()
@@ -576,6 +580,7 @@ class Notifier:
                 self.store.record(outcomes)
                 if failed and not delivered:
                     return delivered, failed  # every send failed: the receivers are down, wait for the next pass
+            return delivered, failed
         finally:
             for sender in senders.values():
                 sender.close()
@@ -587,8 +592,12 @@ class Notifier:
         outcomes: list[Outcome] = []
         lanes: dict[tuple[str, int], list[Send]] = {}
         per_receiver: Counter[str] = Counter()
+        today = brussels_date(now)
         for row in due:  # addresses and secrets are read here, on the store's own thread
             notice = as_notice(row)
+            if notice.type in derive.REMINDED and not self._still_to_remind(notice, today):
+                outcomes.append((notice.id, "failed", row["attempts"], None, REMINDER_MOOT, None, None))
+                continue
             send = Send(notice, row["attempts"] + 1, self._address(notice))
             if send.address is None:
                 outcomes.append((notice.id, "undeliverable", send.attempts, None, nobody_known(notice), None, None))
@@ -610,7 +619,9 @@ class Notifier:
         guard = threading.Lock()
         started = time.monotonic()
         lane_results: list[list[tuple[Send, str | None, datetime | None]]]
-        if len(lanes) == 1:
+        if not lanes:  # nothing to send: nobody known, or reminders no longer due
+            lane_results = []
+        elif len(lanes) == 1:
             ((lane, sends),) = lanes.items()
             lane_results = [self._lane(senders[lane], sends, down, guard, started)]
         else:
@@ -650,6 +661,12 @@ class Notifier:
                         reason = down.setdefault(send.receiver, str(error)[:500])
             results.append((send, reason, None if reason else self.ledger.clock.now()))
         return results
+
+    def _still_to_remind(self, notice: Notice, today: date) -> bool:
+        still = self._read(
+            wallet_id(notice.enterprise_number).hex, partial(derive.still_to_remind, notice=notice, today=today)
+        )
+        return bool(still)
 
     def _outcome(self, send: Send, error: str | None, sent_at: datetime | None, now: datetime) -> Outcome:
         notice, attempts = send.notice, send.attempts

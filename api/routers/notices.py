@@ -63,9 +63,12 @@ class NoticeService:
         self._thread.start()
 
     def close(self) -> None:
-        self._stop.set()
+        self._stop.set()  # the notifier begins no further batch
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=60)
+            if self._thread.is_alive():  # a batch stuck past every send timeout: leave its store to the process
+                log.warning("the notifier did not stop within 60 s; its store is left open")
+                return
         with self._opening:
             if self._notifier is not None:
                 self._notifier.close()

@@ -289,6 +289,19 @@ def unmet(application: ApplicationState, kind: str) -> bool:
     return application.confirmed_on is None
 
 
+REMINDED = {"own_share_reminder": OWN_SHARE, "answer_reminder": ANSWER}
+"""The reminders, and the deadline each is about."""
+
+
+def still_to_remind(state: WalletState, notice: Notice, today: date) -> bool:
+    """Whether a reminder made earlier may still be sent ``today``: its deadline
+    has not passed and still waits on someone. A retry or a redelivery asks this
+    again before sending, so a reminder never reaches anyone once it is met."""
+    application = state.applications.get(notice.application_id or "")
+    deadline = date.fromisoformat(str(notice.data["deadline"]))
+    return application is not None and today <= deadline and unmet(application, REMINDED[notice.type])
+
+
 def due_offset(deadline: date, today: date, offsets: Iterable[int]) -> int | None:
     """The reminder due ``today`` before ``deadline``: the nearest offset whose day
     has come (a notifier that was down sends the latest one only), None when

@@ -271,3 +271,42 @@ def test_reminders_go_out_on_their_boundary_days_once_and_never_after_the_deadli
     finally:
         notifier.close()
         ledger.close()
+
+
+def test_a_reminder_left_pending_is_not_sent_once_its_deadline_is_met_nor_when_redelivered(sqlite_url, mailbox, clock):
+    ledger = KmoLedger(sqlite_url)
+    dead = notifier_on(ledger, f"smtp://127.0.0.1:{free_port()}", notice_timeout_seconds=1)  # nothing listens
+    try:
+        application_id = open_and_submit(ledger)
+        ledger.handle(ENTERPRISE, application_id, c.ConfirmApplication(), PROVIDER_ACTOR)
+        view = ledger.application_summary(ENTERPRISE, application_id)
+        deadline = date.fromisoformat(view["deadlines"]["deposit_by"])
+        clock.move_to(datetime(deadline.year, deadline.month, deadline.day, 8, 0, tzinfo=UTC) - timedelta(days=2))
+        dead.run_pass()  # the reminder is made; its send fails, it waits for a retry
+        [reminder] = [row for row in dead.store.page(None, None, 500)[0] if row["type"] == "own_share_reminder"]
+        assert reminder["status"] == "pending" and reminder["attempts"] == 1
+        ledger.handle(
+            ENTERPRISE,
+            application_id,
+            c.DepositOwnShare(
+                amount=parse_euro(view["own_share"]),
+                payment_reference=view["payment_reference"],
+                value_date=deadline - timedelta(days=2),
+            ),
+            BACK_OFFICE,
+        )
+    finally:
+        dead.close()
+    live = notifier_on(ledger, mailbox.url)
+    try:
+        live.run_pass()  # the server is back: everything else goes out, the reminder does not
+        assert mailbox.messages and not any("Herinnering" in m["Subject"] for m in mailbox.messages)
+        parked = live.store.get(reminder["id"])
+        assert parked["status"] == "failed" and "deadline was met" in parked["last_error"]
+        live.store.redeliver(reminder["id"], CONTACT, datetime.now(UTC))  # back-office sends it again by hand
+        live.run_pass()
+        assert not any("Herinnering" in m["Subject"] for m in mailbox.messages)
+        assert live.store.get(reminder["id"])["status"] == "failed"
+    finally:
+        live.close()
+        ledger.close()
