@@ -12,6 +12,7 @@ if whoever did it recomputed the hashes.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -37,14 +38,26 @@ def _verify(argv: list[str] | None) -> int:
         type=Path,
         help="the key checkpoints must be signed with (default: the checkpoint key's .pub beside its private key)",
     )
-    parser.add_argument(
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument(
         "--since-checkpoint",
         action="store_true",
         help="go on from the last checkpoint verified: only the log after it, and the wallets written since",
     )
+    how.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        type=Path,
+        action="append",
+        default=[],
+        help="a checkpoint you kept (GET /v1/checkpoints/latest saved): the log must still hold what it signed",
+    )
     args = parser.parse_args(argv)
     anchors = load_anchors(args.against) if args.against else {}
     public_key = checkpoint_public_key(args.public_key)
+    kept = [kept_checkpoint(path) for path in args.checkpoint]
+    if kept and public_key is None:
+        raise cli.UsageError("--checkpoint needs the key it was signed with: give --public-key FILE")
 
     from ledger.audit.ledger_verification import verify_ledger
 
@@ -58,6 +71,7 @@ def _verify(argv: list[str] | None) -> int:
             public_key=public_key,
             since_checkpoint=args.since_checkpoint,
             database_url=cli.database_url(),
+            kept=kept,
         )
     if args.json:
         cli.print_json(report)
@@ -83,6 +97,19 @@ def checkpoint_public_key(given: Path | None) -> Any:
         return None
     except NotAKey as error:
         raise cli.UsageError(f"{path}: {error}") from None
+
+
+def kept_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint saved from ``GET /v1/checkpoints/latest``; bad usage when it is none."""
+    try:
+        found = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise cli.UsageError(f"{path}: no such file (the checkpoint)") from None
+    except ValueError:
+        raise cli.UsageError(f"{path}: not JSON (save GET /v1/checkpoints/latest)") from None
+    if not isinstance(found, dict) or not isinstance(found.get("tree_size"), int):
+        raise cli.UsageError(f"{path}: not a checkpoint (save GET /v1/checkpoints/latest)")
+    return found
 
 
 def load_anchors(directory: Path) -> dict[UUID, list[tuple]]:
@@ -136,6 +163,7 @@ def show(report: dict[str, Any]) -> None:
         key = "" if tree.get("key") == "given" or not tree["checkpoints"] else " (key stored with them)"
         merkle = (
             f"; Merkle tree of {tree['tree_size']} record(s){since} against {tree['checkpoints']} checkpoint(s){key}"
+            + (f" and {tree['kept']} kept" if tree.get("kept") else "")
         )
     else:
         merkle = f"; Merkle tree not checked ({tree.get('reason', 'not asked')})"

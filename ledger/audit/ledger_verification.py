@@ -48,6 +48,7 @@ def verify_ledger(
     since_checkpoint: bool = False,
     database_url: str | None = None,
     workers: int | None = None,
+    kept: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Every wallet (or only ``enterprise``'s) verified, with the chain heads in
     ``anchors`` (see :func:`ledger.audit.export.load_anchors`); ``read_models``
@@ -60,7 +61,10 @@ def verify_ledger(
     With every wallet, the ledger-wide Merkle tree too (``tree``:
     :func:`ledger.audit.tree_verification.verify_tree`, checkpoints signed by
     ``public_key``); ``since_checkpoint``: the tree from the last checkpoint
-    verified, and only the wallets written since.
+    verified, and only the wallets written since; ``kept``: checkpoints the
+    auditor kept elsewhere (as ``GET /v1/checkpoints/latest`` served them),
+    held against the log as the stored ones are, so deleting the stored
+    checkpoints with the records they sign hides nothing.
 
     Given the ledger's ``database_url``, a ledger of :data:`PARALLEL_FROM`
     wallets or more is checked by ``workers`` processes (default: one per
@@ -76,7 +80,9 @@ def verify_ledger(
         only = None
 
     def the_tree() -> dict[str, Any]:
-        return verify_tree(ledger, public_key, since_checkpoint, labels=lambda found: _label_of(ledger, found))
+        return verify_tree(
+            ledger, public_key, since_checkpoint, labels=lambda found: _label_of(ledger, found), kept=kept
+        )
 
     if not enterprise and since_checkpoint:
         tree = the_tree()

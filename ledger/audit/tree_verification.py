@@ -23,7 +23,7 @@ then is still found (a changed one is found by a full run).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -45,12 +45,15 @@ def verify_tree(
     public_key: Ed25519PublicKey | None,
     since_checkpoint: bool = False,
     labels: Callable[[str], str | None] = lambda _id: None,
+    kept: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """``{"checked", "tree_size", "checkpoints", "from_position", "problems",
     "touched"}``: each problem names its ``position`` (None for a checkpoint's
     own fault), the wallet and sequence there when known; ``touched``: the
     wallets whose events were read (all, or those after the last verified
-    checkpoint)."""
+    checkpoint). ``kept``: signed checkpoints kept outside the store (each
+    checked with ``public_key``, which must then be given, and its root
+    compared with the log's at its size, like a stored one's)."""
     tables = tree_tables(ledger)
     rows = tables.checkpoints()
     problems: list[dict[str, Any]] = []
@@ -67,7 +70,16 @@ def verify_tree(
         problems.append(_problem(start[0], None, None, start[4]))
     frontier = merkle.Frontier(*(start[:2] if start else (0, ())))
     last = start[2] if start else 0
-    due = sorted((r for r in rows if r["tree_size"] > frontier.size), key=lambda r: r["tree_size"])
+    held = list(rows)
+    for outside in kept:
+        refused = checkpoint_problem(outside, public_key) if public_key else "no public key was given to check it"
+        if refused:
+            size = outside.get("tree_size") if isinstance(outside, dict) else None
+            problems.append(_problem(None, None, None, f"the checkpoint kept of size {size}: {refused}"))
+        else:
+            held.append(outside | {"number": "kept"})
+    report["kept"] = len(kept)
+    due = sorted((r for r in held if r["tree_size"] > frontier.size), key=lambda r: r["tree_size"])
     differs = None
     touched: set[UUID] = set()
     keep: tuple[int, int, str] | None = None

@@ -309,3 +309,47 @@ def test_since_checkpoint_with_none_verified_yet_checks_everything(tools, signed
     code, report = findings(tools, "--since-checkpoint")
     assert code == 0, problems(report)
     assert report["tree"]["from_position"] == 0 and report["wallets"] == 2 and report["records"]["checked"]
+
+
+def test_a_checkpoint_kept_outside_the_store_finds_records_deleted_with_every_stored_trace(tools, signed, tmp_path):
+    """Whoever can write to the store deletes the newest event, the tree's rows and every stored
+    checkpoint: the store alone then agrees with itself; the checkpoint the auditor kept does not."""
+    tables = Tables(tools.database_url)
+    columns = ("tree_size", "root_hash", "timestamp", "key_id", "signature")
+    (row,) = tables.run(f"SELECT {', '.join(columns)} FROM {{checkpoints}}")
+    kept = tmp_path / "latest.json"
+    kept.write_text(json.dumps(dict(zip(columns, row, strict=True))))  # as GET /v1/checkpoints/latest served it
+    key = tmp_path / "keys" / "checkpoint-key.pem.pub"
+    StoredEvents(tools.database_url).delete(WALLET, 7)
+    for table in ("{checkpoints}", "kmo_ledger_tree_leaves", "kmo_ledger_tree_nodes", "kmo_ledger_tree_verified"):
+        qualified = table if table.startswith("{") else table_in(tools.database_url, table)
+        tables.run(f"DELETE FROM {qualified}")
+    assert findings(tools)[0] == 0  # nothing in the store says anything is missing
+    code, report = findings(tools, "--checkpoint", str(kept), "--public-key", str(key))
+    assert code == 1 and "the log ends after 10 records, but checkpoint kept signed 11" in problems(report)
+    forged = json.loads(kept.read_text()) | {"root_hash": "0" * 64}
+    kept.write_text(json.dumps(forged))
+    code, report = findings(tools, "--checkpoint", str(kept), "--public-key", str(key))
+    assert code == 1 and "the checkpoint kept of size 11: the checkpoint's signature does not verify" in problems(
+        report
+    )
+
+
+def test_a_kept_checkpoint_needs_a_key_to_check_it_with_and_a_file_that_is_one(tools, signed, tmp_path, monkeypatch):
+    monkeypatch.setenv("KMO_LEDGER_CHECKPOINT_KEY_FILE", str(tmp_path / "elsewhere" / "none.pem"))
+    kept = tmp_path / "latest.json"
+    kept.write_text(json.dumps({"tree_size": 11}))
+    usage = tools.run(verify.main, "--checkpoint", str(kept))
+    assert usage.code == 2 and usage.err.count("\n") == 1 and "--public-key" in usage.err
+    kept.write_text("[1, 2]")
+    key = tmp_path / "keys" / "checkpoint-key.pem.pub"
+    usage = tools.run(verify.main, "--checkpoint", str(kept), "--public-key", str(key))
+    assert usage.code == 2 and usage.err.count("\n") == 1 and "not a checkpoint" in usage.err
+    assert tools.run(verify.main, "--checkpoint", str(kept), "--since-checkpoint").code == 2
+
+
+def table_in(url: str, table: str) -> str:
+    if url.startswith("sqlite"):
+        return table
+    schema = dict(pair.split("=", 1) for pair in urlsplit(url).query.split("&") if pair)["schema"]
+    return f"{schema}.{table}"
