@@ -29,13 +29,6 @@ CONTACT = "boekhouding@peeters.be"
 
 
 @pytest.fixture
-def mailbox() -> Iterator[MailBox]:
-    box = MailBox().start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture
 def hooks() -> Iterator[HookReceiver]:
     receiver = HookReceiver(SECRET).start()
     yield receiver
@@ -66,6 +59,14 @@ def open_and_submit(ledger: KmoLedger, fee: str = "10000.00", contact: str | Non
         ENTERPRISE, c.SubmitApplication(**training(today + timedelta(days=10), fee=fee)), BACK_OFFICE
     )
     return application_id
+
+
+def pay_own_share(ledger: KmoLedger, application_id: str, view: dict, value_date: date) -> None:
+    """The whole own share of the application ``view`` shows, paid on ``value_date``."""
+    deposit = c.DepositOwnShare(
+        amount=parse_euro(view["own_share"]), payment_reference=view["payment_reference"], value_date=value_date
+    )
+    ledger.handle(ENTERPRISE, application_id, deposit, BACK_OFFICE)
 
 
 def statuses(notifier: Notifier) -> dict[str, list[str]]:
@@ -235,16 +236,7 @@ def test_reminders_go_out_on_their_boundary_days_once_and_never_after_the_deadli
         assert reminders() == []
         # the second application's own share is paid early: it is never reminded
         view = views[second]
-        ledger.handle(
-            ENTERPRISE,
-            second,
-            c.DepositOwnShare(
-                amount=parse_euro(view["own_share"]),
-                payment_reference=view["payment_reference"],
-                value_date=deadline - timedelta(days=8),
-            ),
-            BACK_OFFICE,
-        )
+        pay_own_share(ledger, second, view, deadline - timedelta(days=8))
         on(deadline - timedelta(days=7))
         assert reminders() == [(first, 7)]
         on(deadline - timedelta(days=7))
@@ -255,16 +247,7 @@ def test_reminders_go_out_on_their_boundary_days_once_and_never_after_the_deadli
         texts = [m.get_body(("plain",)).get_content() for m in mailbox.messages if "Herinnering" in m["Subject"]]
         assert len(texts) == 2 and f"uiterlijk op {deadline:%d/%m/%Y}" in texts[1] and "Nog 2 dagen" in texts[1]
         on(deadline - timedelta(days=1))
-        ledger.handle(
-            ENTERPRISE,
-            first,
-            c.DepositOwnShare(
-                amount=parse_euro(views[first]["own_share"]),
-                payment_reference=views[first]["payment_reference"],
-                value_date=deadline - timedelta(days=1),
-            ),
-            BACK_OFFICE,
-        )
+        pay_own_share(ledger, first, views[first], deadline - timedelta(days=1))
         on(deadline)
         assert reminders() == [(first, 2), (first, 7)]
         assert not any(r["type"] == "answer_reminder" for r in notifier.store.page(None, None, 500)[0])
@@ -285,16 +268,7 @@ def test_a_reminder_left_pending_is_not_sent_once_its_deadline_is_met_nor_when_r
         dead.run_pass()  # the reminder is made; its send fails, it waits for a retry
         [reminder] = [row for row in dead.store.page(None, None, 500)[0] if row["type"] == "own_share_reminder"]
         assert reminder["status"] == "pending" and reminder["attempts"] == 1
-        ledger.handle(
-            ENTERPRISE,
-            application_id,
-            c.DepositOwnShare(
-                amount=parse_euro(view["own_share"]),
-                payment_reference=view["payment_reference"],
-                value_date=deadline - timedelta(days=2),
-            ),
-            BACK_OFFICE,
-        )
+        pay_own_share(ledger, application_id, view, deadline - timedelta(days=2))
     finally:
         dead.close()
     live = notifier_on(ledger, mailbox.url)

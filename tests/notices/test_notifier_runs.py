@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -20,18 +19,10 @@ from ledger.notices.derive import ProviderEntry
 from ledger.notices.settings import NoticeSettings
 from projections.notifier import LEASE_SECONDS, Notifier
 from scripts.cli import main as cli
-from scripts.notice_receivers import MailBox
 from tests.api.conftest import Api, TestClient, write_keys
 from tests.conftest import BACK_OFFICE, ENTERPRISE, TRAINER, sme, training
 
 CONTACT = "boekhouding@peeters.be"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[MailBox]:
-    box = MailBox().start()
-    yield box
-    box.stop()
 
 
 def open_and_submit(ledger: KmoLedger) -> str:
