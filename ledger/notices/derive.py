@@ -18,6 +18,7 @@ from typing import Any
 
 from ledger.domain import events as ev
 from ledger.domain.money import format_euro
+from ledger.domain.regimes import rules_in_force
 from ledger.domain.state import ApplicationState, WalletState
 
 NAMESPACE = uuid.UUID("0f6e8d4e-3a55-5c0f-9b1e-4b6d2f1e7a20")
@@ -224,7 +225,13 @@ def notices_for(event: ev.WalletEvent, state: WalletState, directory: Directory,
             value_date=event.value_date.isoformat(),
         )
     if isinstance(event, ev.PayoutOrdered):
-        return to(PROVIDER, type_="payout_ordered", order_id=event.order_id, amount=format_euro(event.amount))
+        return to(
+            PROVIDER,
+            type_="payout_ordered",
+            order_id=event.order_id,
+            amount=format_euro(event.amount),
+            payout_days=rules_in_force(application.submitted_on).payout_service_days,
+        )
     if isinstance(event, ev.PayoutExecuted):
         return to(
             ENTERPRISE,
@@ -240,6 +247,7 @@ def notices_for(event: ev.WalletEvent, state: WalletState, directory: Directory,
             type_="application_lapsed",
             rule=event.rule,
             deadline=event.deadline.isoformat(),
+            answer_days=rules_in_force(application.submitted_on).provider_answer_days,
             **_due(event.legs),
         )
     if isinstance(event, ev.ProjectClosed):

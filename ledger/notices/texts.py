@@ -33,7 +33,7 @@ SUBJECTS = {
     "answer_reminder": "Herinnering: steunaanvraag {project_number} wacht op uw bevestiging",
 }
 RULES = {
-    "provider_answer": "de dienstverlener heeft de aanvraag niet binnen 14 dagen bevestigd",
+    "provider_answer": "de dienstverlener heeft de aanvraag niet binnen {answer_days} dagen bevestigd",
     "own_share_deposit": "de eigen bijdrage is niet binnen de termijn betaald",
     "completion": "de dienst is niet op tijd afgerond",
     "closure": "de einddatum van het project is verstreken",
