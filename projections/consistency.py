@@ -1,23 +1,32 @@
 """Every view equals what a fresh fold of the events gives, row for row.
 
-The fresh fold goes into a temporary SQLite file (not memory: a large ledger's
-audit trail would not fit), up to the same position as the views checked, and
-both are streamed in key order and compared without holding either.
+First by digests (:mod:`projections.digest`): every table of the views and of
+a fresh fold that writes nothing, summed row by row under a key drawn for the
+check, in worker processes for a large ledger. Equal digests: the views are
+right. Otherwise the fresh fold goes into a temporary SQLite file (not memory:
+a large ledger's audit trail would not fit), up to the same position as the
+views checked, and both are streamed in key order and compared without
+holding either, which names each difference.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import closing
-from itertools import chain, islice, zip_longest
+from itertools import chain, islice, pairwise, zip_longest
 from pathlib import Path
 from typing import Any
 
 from ledger.application import KmoLedger
+from projections import digest
 from projections import schema as s
-from projections.runner import Projector, ReadModelsStuck
-from projections.store import Target
+from projections.log import MAX_WALLET
+from projections.runner import MAX_WORKERS, PARALLEL_FROM, Projector, ReadModelsStuck, _spawnable
+from projections.store import Target, ledger_url
 
 MAX_PER_TABLE = 20
 
@@ -92,19 +101,39 @@ def compare_targets(actual: Target, fresh: Target) -> list[str]:
     return problems
 
 
-def find_differences(ledger: KmoLedger, database_url: str | None = None) -> list[str]:
+def find_differences(ledger: KmoLedger, database_url: str | None = None, executor: Executor | None = None) -> list[str]:
     """Differences between the views in ``database_url`` (by default beside the
     ledger's events) and a fresh fold of the ledger's events up to the position
     the views have reached; empty when equal.
 
     The views are first brought up to date, as a server's next read would: a
     notification they cannot apply is the first difference, named with its
-    event type and the reason."""
-    with Projector(ledger, database_url) as projector:
+    event type and the reason. ``executor``: a running pool of spawned
+    processes to fold and read in (see :func:`start_comparison`)."""
+    return start_comparison(ledger, database_url, executor).differences()
+
+
+def start_comparison(
+    ledger: KmoLedger, database_url: str | None = None, executor: Executor | None = None
+) -> Comparison:
+    """:func:`find_differences` in two steps: catch the views up and set the
+    digests going now; :meth:`Comparison.differences` collects them (always
+    call it: it closes what this opened).
+
+    A ledger of :data:`~projections.runner.PARALLEL_FROM` notifications or
+    more, in a store other processes can open, is folded and read in worker
+    processes: those of ``executor`` (any ``concurrent.futures`` executor
+    whose processes are *spawned*: its tasks open the ledger and the views once
+    per process), or else a pool started here and ended by ``differences``.
+    Smaller ledgers are compared in this process, when ``differences`` is
+    called."""
+    projector = Projector(ledger, database_url)
+    try:
         actual = projector.target
         position, rebuild_until = s.tracking(actual)
         if rebuild_until is not None:
-            return [f"a rebuild of the read models up to notification {rebuild_until} is under way"]
+            under_way = f"a rebuild of the read models up to notification {rebuild_until} is under way"
+            return Comparison(projector, [under_way], compare=False)
         stuck = []
         try:
             position = projector.catch_up()
@@ -113,15 +142,150 @@ def find_differences(ledger: KmoLedger, database_url: str | None = None) -> list
         purges = actual.query(
             f"SELECT before_date, through_position, purged_at, rows_purged FROM {s.AUDIT_PURGES.name}"
         )
-        with tempfile.TemporaryDirectory(prefix="kmo-views-") as folder:
-            fresh_url = "sqlite:///" + str(Path(folder) / "fresh.db")
-            with Projector(ledger, fresh_url) as fresh:
-                with fresh.target.transaction():
-                    fresh.target.executemany(
-                        f"INSERT INTO {s.AUDIT_PURGES.name} (before_date, through_position, purged_at, "
-                        "rows_purged) VALUES (?, ?, ?, ?)",
-                        purges,
-                    )
-                fresh.rebuild(until=position)
-                problems = compare_targets(actual, fresh.target)
-    return stuck + problems
+        comparison = Comparison(projector, stuck, position, purges)
+        parallel = position >= PARALLEL_FROM and _spawnable(ledger, projector.views_url)
+        comparison.plan(min(os.cpu_count() or 1, MAX_WORKERS) if parallel else 1, executor if parallel else None)
+        return comparison
+    except BaseException:
+        projector.close()
+        raise
+
+
+class Comparison:
+    """The views against a fresh fold, under way (:func:`start_comparison`).
+
+    First the quick way: digests of every table (:mod:`projections.digest`),
+    of the views and of a fold of the events that writes nothing, made in
+    parts (wallet ranges of the fold, slices of the views). If every table
+    agrees, the views are as a fresh fold would make them. Otherwise (or when
+    the quick way cannot tell) the fresh fold is written to a temporary
+    database and compared row for row (:func:`exact_differences`), which
+    names each difference."""
+
+    digests_agreed = False
+    """Whether :meth:`differences` found the views equal by their digests alone."""
+
+    def __init__(
+        self,
+        projector: Projector,
+        found: list[str],
+        position: int = 0,
+        purges: Sequence[tuple] = (),
+        compare: bool = True,
+    ):
+        self.projector, self.found, self.position, self.purges = projector, found, position, list(purges)
+        self.compare = compare
+        """False: ``found`` says all there is (a rebuild under way)."""
+        self.key = os.urandom(32)
+        self.parts: list[tuple[Part, Future | None]] = []
+        self.pool: Executor | None = None
+
+    def plan(self, processes: int, executor: Executor | None) -> None:
+        """Cut the digests into parts; with ``processes`` over 1, set them going
+        in ``executor`` (or a pool of ``processes - 1`` started here: this
+        process takes parts too, in :meth:`differences`)."""
+        bounds = wallet_bounds(RANGES_PER_PROCESS * processes if processes > 1 else 1)
+        parts: list[Part] = [("fold", after, before) for after, before in pairwise(bounds)]
+        for table in s.FOLDED_TABLES:
+            parts += [("views", table.name, where) for where in digest.view_slices(self.projector.target, table)]
+        if processes > 1 and executor is None:
+            context = multiprocessing.get_context("spawn")  # a fresh interpreter: no connection or lock of ours
+            executor = self.pool = ProcessPoolExecutor(processes - 1, mp_context=context)
+        self.parts = [(part, None if executor is None else self._submit(executor, part)) for part in parts]
+
+    def _submit(self, executor: Executor, part: Part) -> Future:
+        kind, first, second = part
+        if kind == "fold":
+            events_url = ledger_url(self.projector.ledger)
+            return executor.submit(digest.fold_task, events_url, self.position, self._purges(), first, second, self.key)
+        return executor.submit(digest.view_task, self.projector.views_url, first, second, self.key)
+
+    def _here(self, part: Part) -> Any:
+        """What the part's task gives (:func:`digest.fold_task`, :func:`digest.view_task`), made in this process."""
+        kind, first, second = part
+        if kind == "fold":
+            return digest.fold_digests(self.projector.log, self.position, self._purges(), first, second, self.key)
+        return digest.view_digests(self.projector.target, digest.TABLES[first], second, self.key)
+
+    def _purges(self) -> list[tuple[str, int]]:
+        return [(before_date, through_position) for before_date, through_position, *_ in self.purges]
+
+    def differences(self) -> list[str]:
+        """What differs (empty when nothing does); closes what the comparison opened."""
+        try:
+            if not self.compare:
+                return self.found
+            self.digests_agreed = self._digests_agree()
+            if self.digests_agreed:
+                return self.found
+            return self.found + exact_differences(self.projector, self.position, self.purges)
+        finally:
+            self._close()
+
+    def _digests_agree(self) -> bool:
+        """Whether every table's digest of the views equals the fresh fold's;
+        False too when the digests could not be made."""
+        try:
+            return self._compare_digests()
+        except Exception:  # noqa: BLE001 - whatever went wrong, the exact comparison tells (or raises it again)
+            return False
+
+    def _compare_digests(self) -> bool:
+        """Take the parts no worker has started, from the last (the workers
+        take them from the first), then collect the workers' parts."""
+        done: dict[int, Any] = {}
+        for index in range(len(self.parts) - 1, -1, -1):
+            part, future = self.parts[index]
+            if future is None or future.cancel():
+                done[index] = self._here(part)
+        fresh: digest.Digests = {}
+        actual: digest.Digests = {}
+        daily: digest.Daily = {}
+        for index, (part, future) in enumerate(self.parts):
+            result = done[index] if index in done else future.result()
+            if part[0] == "fold":
+                digest.merge(fresh, result[0])
+                digest.add_daily(daily, result[1])
+            else:
+                digest.merge(actual, result)
+        digest.digest_daily(digest.RowDigest(self.key), fresh, daily)
+        return all(fresh.get(table.name, [0, 0]) == actual.get(table.name, [0, 0]) for table in s.FOLDED_TABLES)
+
+    def _close(self) -> None:
+        for _part, future in self.parts:
+            if future is not None:
+                future.cancel()
+        self.parts = []
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+        self.projector.close()
+
+
+Part = tuple[str, str, str]
+"""A part of the digests: ("fold", after wallet, before wallet) or ("views", table name, WHERE clause)."""
+RANGES_PER_PROCESS = 8
+"""Wallet ranges of the fresh fold per process: small enough that the last ones
+even out which process finishes when."""
+
+
+def wallet_bounds(ranges: int) -> list[str]:
+    """``ranges + 1`` wallet ids that cut the wallet id space in equal ranges,
+    from before the first wallet to after the last (as a rebuild cuts it)."""
+    return [""] + [format(16**32 * k // ranges, "032x") for k in range(1, ranges)] + [MAX_WALLET]
+
+
+def exact_differences(projector: Projector, position: int, purges: Sequence[tuple]) -> list[str]:
+    """The views of ``projector`` row for row against a fresh fold up to
+    ``position`` in a temporary SQLite file, with the same audit purges."""
+    with tempfile.TemporaryDirectory(prefix="kmo-views-") as folder:
+        fresh_url = "sqlite:///" + str(Path(folder) / "fresh.db")
+        with Projector(projector.ledger, fresh_url) as fresh:
+            with fresh.target.transaction():
+                fresh.target.executemany(
+                    f"INSERT INTO {s.AUDIT_PURGES.name} (before_date, through_position, purged_at, "
+                    "rows_purged) VALUES (?, ?, ?, ?)",
+                    purges,
+                )
+            fresh.rebuild(until=position)
+            return compare_targets(projector.target, fresh.target)
