@@ -31,12 +31,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
 
 import orjson
 
 from ledger.audit import merkle
 from ledger.domain.errors import NotFound, ValidationFailed
 from ledger.storage import PRIVATE_FILE, private_folder
+from ledger.storage.log import LogRows
 from ledger.storage.tree import TreeTables, tree_tables
 
 if TYPE_CHECKING:
@@ -109,14 +111,15 @@ def catch_up(ledger: KmoLedger, tables: TreeTables | None = None) -> int:
     A chunk is read first, then written in one transaction that is the tree's
     only writer; when another process wrote meanwhile, the chunk is read again."""
     tables = tables or tree_tables(ledger)
+    log = LogRows(ledger.recorder, ("id", "originator_id", "originator_version", "state"))
     while True:
         size, last = tables.size()
-        batch = ledger.recorder.select_notifications(last + 1, CHUNK)
-        if not batch:
+        rows = log.read(last, CHUNK)
+        if not rows:
             return size
         leaves = [
-            (size + offset, n.id, str(n.originator_id), n.originator_version, leaf_hash_of(bytes(n.state)))
-            for offset, n in enumerate(batch)
+            (size + offset, notification_id, str(UUID(originator_id)), version, leaf_hash_of(state))
+            for offset, (notification_id, originator_id, version, state) in enumerate(rows)
         ]
         with tables.write() as writing:
             if tables.size(writing) == (size, last):

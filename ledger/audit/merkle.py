@@ -130,8 +130,32 @@ class Frontier:
         self._size += 1
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
-        for hashed in leaf_hashes:
-            self.append(hashed)
+        """Append the leaves in order, as :meth:`append` one by one would, but a
+        level at a time: each level's new nodes are hashed in pairs in one pass,
+        so a batch costs about one hash per leaf and little else. The listener
+        hears of the completed subtrees level by level, each level's in index
+        order."""
+        nodes = list(leaf_hashes)
+        if nodes and set(map(len, nodes)) != {HASH_SIZE}:
+            wrong = next(len(hashed) for hashed in nodes if len(hashed) != HASH_SIZE)
+            raise MerkleError(f"a leaf hash is {HASH_SIZE} bytes, not {wrong}")
+        peaks, listener = self._peaks, self._on_subtree
+        start, level, added, waiting = self._size, 0, len(nodes), []
+        while nodes:
+            if listener is not None:
+                for offset, hashed in enumerate(nodes):
+                    listener(level, start + offset, hashed)
+            if start & 1:  # the first node's left sibling is this level's peak
+                nodes.insert(0, peaks.pop())
+                start -= 1
+            if len(nodes) & 1:  # the last node has no right sibling yet: a peak of the new size
+                waiting.append(nodes.pop())
+            pairs = iter(nodes)  # an even number of nodes, two at a time (no strict=: Python 3.9)
+            nodes = [node_hash(left, right) for left, right in zip(pairs, pairs)]  # noqa: B905
+            start >>= 1
+            level += 1
+        peaks.extend(reversed(waiting))
+        self._size += added
 
     def root(self) -> bytes:
         """MTH of the leaves appended so far (RFC 9162 section 2.1.1)."""

@@ -19,6 +19,11 @@ Incremental (``since_checkpoint``): the tree's right edge at the last
 checkpoint verified is kept (:mod:`ledger.storage.tree`), and only the log
 after it is read; the records before it are counted, so one deleted since
 then is still found (a changed one is found by a full run).
+
+The log is read as plain rows (:class:`ledger.storage.log.LogRows`: the id and
+the stored bytes; the record's id too for ``touched``), with the stored leaf
+hashes beside them, :data:`READ_BATCH` at a time; only a batch where the two
+part is read again through the library, to name the records.
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ from uuid import UUID
 from ledger.audit import merkle
 from ledger.audit.checkpoints import leaf_hash_and_kind, public_checkpoint, stored_subtrees
 from ledger.audit.proofs import checkpoint_problem
+from ledger.storage.log import LogRows, no_cycle_collection
 from ledger.storage.tree import TreeTables, tree_tables
 
-READ_BATCH = 5_000
+READ_BATCH = 20_000
 """Records of the log read per query while the tree is recomputed."""
 
 if TYPE_CHECKING:
@@ -81,35 +87,36 @@ def verify_tree(
     report["kept"] = len(kept)
     due = sorted((r for r in held if r["tree_size"] > frontier.size), key=lambda r: r["tree_size"])
     differs = None
-    touched: set[UUID] = set()
     keep: tuple[int, int, str] | None = None
     latest = rows[-1] if rows else None
-    while True:
-        batch = ledger.recorder.select_notifications(last + 1, READ_BATCH)
-        if not batch:
-            break
-        at = frontier.size  # the position of the batch's first record
-        hashed = [leaf_hash_and_kind(bytes(notification.state)) for notification in batch]
-        leaves = [leaf for leaf, _event in hashed]
-        if since_checkpoint:  # which wallets to check: only those written after the checkpoint
-            touched.update(n.originator_id for n, (_leaf, event) in zip(batch, hashed, strict=True) if event)
-        if differs is None:
-            stored = tables.leaf_hashes(at, len(batch))
-            if stored != leaves[: len(stored)]:  # the same leaf hash is the same record: look closer only here
-                differs = _first_difference(at, batch, leaves, stored, tables, labels)
-        stops = {r["tree_size"] for r in due} | ({latest["tree_size"]} if latest else set())
-        done = 0
-        for size in sorted(s for s in stops if at < s <= at + len(leaves)) + [at + len(leaves)]:
-            frontier.extend(leaves[done : size - at])
-            done = size - at
-            while due and due[0]["tree_size"] == frontier.size:
-                row = due.pop(0)
-                if frontier.root().hex() != row["root_hash"]:  # named with a difference before its size only
-                    before = differs if differs is not None and differs["position"] < frontier.size else None
-                    problems.append(_mismatch(row, before))
-            if latest is not None and frontier.size == latest["tree_size"]:
-                keep = (latest["number"], batch[done - 1].id, ",".join(peak.hex() for peak in frontier.peaks))
-        last = batch[-1].id
+    read = LogRows(ledger.recorder, ("id", "originator_id", "state") if since_checkpoint else ("id", "state")).read
+    touched_ids: set[str] = set()
+    with no_cycle_collection():
+        while records := read(last, READ_BATCH):
+            at = frontier.size  # the position of the batch's first record
+            hashed = [leaf_hash_and_kind(record[-1]) for record in records]
+            leaves = [leaf for leaf, _event in hashed]
+            if since_checkpoint:  # which wallets to check: only those written after the checkpoint
+                touched_ids.update(record[1] for record, (_leaf, event) in zip(records, hashed, strict=True) if event)
+            if differs is None:
+                stored = tables.leaf_hashes(at, len(records))
+                if stored != leaves[: len(stored)]:  # the same leaf hash is the same record: look closer only here
+                    batch = ledger.recorder.select_notifications(records[0][0], len(records), stop=records[-1][0])
+                    differs = _first_difference(at, batch, stored, tables, labels)
+            stops = {r["tree_size"] for r in due} | ({latest["tree_size"]} if latest else set())
+            done = 0
+            for size in sorted(s for s in stops if at < s <= at + len(leaves)) + [at + len(leaves)]:
+                frontier.extend(leaves[done : size - at])
+                done = size - at
+                while due and due[0]["tree_size"] == frontier.size:
+                    row = due.pop(0)
+                    if frontier.root().hex() != row["root_hash"]:  # named with a difference before its size only
+                        before = differs if differs is not None and differs["position"] < frontier.size else None
+                        problems.append(_mismatch(row, before))
+                if latest is not None and frontier.size == latest["tree_size"]:
+                    keep = (latest["number"], records[done - 1][0], ",".join(peak.hex() for peak in frontier.peaks))
+            last = records[-1][0]
+    touched = {UUID(hexed) for hexed in touched_ids}
     if differs is None:
         tail = tables.leaves(frontier.size, 1)
         if tail:
@@ -133,17 +140,18 @@ def verify_tree(
 def _first_difference(
     first: int,
     batch: list[Any],
-    leaves: list[bytes],
     stored: list[bytes],
     tables: TreeTables,
     labels: Callable[[str], str | None],
 ) -> dict[str, Any] | None:
-    """The finding at the first position of ``batch`` (from ``first``) whose leaf
-    differs from the stored tree's, if its record is not the one recorded there."""
-    for offset, (leaf, recorded) in enumerate(zip(leaves, stored, strict=False)):
+    """The finding at the first position of ``batch`` (notifications, from
+    ``first``) whose leaf differs from the stored tree's, if its record is not
+    the one recorded there."""
+    for offset, (notification, recorded) in enumerate(zip(batch, stored, strict=False)):
+        leaf, _event = leaf_hash_and_kind(bytes(notification.state))
         if leaf != recorded:
             position = first + offset
-            found = _difference(position, batch[offset], leaf, tables.leaves(position, 1)[0], labels)
+            found = _difference(position, notification, leaf, tables.leaves(position, 1)[0], labels)
             if found is not None:
                 return found
     return None

@@ -242,7 +242,12 @@ class SqliteTreeTables(TreeTables):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self.datastore.get_connection(commit=False) as connection:
-            return connection._sqlite_conn.execute(sql, tuple(params)).fetchall()
+            cursor = connection._sqlite_conn.cursor()
+            cursor.row_factory = None  # plain tuples, not the library's sqlite3.Row
+            try:
+                return cursor.execute(sql, tuple(params)).fetchall()
+            finally:
+                cursor.close()
 
     @contextmanager
     def write(self) -> Iterator[Writing]:
