@@ -90,3 +90,20 @@ class WalletSnapshot(BaseModel):
 
     def mutate(self, _: None) -> Wallet:
         return Wallet(self.originator_id, self.originator_version, WalletState.model_validate(self.state))
+
+
+def snapshotted(recorder: Any) -> set[UUID]:
+    """Every wallet with a stored snapshot, in one query (``recorder``: the
+    snapshot store's, SQLite or PostgreSQL)."""
+    table = recorder.events_table_name
+    if hasattr(recorder.datastore, "schema"):  # PostgreSQL
+        from psycopg.sql import SQL, Identifier
+
+        statement = SQL("SELECT DISTINCT originator_id FROM {}.{}").format(
+            Identifier(recorder.datastore.schema), Identifier(table)
+        )
+        with recorder.datastore.get_connection() as connection:
+            return {UUID(str(row["originator_id"])) for row in connection.execute(statement).fetchall()}
+    with recorder.datastore.transaction(commit=False) as cursor:
+        cursor.execute(f"SELECT DISTINCT originator_id FROM {table}")
+        return {UUID(row[0]) for row in cursor.fetchall()}
