@@ -272,9 +272,10 @@ def _sound(rows: list[tuple[int, str, dict[str, Any]]]) -> bool:
         elif "application_id" not in state:
             continue  # figures filed, a contact changed: no money, no application
         else:
-            application = applications.get(state["application_id"])
-            if application is None or not _applied(type_name, state, application, ceilings):
+            found = applications.get(state["application_id"])
+            if found is None or not _applied(type_name, state, found, ceilings):
                 return False
+            application = found
         legs = state.get("legs")
         if legs:
             total, held, posts = 0, application.held, type_name in POSTING

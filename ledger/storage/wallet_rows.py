@@ -28,7 +28,7 @@ def wallets_rows(ledger: Any, wallet_ids: Sequence[UUID]) -> dict[UUID, Rows]:
     found: dict[UUID, Rows] = {wallet: [] for wallet in wallet_ids}
     if isinstance(recorder, SQLiteApplicationRecorder):
         by_hex = {wallet.hex: found[wallet] for wallet in wallet_ids}
-        statement = (
+        select = (
             f"SELECT originator_id, originator_version, topic, state FROM {recorder.events_table_name} "
             f"WHERE originator_id IN ({', '.join('?' * len(by_hex))}) ORDER BY originator_id, originator_version"
         )
@@ -36,7 +36,7 @@ def wallets_rows(ledger: Any, wallet_ids: Sequence[UUID]) -> dict[UUID, Rows]:
             cursor = connection._sqlite_conn.cursor()
             cursor.row_factory = None  # tuples, not the library's sqlite3.Row
             try:
-                rows = cursor.execute(statement, list(by_hex)).fetchall()
+                rows = cursor.execute(select, list(by_hex)).fetchall()
             finally:
                 cursor.close()
         for originator, version, topic, state in rows:
@@ -50,8 +50,8 @@ def wallets_rows(ledger: Any, wallet_ids: Sequence[UUID]) -> dict[UUID, Rows]:
             "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
         ).format(sql.Identifier(recorder.datastore.schema), sql.Identifier(recorder.events_table_name))
         with recorder.datastore.get_connection() as connection:
-            with connection.cursor(row_factory=tuple_row) as cursor:
-                rows = cursor.execute(statement, (list(wallet_ids),)).fetchall()
+            with connection.cursor(row_factory=tuple_row) as postgres:
+                rows = postgres.execute(statement, (list(wallet_ids),)).fetchall()
         for originator, version, topic, state in rows:
             found[originator].append((version, topic.rpartition(":")[2], orjson.loads(state)))
     else:
