@@ -3,7 +3,9 @@
 The library's ``select_notifications`` builds a UUID and a ``Notification``
 per row and filters topics in SQL; a rebuild of a million events spends more
 time there than in the fold. This reader selects the same rows from the same
-table (named by the ledger's own recorder) as plain tuples, keeps the wallet
+table (named by the ledger's own recorder) as plain tuples
+(:class:`ledger.storage.log.LogRows`, which the Merkle tree's verification
+reads too; on an SQLite file through a connection of its own), keeps the wallet
 events by topic in Python and leaves the state bytes for ``orjson``. Any other
 recorder (the in-memory one) is read through ``select_notifications``.
 """
@@ -11,19 +13,22 @@ recorder (the in-memory one) is read through ``select_notifications``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from ledger.storage.log import LogRows
 from ledger.storage.topics import WALLET_EVENT_TOPICS
 
 MAX_WALLET = "f" * 32
 """Above every wallet id but this one (the all-ones UUID is never a wallet's uuid5)."""
 TYPE_OF = {topic: topic.rpartition(":")[2] for topic in WALLET_EVENT_TOPICS}
 """Stored topic -> event type name, for wallet events only."""
+COLUMNS = ("id", "originator_id", "originator_version", "topic", "state")
+"""The columns read (:class:`ledger.storage.log.LogRows`), in the order of a :data:`Notification`'s."""
 
 
 Notification = tuple
@@ -40,11 +45,6 @@ class NotificationLog:
         if isinstance(recorder, SQLiteApplicationRecorder) and not recorder.datastore.pool.is_sqlite_memory_mode:
             name = recorder.datastore.pool.db_name
             self._connection = sqlite3.connect(name, uri=name.startswith("file:"), check_same_thread=False)
-            self._sql = (
-                f"SELECT rowid, originator_id, originator_version, topic, state FROM {recorder.events_table_name} "
-                "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
-            )
-            self.read = self._read_sqlite
             self._by_wallet_sql = (
                 f"SELECT rowid, originator_id, originator_version, topic, state FROM {recorder.events_table_name} "
                 "WHERE (originator_id, originator_version) > (?, ?) AND originator_id < ? AND rowid <= ? "
@@ -56,22 +56,16 @@ class NotificationLog:
             from psycopg.rows import tuple_row
 
             self._row_factory = tuple_row
-            rows_of_events = sql.SQL(
+            self._by_wallet_sql = sql.SQL(
                 "SELECT notification_id, replace(originator_id::text, '-', ''), originator_version, topic, state "
                 "FROM {schema}.{table} "
-            ).format(schema=sql.Identifier(recorder.datastore.schema), table=sql.Identifier(recorder.events_table_name))
-            self._sql = rows_of_events + sql.SQL(
-                "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
-            )
-            self.read = self._read_postgres
-            self._by_wallet_sql = rows_of_events + sql.SQL(
                 "WHERE originator_id > %s::uuid AND originator_id < %s::uuid AND notification_id <= %s "
                 "ORDER BY originator_id, originator_version"
-            )
+            ).format(schema=sql.Identifier(recorder.datastore.schema), table=sql.Identifier(recorder.events_table_name))
             self._rows_by_wallet = self._postgres_by_wallet
         else:
-            self.read = self._read_recorder
             self._rows_by_wallet = self._recorder_by_wallet
+        self._rows = LogRows(recorder, COLUMNS, self._connection)
 
     def close(self) -> None:
         if self._connection is not None:
@@ -81,32 +75,13 @@ class NotificationLog:
     def max_id(self) -> int:
         return self.recorder.max_notification_id() or 0
 
-    read: Callable[[int, int, int], tuple[list[Notification], int]]
-    """``read(after, stop, limit)``: wallet events with ``after < id <= stop``, at
-    most ``limit`` rows read; returns them and the last id read (``stop`` when
-    fewer rows were there). Chosen per store in ``__init__``."""
-
-    @staticmethod
-    def _keep(rows: list[tuple], stop: int, limit: int) -> tuple[list[Notification], int]:
+    def read(self, after: int, stop: int, limit: int) -> tuple[list[Notification], int]:
+        """Wallet events with ``after < id <= stop``, at most ``limit`` rows read;
+        returns them and the last id read (``stop`` when fewer rows were there)."""
+        rows = self._rows.read(after, limit, stop)
         type_of = TYPE_OF
         kept = [(row[0], row[1], row[2], type_of[row[3]], row[4]) for row in rows if row[3] in type_of]
         return kept, (rows[-1][0] if len(rows) == limit else stop)
-
-    def _read_sqlite(self, after: int, stop: int, limit: int) -> tuple[list[Notification], int]:
-        rows = self._connection.execute(self._sql, (after, stop, limit)).fetchall()
-        return self._keep(rows, stop, limit)
-
-    def _read_postgres(self, after: int, stop: int, limit: int) -> tuple[list[Notification], int]:
-        with self.recorder.datastore.get_connection() as connection:
-            with connection.cursor(row_factory=self._row_factory) as cursor:
-                cursor.execute(self._sql, (after, stop, limit), prepare=True)
-                rows = cursor.fetchall()
-        return self._keep(rows, stop, limit)
-
-    def _read_recorder(self, after: int, stop: int, limit: int) -> tuple[list[Notification], int]:
-        batch = self.recorder.select_notifications(after + 1, limit, stop=stop)
-        rows = [(n.id, n.originator_id.hex, n.originator_version, n.topic, n.state) for n in batch]
-        return self._keep(rows, stop, limit)
 
     # ------------------------------------------------------------------ by wallet, for a rebuild
 

@@ -81,7 +81,9 @@ class LogRows:
             self._read = self._read_sqlite
         elif isinstance(recorder, PostgresApplicationRecorder):
             from psycopg import sql
+            from psycopg.rows import tuple_row
 
+            self._row_factory = tuple_row
             selected = sql.SQL(f"SELECT {', '.join(_POSTGRES_COLUMNS[c] for c in columns)} FROM {{}}.{{}} ").format(
                 sql.Identifier(recorder.datastore.schema), sql.Identifier(recorder.events_table_name)
             )
@@ -116,11 +118,9 @@ class LogRows:
                 cursor.close()
 
     def _read_postgres(self, after: int, limit: int, stop: int | None = None) -> list[tuple]:
-        from psycopg.rows import tuple_row
-
         statement, params = self._params(after, limit, stop)
         with self.recorder.datastore.get_connection() as connection:
-            with connection.cursor(row_factory=tuple_row) as cursor:
+            with connection.cursor(row_factory=self._row_factory) as cursor:
                 cursor.execute(statement, params, prepare=True)
                 return cursor.fetchall()
 
