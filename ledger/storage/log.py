@@ -67,7 +67,6 @@ class LogRows:
     any other recorder (the in-memory one) through ``select_notifications``."""
 
     def __init__(self, recorder: Any, columns: Sequence[str], connection: sqlite3.Connection | None = None):
-        from eventsourcing.postgres import PostgresApplicationRecorder
         from eventsourcing.sqlite import SQLiteApplicationRecorder
 
         self.recorder, self.connection = recorder, connection
@@ -79,7 +78,9 @@ class LogRows:
             self._sql = select + "WHERE rowid > ? ORDER BY rowid LIMIT ?"
             self._sql_to_stop = select + "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
             self._read = self._read_sqlite
-        elif isinstance(recorder, PostgresApplicationRecorder):
+        elif (
+            getattr(recorder, "datastore", None) is not None
+        ):  # PostgreSQL (imported only then: psycopg is slow to load)
             from psycopg import sql
             from psycopg.rows import tuple_row
 
