@@ -78,9 +78,8 @@ class LogRows:
             self._sql = select + "WHERE rowid > ? ORDER BY rowid LIMIT ?"
             self._sql_to_stop = select + "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
             self._read = self._read_sqlite
-        elif (
-            getattr(recorder, "datastore", None) is not None
-        ):  # PostgreSQL (imported only then: psycopg is slow to load)
+        elif getattr(recorder, "datastore", None) is not None:
+            # PostgreSQL's, the other store with a datastore: psycopg is imported only here
             from psycopg import sql
             from psycopg.rows import tuple_row
 
