@@ -227,7 +227,7 @@ class Comparison:
         False too when the digests could not be made."""
         try:
             return self._compare_digests()
-        except Exception:  # noqa: BLE001 - whatever went wrong, the exact comparison tells (or raises it again)
+        except Exception:  # whatever went wrong, the exact comparison tells (or raises it again)
             return False
 
     def _compare_digests(self) -> bool:
@@ -245,7 +245,7 @@ class Comparison:
             result = done[index] if index in done else future.result()
             if part[0] == "fold":
                 digest.merge(fresh, result[0])
-                digest.add_daily(daily, result[1])
+                digest.add_daily(daily, digest.daily_rows(result[1]))
             else:
                 digest.merge(actual, result)
         digest.digest_daily(digest.RowDigest(self.key), fresh, daily)

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from ledger.application import KmoLedger
 from projections import schema as s
 from projections.fold import BatchFold
 from projections.log import NotificationLog
@@ -33,6 +34,7 @@ from projections.runner import _no_cycle_collection
 from projections.store import Target, connect
 
 MODULUS = 1 << 128
+"""Row hashes are 128 bits, summed modulo this."""
 SLICE_ROWS = 40_000
 """Rows (SQLite rowids) per slice of a view read by one task."""
 SLICE_PAGES = 1_500
@@ -88,8 +90,8 @@ def merge(into: Digests, other: Digests) -> None:
 class DigestTarget:
     """What a fresh :class:`~projections.fold.BatchFold` writes to, standing in
     for a :class:`~projections.store.Target`: inserted rows go into the tables'
-    digests, the daily totals are summed (digest them with :meth:`add_daily`
-    once every batch is in). Any other statement with rows raises
+    digests, the daily totals are summed (digest them with :func:`digest_daily`
+    once every part is in). Any other statement with rows raises
     :class:`NotDigestible`, so a fold that ever writes otherwise is compared
     the exact way instead."""
 
@@ -114,15 +116,15 @@ class DigestTarget:
             and f"money_out = {s.DAILY_TOTALS.name}.money_out + excluded.money_out" in sql
         ):
             raise NotDigestible(sql)
-        add_daily(self.daily, {(day, kind): [money_in, money_out] for day, kind, money_in, money_out in rows})
+        add_daily(self.daily, rows)
 
 
-def add_daily(into: Daily, other: Daily) -> None:
-    """Sum another part's daily totals into ``into``."""
-    for slot, (money_in, money_out) in other.items():
-        sums = into.get(slot)
+def add_daily(into: Daily, totals: Iterable[tuple[str, str, int, int]]) -> None:
+    """Sum (day, account kind, money in, money out) into ``into``."""
+    for day, kind, money_in, money_out in totals:
+        sums = into.get((day, kind))
         if sums is None:
-            into[slot] = [money_in, money_out]
+            into[day, kind] = [money_in, money_out]
         else:
             sums[0] += money_in
             sums[1] += money_out
@@ -130,7 +132,12 @@ def add_daily(into: Daily, other: Daily) -> None:
 
 def digest_daily(digest: RowDigest, digests: Digests, daily: Daily) -> None:
     """The summed daily totals as the rows the views hold."""
-    digest.add(digests, s.DAILY_TOTALS.name, [(day, kind, *sums) for (day, kind), sums in daily.items()])
+    digest.add(digests, s.DAILY_TOTALS.name, daily_rows(daily))
+
+
+def daily_rows(daily: Daily) -> list[tuple[str, str, int, int]]:
+    """The summed daily totals as rows (day, account kind, money in, money out)."""
+    return [(day, kind, *sums) for (day, kind), sums in daily.items()]
 
 
 def fold_digests(
@@ -141,7 +148,7 @@ def fold_digests(
     target = DigestTarget(RowDigest(key))
     with closing(log.by_wallet(until, after, FOLD_BATCH, before)) as wallets, _no_cycle_collection():
         for batch, _last_wallet, _rows_read in wallets:
-            fold = BatchFold(target, purges, fresh=True)  # type: ignore[arg-type]  # the digest stands in
+            fold = BatchFold(target, purges, fresh=True)  # the digest target stands in for a database
             fold.fold(batch)
             fold.write()
     return target.digests, target.daily
@@ -156,7 +163,7 @@ def view_slices(target: Target, table: s.Table) -> list[str]:
         rows = target.query(f"SELECT max(rowid) FROM {table.name}")[0][0] or 0
         column, cuts = "rowid", [str(rowid) for rowid in range(SLICE_ROWS, rows, SLICE_ROWS)]
     else:
-        pages = target.query(PAGES, (table.name,))[0][0]
+        pages = target.query(PAGES_OF_TABLE, (table.name,))[0][0]
         column, cuts = "ctid", [f"'({page},0)'::tid" for page in range(SLICE_PAGES, pages, SLICE_PAGES)]
     clauses = []
     for low, high in pairwise([None, *cuts, None]):
@@ -165,7 +172,7 @@ def view_slices(target: Target, table: s.Table) -> list[str]:
     return clauses
 
 
-PAGES = "SELECT pg_relation_size(?::regclass) / current_setting('block_size')::int"
+PAGES_OF_TABLE = "SELECT pg_relation_size(?::regclass) / current_setting('block_size')::int"
 
 
 def view_digests(target: Target, table: s.Table, where: str, key: bytes) -> Digests:
@@ -182,7 +189,7 @@ def view_digests(target: Target, table: s.Table, where: str, key: bytes) -> Dige
 
 # ---------------------------------------------------------------------- worker processes
 
-_logs: dict[str, tuple[Any, NotificationLog]] = {}
+_logs: dict[str, tuple[KmoLedger, NotificationLog]] = {}
 """Events URL -> the ledger opened on it in this worker process (kept: closing it would close its pool) and its log."""
 _views: dict[str, Target] = {}
 
@@ -194,8 +201,6 @@ def fold_task(
     (opened once per process, kept for the next task)."""
     opened = _logs.get(events_url)
     if opened is None:
-        from ledger.application import KmoLedger
-
         ledger = KmoLedger(events_url, env={"CREATE_TABLE": "n"})
         opened = _logs[events_url] = (ledger, NotificationLog(ledger.recorder))
     return fold_digests(opened[1], until, purges, after, before, key)

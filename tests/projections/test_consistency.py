@@ -90,6 +90,15 @@ def test_a_large_ledger_agrees_by_digests_made_in_worker_processes(ledger, diges
         projector.close()
 
 
+def test_a_ledger_in_memory_is_compared_in_this_process(memory_ledger, digests_only, parallel):
+    """No other process can open it, however large."""
+    SCENARIOS["full_life"](memory_ledger)
+    comparison = start_comparison(memory_ledger)
+    assert comparison.pool is None and all(future is None for _part, future in comparison.parts)
+    assert comparison.differences() == []
+    assert comparison.digests_agreed
+
+
 def test_the_digests_can_be_made_in_the_callers_pool_and_collected_later(sqlite_url, digests_only, parallel, pool):
     from ledger.application import KmoLedger
 
