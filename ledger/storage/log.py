@@ -3,8 +3,10 @@ recorded, a batch at a time, so a million events are read in the memory of one.
 
 :func:`notifications` gives the library's ``Notification`` objects;
 :class:`LogRows` the same rows as plain tuples of the columns asked for, for a
-reader of every row (the Merkle tree's) that would otherwise spend more time
-making a UUID and a ``Notification`` per row than using them.
+reader of every row (the Merkle tree's verification and catch-up, the read
+models' fold) that would otherwise spend more time making a UUID and a
+``Notification`` per row than using them; :func:`no_cycle_collection` for
+such a pass.
 """
 
 from __future__ import annotations
