@@ -99,19 +99,16 @@ def test_a_ledger_in_memory_is_compared_in_this_process(memory_ledger, digests_o
     assert comparison.digests_agreed
 
 
-def test_the_digests_can_be_made_in_the_callers_pool_and_collected_later(sqlite_url, digests_only, parallel, pool):
-    from ledger.application import KmoLedger
-
-    ledger = KmoLedger(sqlite_url)
+def test_the_digests_can_be_made_in_the_callers_pool_and_collected_later(ledger, digests_only, parallel, pool):
     projector = caught_up(ledger)
     try:
         comparison = start_comparison(ledger, executor=pool)
+        assert all(future is not None for _part, future in comparison.parts)
         assert comparison.differences() == []
         assert comparison.digests_agreed
         assert find_differences(ledger, executor=pool) == []
     finally:
         projector.close()
-        ledger.close()
 
 
 def test_an_audit_purge_is_left_out_of_the_fresh_digests_too(ledger, digests_only):
