@@ -127,28 +127,13 @@ def start_comparison(
     per process), or else a pool started here and ended by ``differences``.
     Smaller ledgers are compared in this process, when ``differences`` is
     called."""
-    projector = Projector(ledger, database_url)
+    comparison = Comparison(Projector(ledger, database_url))
     try:
-        actual = projector.target
-        position, rebuild_until = s.tracking(actual)
-        if rebuild_until is not None:
-            under_way = f"a rebuild of the read models up to notification {rebuild_until} is under way"
-            return Comparison(projector, [under_way], compare=False)
-        stuck = []
-        try:
-            position = projector.catch_up()
-        except ReadModelsStuck as error:
-            stuck, position = [str(error)], projector.committed_position()
-        purges = actual.query(
-            f"SELECT before_date, through_position, purged_at, rows_purged FROM {s.AUDIT_PURGES.name}"
-        )
-        comparison = Comparison(projector, stuck, position, purges)
-        parallel = position >= PARALLEL_FROM and _spawnable(ledger, projector.views_url)
-        comparison.plan(min(os.cpu_count() or 1, MAX_WORKERS) if parallel else 1, executor if parallel else None)
-        return comparison
+        comparison.start(executor)
     except BaseException:
-        projector.close()
+        comparison.close()
         raise
+    return comparison
 
 
 class Comparison:
@@ -165,20 +150,36 @@ class Comparison:
     digests_agreed = False
     """Whether :meth:`differences` found the views equal by their digests alone."""
 
-    def __init__(
-        self,
-        projector: Projector,
-        found: list[str],
-        position: int = 0,
-        purges: Sequence[tuple] = (),
-        compare: bool = True,
-    ):
-        self.projector, self.found, self.position, self.purges = projector, found, position, list(purges)
-        self.compare = compare
+    def __init__(self, projector: Projector):
+        self.projector = projector
+        self.found: list[str] = []
+        """What is known to differ before any comparison (the views stuck at a notification)."""
+        self.compare = True
         """False: ``found`` says all there is (a rebuild under way)."""
+        self.position = 0
+        self.purges: list[tuple] = []
         self.key = os.urandom(32)
         self.parts: list[tuple[Part, Future | None]] = []
         self.pool: Executor | None = None
+
+    def start(self, executor: Executor | None) -> None:
+        """Catch the views up, then plan the digests up to the position they reached."""
+        projector = self.projector
+        position, rebuild_until = s.tracking(projector.target)
+        if rebuild_until is not None:
+            self.found = [f"a rebuild of the read models up to notification {rebuild_until} is under way"]
+            self.compare = False
+            return
+        try:
+            position = projector.catch_up()
+        except ReadModelsStuck as error:
+            self.found, position = [str(error)], projector.committed_position()
+        self.position = position
+        self.purges = projector.target.query(
+            f"SELECT before_date, through_position, purged_at, rows_purged FROM {s.AUDIT_PURGES.name}"
+        )
+        parallel = position >= PARALLEL_FROM and _spawnable(projector.ledger, projector.views_url)
+        self.plan(min(os.cpu_count() or 1, MAX_WORKERS) if parallel else 1, executor if parallel else None)
 
     def plan(self, processes: int, executor: Executor | None) -> None:
         """Cut the digests into parts; with ``processes`` over 1, set them going
@@ -191,7 +192,8 @@ class Comparison:
         if processes > 1 and executor is None:
             context = multiprocessing.get_context("spawn")  # a fresh interpreter: no connection or lock of ours
             executor = self.pool = ProcessPoolExecutor(processes - 1, mp_context=context)
-        self.parts = [(part, None if executor is None else self._submit(executor, part)) for part in parts]
+        for part in parts:  # one by one: close() cancels those submitted if a later one fails
+            self.parts.append((part, None if executor is None else self._submit(executor, part)))
 
     def _submit(self, executor: Executor, part: Part) -> Future:
         kind, first, second = part
@@ -220,7 +222,7 @@ class Comparison:
                 return self.found
             return self.found + exact_differences(self.projector, self.position, self.purges)
         finally:
-            self._close()
+            self.close()
 
     def _digests_agree(self) -> bool:
         """Whether every table's digest of the views equals the fresh fold's;
@@ -251,7 +253,8 @@ class Comparison:
         digest.digest_daily(digest.RowDigest(self.key), fresh, daily)
         return all(fresh.get(table.name, [0, 0]) == actual.get(table.name, [0, 0]) for table in s.FOLDED_TABLES)
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Cancel the parts not started, end a pool started here, close the views."""
         for _part, future in self.parts:
             if future is not None:
                 future.cancel()
