@@ -127,17 +127,45 @@ def load_anchors(directory: Path) -> dict[UUID, list[tuple]]:
         raise cli.UsageError(str(error)) from None
 
 
-def projection_differences(ledger: Any) -> dict[str, Any]:
-    """The read models against a fresh fold, when ``projections.consistency`` exists."""
-    try:
-        from projections.consistency import find_differences
-    except ImportError:
-        return {"checked": False, "reason": "projections.consistency is not installed", "differences": []}
-    try:
-        differences = list(find_differences(ledger, cli.database_url()))
-    except Exception as error:  # a read model that cannot even be compared is itself a finding
-        differences = [f"the read models could not be compared: {type(error).__name__}: {str(error).splitlines()[0]}"]
-    return {"checked": True, "differences": differences}
+def projection_differences(ledger: Any, executor: Any = None) -> Any:
+    """The read models against a fresh fold, when ``projections.consistency``
+    exists, started now (in ``executor``'s processes when given) and reported
+    when verify asks (:class:`ledger.audit.ledger_verification.ReadModelsCheck`)."""
+    return ReadModels(ledger, executor)
+
+
+class ReadModels:
+    """:func:`projections.consistency.start_comparison`, reported as verify reports it."""
+
+    def __init__(self, ledger: Any, executor: Any):
+        self.comparison: Any = None
+        self.answer: dict[str, Any] | None = None
+        try:
+            from projections.consistency import start_comparison
+        except ImportError:
+            self.answer = {"checked": False, "reason": "projections.consistency is not installed", "differences": []}
+            return
+        try:
+            self.comparison = start_comparison(ledger, cli.database_url(), executor)
+        except Exception as error:  # a read model that cannot even be compared is itself a finding
+            self.answer = _not_compared(error)
+
+    def report(self) -> dict[str, Any]:
+        if self.answer is None:
+            try:
+                self.answer = {"checked": True, "differences": list(self.comparison.differences())}
+            except Exception as error:
+                self.answer = _not_compared(error)
+        return self.answer
+
+    def close(self) -> None:
+        if self.comparison is not None:
+            self.comparison.close()
+
+
+def _not_compared(error: Exception) -> dict[str, Any]:
+    reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return {"checked": True, "differences": [f"the read models could not be compared: {reason}"]}
 
 
 def show(report: dict[str, Any]) -> None:

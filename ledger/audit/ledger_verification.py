@@ -16,9 +16,9 @@ import multiprocessing
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import orjson
@@ -43,7 +43,7 @@ def verify_ledger(
     ledger: Any,
     enterprise: str | None = None,
     anchors: dict[UUID, list[tuple]] | None = None,
-    read_models: Callable[[Any], dict[str, Any]] | None = None,
+    read_models: Callable[[Any, Executor | None], ReadModelsCheck] | None = None,
     progress: Progress = no_progress,
     public_key: Any = None,
     since_checkpoint: bool = False,
@@ -53,7 +53,9 @@ def verify_ledger(
 ) -> dict[str, Any]:
     """Every wallet (or only ``enterprise``'s) verified, with the chain heads in
     ``anchors`` (see :func:`ledger.audit.export.load_anchors`); ``read_models``
-    compares the read models with a fresh fold when every wallet is verified.
+    starts the comparison of the read models with a fresh fold when every
+    wallet is verified (in the wallets' worker processes, when there are any),
+    so it runs while this process recomputes the tree.
     Returns ``{"ok", "wallets", "events", "records", "problems", "projections"}``,
     each problem named by enterprise number, wallet id and sequence (a snapshot's:
     the version it was taken at; a record's: None, the record named in the text).
@@ -93,34 +95,47 @@ def verify_ledger(
         wallet_ids = list(all_wallet_ids(ledger))
     checks = WalletChecks(ledger, wallet_ids, anchors, database_url, workers)
     with checks:
-        if not enterprise and not since_checkpoint:  # while the workers check the wallets
-            tree = the_tree()
-        tree.pop("touched", None)
-        mark = tree.pop("mark", None)
-        report: dict[str, Any] = {"ok": True, "wallets": 0, "events": 0, "problems": list(tree.pop("problems", []))}
-        report["tree"] = tree
-        submissions = _wallets(report, checks, anchors, enterprise, progress)
-    if since_checkpoint and tree.get("from_position"):
-        report["records"] = {"checked": False, "reason": "checked by a full verify (without --since-checkpoint)"}
-        findings: list[dict[str, Any]] = []
-    else:
-        report["records"], findings = check_records(ledger, submissions, only)
-    del submissions  # one entry per application: not held while the read models are compared
-    report["problems"] += findings
-    for aggregate_id, heads in anchors.items():  # sealed in the archive, gone from the ledger
-        label = heads[0][2] or str(aggregate_id)
-        for problem in check_anchors([], heads):
-            report["problems"].append(_finding(label, aggregate_id, problem))
-    if enterprise:
-        report["projections"] = {
-            "checked": False,
-            "reason": "checked only when every wallet is verified",
-            "differences": [],
-        }
-    elif read_models is None:
-        report["projections"] = {"checked": False, "reason": "no read models were given", "differences": []}
-    else:
-        report["projections"] = read_models(ledger)
+        comparison = read_models(ledger, checks.pool) if read_models is not None and not enterprise else None
+        try:
+            if not enterprise and not since_checkpoint:  # while the workers check the wallets
+                tree = the_tree()
+            tree.pop("touched", None)
+            mark = tree.pop("mark", None)
+            report: dict[str, Any] = {
+                "ok": True,
+                "wallets": 0,
+                "events": 0,
+                "problems": list(tree.pop("problems", [])),
+            }
+            report["tree"] = tree
+            submissions = _wallets(report, checks, anchors, enterprise, progress)
+            if since_checkpoint and tree.get("from_position"):
+                report["records"] = {
+                    "checked": False,
+                    "reason": "checked by a full verify (without --since-checkpoint)",
+                }
+                findings: list[dict[str, Any]] = []
+            else:
+                report["records"], findings = check_records(ledger, submissions, only)
+            del submissions  # one entry per application: not held while the read models are compared
+            report["problems"] += findings
+            for aggregate_id, heads in anchors.items():  # sealed in the archive, gone from the ledger
+                label = heads[0][2] or str(aggregate_id)
+                for problem in check_anchors([], heads):
+                    report["problems"].append(_finding(label, aggregate_id, problem))
+            if enterprise:
+                report["projections"] = {
+                    "checked": False,
+                    "reason": "checked only when every wallet is verified",
+                    "differences": [],
+                }
+            elif comparison is None:
+                report["projections"] = {"checked": False, "reason": "no read models were given", "differences": []}
+            else:
+                report["projections"] = comparison.report()
+        finally:
+            if comparison is not None:
+                comparison.close()
     report["problems"] += [
         {"enterprise_number": None, "wallet_id": None, "sequence": None, "problem": f"projections: {difference}"}
         for difference in report["projections"]["differences"]
@@ -129,6 +144,16 @@ def verify_ledger(
     if report["ok"] and not enterprise:
         remember_verified(ledger, mark)
     return report
+
+
+class ReadModelsCheck(Protocol):
+    """The read models' comparison with a fresh fold, under way (``read_models`` of :func:`verify_ledger`)."""
+
+    def report(self) -> dict[str, Any]:
+        """``{"checked", "differences"}`` (and ``"reason"`` when not checked), once done."""
+
+    def close(self) -> None:
+        """Let go of what the comparison holds; after :meth:`report`, or instead of it on an error."""
 
 
 PARALLEL_FROM = 500
