@@ -17,10 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from ledger.storage.log import LogRows
+from ledger.storage.log import LogRows, is_postgres
 from ledger.storage.topics import WALLET_EVENT_TOPICS
 
 MAX_WALLET = "f" * 32
@@ -51,7 +50,7 @@ class NotificationLog:
                 "ORDER BY originator_id, originator_version LIMIT 5000"
             )
             self._rows_by_wallet = self._sqlite_by_wallet
-        elif isinstance(recorder, PostgresApplicationRecorder):
+        elif is_postgres(recorder):
             from psycopg import sql
             from psycopg.rows import tuple_row
 

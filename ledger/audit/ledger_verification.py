@@ -30,7 +30,7 @@ from ledger.audit.verification import check_rows, screened
 from ledger.domain import events as ev
 from ledger.domain.errors import LedgerError, NotFound
 from ledger.domain.identifiers import canonical_enterprise_number, compact_payment_reference, wallet_id
-from ledger.storage.log import event_type, notifications
+from ledger.storage.log import LogRows, event_type, notifications
 from ledger.storage.records import IdempotencyRecorded, PaymentReferenceClaimed, record_problem
 from ledger.storage.snapshots import snapshot_digest, snapshotted
 from ledger.storage.topics import stored_topic
@@ -303,16 +303,20 @@ def _label_of(ledger: Any, originator_id: str) -> str | None:
     return wallet_label(rows, UUID(originator_id))
 
 
-def all_wallet_ids(ledger: Any):
+def all_wallet_ids(ledger: Any) -> Iterator[UUID]:
     """Every wallet in the notification log, in order of opening. Wallets are also
     found by their applications, so a wallet whose opening event was deleted is
-    still verified (and its missing first event named)."""
-    seen: set[UUID] = set()
-    topics = [stored_topic(ev.WalletOpened), stored_topic(ev.ApplicationSubmitted), stored_topic(ev.SmeFiguresFiled)]
-    for notification in notifications(ledger, topics):
-        if notification.originator_id not in seen:
-            seen.add(notification.originator_id)
-            yield notification.originator_id
+    still verified (and its missing first event named). The log is read as
+    plain rows of three columns (:class:`~ledger.storage.log.LogRows`)."""
+    seen: set[str] = set()
+    topics = {stored_topic(ev.WalletOpened), stored_topic(ev.ApplicationSubmitted), stored_topic(ev.SmeFiguresFiled)}
+    read, last = LogRows(ledger.recorder, ("id", "originator_id", "topic")).read, 0
+    while rows := read(last, 20_000):
+        for _id, originator, topic in rows:
+            if topic in topics and originator not in seen:
+                seen.add(originator)
+                yield UUID(originator)
+        last = rows[-1][0]
 
 
 def check_records(

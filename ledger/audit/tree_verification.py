@@ -39,7 +39,7 @@ from ledger.audit.proofs import checkpoint_problem
 from ledger.storage.log import LogRows, no_cycle_collection
 from ledger.storage.tree import TreeTables, tree_tables
 
-READ_BATCH = 20_000
+READ_BATCH = 5_000
 """Records of the log read per query while the tree is recomputed."""
 
 if TYPE_CHECKING:

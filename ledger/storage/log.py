@@ -60,6 +60,14 @@ _NOTIFICATION_COLUMNS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def is_postgres(recorder: Any) -> bool:
+    """Whether ``recorder`` is PostgreSQL's: the store with a datastore other than
+    SQLite's (asked without importing psycopg, ten megabytes a process, on SQLite)."""
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+    return not isinstance(recorder, SQLiteApplicationRecorder) and getattr(recorder, "datastore", None) is not None
+
+
 class LogRows:
     """The rows of a ledger's notification log as plain tuples of ``columns``,
     in notification order: ``id`` (the notification id), ``originator_id`` (32
@@ -80,8 +88,7 @@ class LogRows:
             self._sql = select + "WHERE rowid > ? ORDER BY rowid LIMIT ?"
             self._sql_to_stop = select + "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
             self._read = self._read_sqlite
-        elif getattr(recorder, "datastore", None) is not None:
-            # PostgreSQL's, the other store with a datastore: psycopg is imported only here
+        elif is_postgres(recorder):  # psycopg is imported only here
             from psycopg import sql
             from psycopg.rows import tuple_row
 

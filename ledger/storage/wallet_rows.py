@@ -15,13 +15,14 @@ from uuid import UUID
 
 import orjson
 
+from ledger.storage.log import is_postgres
+
 Rows = list[tuple[int, str, Any]]
 """A wallet's rows in version order: (version, event type, decoded state)."""
 
 
 def wallets_rows(ledger: Any, wallet_ids: Sequence[UUID]) -> dict[UUID, Rows]:
     """Each wallet of ``wallet_ids`` with its stored rows (a wallet with none: an empty list)."""
-    from eventsourcing.postgres import PostgresApplicationRecorder
     from eventsourcing.sqlite import SQLiteApplicationRecorder
 
     recorder = ledger.recorder
@@ -41,7 +42,7 @@ def wallets_rows(ledger: Any, wallet_ids: Sequence[UUID]) -> dict[UUID, Rows]:
                 cursor.close()
         for originator, version, topic, state in rows:
             by_hex[originator].append((version, topic.rpartition(":")[2], orjson.loads(state)))
-    elif isinstance(recorder, PostgresApplicationRecorder):
+    elif is_postgres(recorder):
         from psycopg import sql
         from psycopg.rows import tuple_row
 
