@@ -157,7 +157,7 @@ class ReadModelsCheck(Protocol):
 
 PARALLEL_FROM = 500
 """Wallets from which the checks are shared between processes (below, starting them costs more)."""
-CHUNK_WALLETS = 200
+CHUNK_WALLETS = 100
 
 
 @dataclass(slots=True)
