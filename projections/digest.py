@@ -27,10 +27,10 @@ from typing import Any
 import orjson
 
 from ledger.application import KmoLedger
+from ledger.storage.log import no_cycle_collection
 from projections import schema as s
 from projections.fold import BatchFold
 from projections.log import NotificationLog
-from projections.runner import _no_cycle_collection
 from projections.store import Target, connect
 
 MODULUS = 1 << 128
@@ -146,7 +146,7 @@ def fold_digests(
     """The digests of a fresh fold of the wallets after ``after`` and before
     ``before``, up to notification ``until``; the daily totals still as sums."""
     target = DigestTarget(RowDigest(key))
-    with closing(log.by_wallet(until, after, FOLD_BATCH, before)) as wallets, _no_cycle_collection():
+    with closing(log.by_wallet(until, after, FOLD_BATCH, before)) as wallets, no_cycle_collection():
         for batch, _last_wallet, _rows_read in wallets:
             fold = BatchFold(target, purges, fresh=True)  # the digest target stands in for a database
             fold.fold(batch)
@@ -187,7 +187,7 @@ def view_digests(target: Target, table: s.Table, where: str, key: bytes) -> Dige
     digests: Digests = {}
     with (
         closing(target.stream(f"SELECT {', '.join(table.column_names)} FROM {table.name}{where}", size=5000)) as rows,
-        _no_cycle_collection(),
+        no_cycle_collection(),
     ):
         RowDigest(key).add(digests, table.name, rows)
     digests.setdefault(table.name, [0, 0])

@@ -19,17 +19,17 @@ rebuild stopped at.
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import closing, nullcontext
 from typing import Any
 
 from ledger.application import KmoLedger
 from ledger.build import build_ledger, ledger_at
 from ledger.domain.errors import StoreBusy, StoreUnavailable
+from ledger.storage.log import no_cycle_collection
 from projections import schema
 from projections.fold import BatchFold
 from projections.log import Notification, NotificationLog
@@ -160,7 +160,7 @@ class Projector:
         """Fold a batch and write it with the new position in one transaction;
         None (nothing written) if the position is no longer ``expected``."""
         target = self.target
-        with self._writing(), target.transaction(), _no_cycle_collection():
+        with self._writing(), target.transaction(), no_cycle_collection():
             if schema.tracking(target, lock=True) != (expected, None):
                 return None
             fold = BatchFold(target, self._purges())
@@ -251,7 +251,7 @@ class Projector:
         # imported (0.8 s of a worker's 1.8 s of reading at 1,000,000 events)
         with (
             closing(self.log.by_wallet(until, cursor, self.rebuild_batch_size, before)) as wallets,
-            _no_cycle_collection(),
+            no_cycle_collection(),
         ):
             for batch, last_wallet, rows_read in wallets:
                 fold = BatchFold(target, purges, fresh=True)
@@ -365,19 +365,6 @@ def run_worker(
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """A batch makes many short-lived dicts and no reference cycles: collecting
-    cycles while it runs only costs time."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _spawnable(ledger: KmoLedger, views_url: str) -> bool:
