@@ -6,8 +6,9 @@ every claim against the submission that made it.
 
 Any changed, missing or reordered stored event is named by wallet and
 sequence, a changed snapshot by wallet and the version it was taken at, a
-changed record by its id. Wallets are read one at a time, so a ledger of a
-million events is verified in the memory of its largest wallet.
+changed record by its id. Wallets are read a chunk at a time
+(:data:`CHUNK_WALLETS`), so a ledger of a million events is verified in the
+memory of a chunk, and 48 bytes an application for the claims (:class:`Submissions`).
 """
 
 from __future__ import annotations
@@ -263,12 +264,13 @@ class WalletChecks:
             self.pool.shutdown(cancel_futures=True)
 
 
-def _with_snapshots(ledger: Any) -> set[UUID]:
+def _with_snapshots(ledger: Any) -> set[UUID] | None:
+    """The wallets with a snapshot; None when the store cannot tell in one query (then every wallet's are read)."""
     return snapshotted(ledger.snapshots.recorder) if ledger.snapshots is not None else set()
 
 
 _worker_ledger: Any = None
-_worker_snapshotted: set[UUID] = set()
+_worker_snapshotted: set[UUID] | None = None
 
 
 def _open_worker(url: str) -> None:
@@ -284,12 +286,12 @@ def _check_chunk(wallet_ids: list[UUID], anchors: dict[UUID, list[tuple]]) -> li
 
 
 def check_chunk(
-    ledger: Any, wallet_ids: list[UUID], anchors: dict[UUID, list[tuple]], snapshotted: set[UUID]
+    ledger: Any, wallet_ids: list[UUID], anchors: dict[UUID, list[tuple]], snapshotted: set[UUID] | None
 ) -> list[CheckedWallet]:
     """:func:`check_wallet` of each wallet, their rows read in one query."""
     rows = wallets_rows(ledger, wallet_ids)
     return [
-        check_wallet(ledger, aggregate_id, anchors.get(aggregate_id, []), snapshotted, rows.pop(aggregate_id))
+        check_wallet(ledger, aggregate_id, anchors.get(aggregate_id, []), snapshotted, rows[aggregate_id])
         for aggregate_id in wallet_ids
     ]
 
@@ -308,14 +310,16 @@ def all_wallet_ids(ledger: Any) -> Iterator[UUID]:
     found by their applications, so a wallet whose opening event was deleted is
     still verified (and its missing first event named). The log is read as
     plain rows of three columns (:class:`~ledger.storage.log.LogRows`)."""
-    seen: set[str] = set()
+    seen: set[UUID] = set()
     topics = {stored_topic(ev.WalletOpened), stored_topic(ev.ApplicationSubmitted), stored_topic(ev.SmeFiguresFiled)}
     read, last = LogRows(ledger.recorder, ("id", "originator_id", "topic")).read, 0
     while rows := read(last, 20_000):
         for _id, originator, topic in rows:
-            if topic in topics and originator not in seen:
-                seen.add(originator)
-                yield UUID(originator)
+            if topic in topics:
+                wallet = UUID(originator)  # one wallet however its id was written (a row put in by hand)
+                if wallet not in seen:
+                    seen.add(wallet)
+                    yield wallet
         last = rows[-1][0]
 
 
@@ -361,12 +365,11 @@ class Submissions:
             return None
         wallet = UUID(bytes=found[:16])
         rows = self.ledger.stored_rows(wallet)
-        submitted = (
-            (wallet_label(rows, wallet), state.get("payment_reference"))
-            for _v, type_name, state in rows
-            if type_name == "ApplicationSubmitted" and str(state.get("application_id")) == application_id
-        )
-        return next(submitted, None)
+        submitted = None
+        for _v, type_name, state in rows:  # the last submission of the id stands, as :meth:`add` kept it
+            if type_name == "ApplicationSubmitted" and str(state.get("application_id")) == application_id:
+                submitted = (wallet_label(rows, wallet), state.get("payment_reference"))
+        return submitted
 
     def confirm(self, claim: dict[str, Any]) -> str | None:
         """What is wrong with ``claim`` against its application's submission (:func:`_unconfirmed`), or None."""

@@ -61,11 +61,11 @@ _NOTIFICATION_COLUMNS: dict[str, Callable[[Any], Any]] = {
 
 
 def is_postgres(recorder: Any) -> bool:
-    """Whether ``recorder`` is PostgreSQL's: the store with a datastore other than
+    """Whether ``recorder`` (of events or snapshots) is PostgreSQL's: the store with a datastore other than
     SQLite's (asked without importing psycopg, ten megabytes a process, on SQLite)."""
-    from eventsourcing.sqlite import SQLiteApplicationRecorder
+    from eventsourcing.sqlite import SQLiteRecorder
 
-    return not isinstance(recorder, SQLiteApplicationRecorder) and getattr(recorder, "datastore", None) is not None
+    return not isinstance(recorder, SQLiteRecorder) and getattr(recorder, "datastore", None) is not None
 
 
 class LogRows:

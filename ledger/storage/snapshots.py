@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from ledger.domain.clock import SystemClock
 from ledger.domain.state import WalletState
 from ledger.domain.wallet import Wallet
+from ledger.storage.log import is_postgres
 
 WALLET_TOPIC = "ledger.wallet:Wallet"
 """What a snapshot names as its aggregate's class (the library's field; the wallet is rebuilt by :meth:`mutate`)."""
@@ -92,11 +93,13 @@ class WalletSnapshot(BaseModel):
         return Wallet(self.originator_id, self.originator_version, WalletState.model_validate(self.state))
 
 
-def snapshotted(recorder: Any) -> set[UUID]:
+def snapshotted(recorder: Any) -> set[UUID] | None:
     """Every wallet with a stored snapshot, in one query (``recorder``: the
-    snapshot store's, SQLite or PostgreSQL)."""
-    table = recorder.events_table_name
-    if hasattr(recorder.datastore, "schema"):  # PostgreSQL
+    snapshot store's); None for a store without a table to ask (in memory)."""
+    table = getattr(recorder, "events_table_name", None)
+    if table is None:
+        return None
+    if is_postgres(recorder):
         from psycopg.sql import SQL, Identifier
 
         statement = SQL("SELECT DISTINCT originator_id FROM {}.{}").format(

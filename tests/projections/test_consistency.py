@@ -162,6 +162,25 @@ def test_a_change_that_keeps_every_row_count_is_still_found_by_its_digest(ledger
         projector.close()
 
 
+def test_an_infinite_number_put_where_the_fold_leaves_null_is_found(sqlite_url):
+    """orjson writes an infinite float as null, alike to the fresh fold's NULL: the
+    views' nullable columns are text, which SQLite gives a number put there as text."""
+    from ledger.application import KmoLedger
+
+    ledger = KmoLedger(sqlite_url)
+    projector = caught_up(ledger)
+    try:
+        with projector.target.transaction():
+            projector.target.execute("UPDATE audit_trail SET application_id = 9e999 WHERE application_id IS NULL")
+        comparison = start_comparison(ledger)
+        differences = comparison.differences()
+        assert not comparison.digests_agreed
+        assert differences and all("application_id inf (fresh fold: None)" in d for d in differences[:-1])
+    finally:
+        projector.close()
+        ledger.close()
+
+
 def test_worker_processes_make_the_same_digests_as_this_process(ledger, pool):
     """Each part of the digests made by the tasks a pool runs equals the same part made here."""
     projector = caught_up(ledger, "payout_orders")

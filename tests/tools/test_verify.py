@@ -114,6 +114,24 @@ def test_a_deleted_opening_event_is_still_found(tools, two_wallets):
     assert code == 1 and (ENTERPRISE, 1) in named(report)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_row_put_in_with_the_wallets_id_in_capitals_is_verified_not_a_crash(tools, two_wallets):
+    """SQLite keeps whatever text a hand writes as a row's id: the wallet is still
+    one wallet, checked once (the library reads it back as the same UUID)."""
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(tools.database_url[len("sqlite:///") :])) as db, db:
+        db.execute(
+            "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
+            "SELECT upper(originator_id), originator_version, topic, state FROM stored_events "
+            "WHERE originator_id = ? AND originator_version = 1",
+            (WALLET.hex,),
+        )
+    code, report = findings(tools)
+    assert code in (0, 1) and report["wallets"] == 2
+
+
 def test_one_wallet_only(tools, two_wallets):
     StoredEvents(tools.database_url).delete(WALLET, 5)
     code, report = findings(tools, "BE 0202.239.951")

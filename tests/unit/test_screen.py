@@ -184,3 +184,18 @@ def test_verify_rows_names_what_the_full_check_names(sound_rows):
     rows = sealed(rows)
     problems = verify_rows(UUID(str(wallet_id(ENTERPRISE))), rows)
     assert problems == full_check(rows) and problems
+
+
+def test_a_ledger_in_memory_is_verified_whole(tmp_path):
+    """The in-memory store has no table to ask which wallets have snapshots:
+    every wallet is then checked with its snapshots read, as before."""
+    from ledger.audit.ledger_verification import verify_ledger
+
+    ledger = KmoLedger("memory://")
+    try:
+        with freeze_time("2026-03-02 09:00:00"):
+            Story(ledger).submit(date(2026, 3, 20), fee="2000.00")
+        report = verify_ledger(ledger)
+    finally:
+        ledger.close()
+    assert report["ok"] and report["wallets"] == 1 and report["events"] == 2
