@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -218,6 +219,22 @@ def drill(
     workers: int = 2,
 ) -> dict:
     workdir = tempfile.mkdtemp(prefix="kmo-drill-")
+    try:
+        return _drill(workdir, store, clients_count, kills, cycles, postgres_url, interval, workers)
+    finally:  # the store, its keys and the schema go with the drill, whatever became of it
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _drill(
+    workdir: str,
+    store: str,
+    clients_count: int,
+    kills: int,
+    cycles: int,
+    postgres_url: str,
+    interval: tuple[float, float],
+    workers: int,
+) -> dict:
     keys_file = Path(workdir) / "keys.json"
     keys_file.write_text(json.dumps({KEY: {"role": "back-office"}}))
     schema = None
@@ -237,29 +254,32 @@ def drill(
         PYTHONPATH=str(Path(__file__).resolve().parent.parent),
     )
     server = Server(env, workdir, workers)
-    server.start()
-    tally = Tally()
-    today = brussels_date(SystemClock().now())
-    clients = [Client(n, server, tally) for n in range(clients_count)]
-    chaos_over = threading.Event()
-    chaos = threading.Thread(target=killer, args=(server, kills, chaos_over, *interval))
-    started = time.monotonic()
-    chaos.start()
-    posting = [threading.Thread(target=c.run, args=(cycles, today, chaos_over)) for c in clients]
-    for thread in posting:
-        thread.start()
-    for thread in posting:
-        thread.join()
-    chaos.join()
-    outcome = check(server, tally, clients)
-    race = ceiling_race(server, 16, today)
-    server.stop()
-    projections = projection_check(database_url)
-    if schema:
-        import psycopg
+    try:
+        server.start()
+        tally = Tally()
+        today = brussels_date(SystemClock().now())
+        clients = [Client(n, server, tally) for n in range(clients_count)]
+        chaos_over = threading.Event()
+        chaos = threading.Thread(target=killer, args=(server, kills, chaos_over, *interval))
+        started = time.monotonic()
+        chaos.start()
+        posting = [threading.Thread(target=c.run, args=(cycles, today, chaos_over)) for c in clients]
+        for thread in posting:
+            thread.start()
+        for thread in posting:
+            thread.join()
+        chaos.join()
+        outcome = check(server, tally, clients)
+        race = ceiling_race(server, 16, today)
+        server.stop()
+        projections = projection_check(database_url)
+    finally:
+        server.stop()
+        if schema:
+            import psycopg
 
-        with psycopg.connect(postgres_url, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+            with psycopg.connect(postgres_url, autocommit=True) as connection:
+                connection.execute(f"DROP SCHEMA {schema} CASCADE")
     return {
         "store": store,
         "workers": workers,
