@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import sys
 import tempfile
 import threading
@@ -218,81 +217,66 @@ def drill(
     interval: tuple[float, float],
     workers: int = 2,
 ) -> dict:
-    workdir = tempfile.mkdtemp(prefix="kmo-drill-")
-    try:
-        return _drill(workdir, store, clients_count, kills, cycles, postgres_url, interval, workers)
-    finally:  # the store, its keys and the schema go with the drill, whatever became of it
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _drill(
-    workdir: str,
-    store: str,
-    clients_count: int,
-    kills: int,
-    cycles: int,
-    postgres_url: str,
-    interval: tuple[float, float],
-    workers: int,
-) -> dict:
-    keys_file = Path(workdir) / "keys.json"
-    keys_file.write_text(json.dumps({KEY: {"role": "back-office"}}))
-    schema = None
-    if store == "sqlite":
-        database_url = f"sqlite:///{Path(workdir) / 'ledger.db'}"
-    else:
-        import psycopg
-
-        schema = "drill_" + uuid.uuid4().hex[:10]
-        with psycopg.connect(postgres_url, autocommit=True) as connection:
-            connection.execute(f"CREATE SCHEMA {schema}")
-        database_url = f"{postgres_url}?schema={schema}"
-    env = dict(
-        os.environ,
-        KMO_LEDGER_DATABASE_URL=database_url,
-        KMO_LEDGER_API_KEYS_FILE=str(keys_file),
-        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
-    )
-    server = Server(env, workdir, workers)
-    try:
-        server.start()
-        tally = Tally()
-        today = brussels_date(SystemClock().now())
-        clients = [Client(n, server, tally) for n in range(clients_count)]
-        chaos_over = threading.Event()
-        chaos = threading.Thread(target=killer, args=(server, kills, chaos_over, *interval))
-        started = time.monotonic()
-        chaos.start()
-        posting = [threading.Thread(target=c.run, args=(cycles, today, chaos_over)) for c in clients]
-        for thread in posting:
-            thread.start()
-        for thread in posting:
-            thread.join()
-        chaos.join()
-        outcome = check(server, tally, clients)
-        race = ceiling_race(server, 16, today)
-        server.stop()
-        projections = projection_check(database_url)
-    finally:
-        server.stop()
-        if schema:
+    # the store, its keys and the schema go with the drill, whatever becomes of it
+    with tempfile.TemporaryDirectory(prefix="kmo-drill-", ignore_cleanup_errors=True) as workdir:
+        keys_file = Path(workdir) / "keys.json"
+        keys_file.write_text(json.dumps({KEY: {"role": "back-office"}}))
+        schema = None
+        if store == "sqlite":
+            database_url = f"sqlite:///{Path(workdir) / 'ledger.db'}"
+        else:
             import psycopg
 
+            schema = "drill_" + uuid.uuid4().hex[:10]
             with psycopg.connect(postgres_url, autocommit=True) as connection:
-                connection.execute(f"DROP SCHEMA {schema} CASCADE")
-    return {
-        "store": store,
-        "workers": workers,
-        "commands_sent": tally.sent,
-        "crashes": server.kills,
-        "retries": tally.retries,
-        "lost": outcome["lost"],
-        "duplicated": outcome["duplicated"],
-        "findings": outcome["findings"],
-        "projections": projections,
-        "ceiling_race": race,
-        "seconds": round(time.monotonic() - started, 1),
-    }
+                connection.execute(f"CREATE SCHEMA {schema}")
+            database_url = f"{postgres_url}?schema={schema}"
+        env = dict(
+            os.environ,
+            KMO_LEDGER_DATABASE_URL=database_url,
+            KMO_LEDGER_API_KEYS_FILE=str(keys_file),
+            PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+        )
+        server = Server(env, workdir, workers)
+        try:
+            server.start()
+            tally = Tally()
+            today = brussels_date(SystemClock().now())
+            clients = [Client(n, server, tally) for n in range(clients_count)]
+            chaos_over = threading.Event()
+            chaos = threading.Thread(target=killer, args=(server, kills, chaos_over, *interval))
+            started = time.monotonic()
+            chaos.start()
+            posting = [threading.Thread(target=c.run, args=(cycles, today, chaos_over)) for c in clients]
+            for thread in posting:
+                thread.start()
+            for thread in posting:
+                thread.join()
+            chaos.join()
+            outcome = check(server, tally, clients)
+            race = ceiling_race(server, 16, today)
+            server.stop()
+            projections = projection_check(database_url)
+        finally:
+            server.stop()
+            if schema:
+                import psycopg
+
+                with psycopg.connect(postgres_url, autocommit=True) as connection:
+                    connection.execute(f"DROP SCHEMA {schema} CASCADE")
+        return {
+            "store": store,
+            "workers": workers,
+            "commands_sent": tally.sent,
+            "crashes": server.kills,
+            "retries": tally.retries,
+            "lost": outcome["lost"],
+            "duplicated": outcome["duplicated"],
+            "findings": outcome["findings"],
+            "projections": projections,
+            "ceiling_race": race,
+            "seconds": round(time.monotonic() - started, 1),
+        }
 
 
 def projection_check(database_url: str) -> list[str]:
