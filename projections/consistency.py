@@ -24,7 +24,6 @@ from typing import Any
 from ledger.application import KmoLedger
 from projections import digest
 from projections import schema as s
-from projections.log import MAX_WALLET
 from projections.runner import MAX_WORKERS, PARALLEL_FROM, Projector, ReadModelsStuck, _spawnable
 from projections.store import Target, ledger_url
 
@@ -185,7 +184,7 @@ class Comparison:
         """Cut the digests into parts; with ``processes`` over 1, set them going
         in ``executor`` (or a pool of ``processes - 1`` started here: this
         process takes parts too, in :meth:`differences`)."""
-        bounds = wallet_bounds(RANGES_PER_PROCESS * processes if processes > 1 else 1)
+        bounds = s.wallet_bounds(RANGES_PER_PROCESS * processes if processes > 1 else 1)
         parts: list[Part] = [("fold", after, before) for after, before in pairwise(bounds)]
         for table in s.FOLDED_TABLES:
             parts += [("views", table.name, where) for where in digest.view_slices(self.projector.target, table)]
@@ -270,12 +269,6 @@ Part = tuple[str, str, str]
 RANGES_PER_PROCESS = 8
 """Wallet ranges of the fresh fold per process: small enough that the last ones
 even out which process finishes when."""
-
-
-def wallet_bounds(ranges: int) -> list[str]:
-    """``ranges + 1`` wallet ids that cut the wallet id space in equal ranges,
-    from before the first wallet to after the last (as a rebuild cuts it)."""
-    return [""] + [format(16**32 * k // ranges, "032x") for k in range(1, ranges)] + [MAX_WALLET]
 
 
 def exact_differences(projector: Projector, position: int, purges: Sequence[tuple]) -> list[str]:

@@ -369,6 +369,12 @@ def _freed_pages_left_as_they_are(target: Target) -> Iterator[None]:
         target.execute(f"PRAGMA secure_delete = {int(secure)}")
 
 
+def wallet_bounds(ranges: int) -> list[str]:
+    """``ranges + 1`` wallet ids that cut the wallet id space in equal ranges,
+    from before the first wallet to after the last."""
+    return [""] + [format(16**32 * k // ranges, "032x") for k in range(1, ranges)] + [MAX_WALLET]
+
+
 def start_rebuild(target: Target, until: int, ranges: int = 1) -> None:
     """Drop every folded table and recreate it without indexes; the tracking rows
     record that a rebuild up to notification ``until`` is under way, in
@@ -382,7 +388,7 @@ def start_rebuild(target: Target, until: int, ranges: int = 1) -> None:
             f"INSERT INTO {TRACKING.name} (name, position, schema_version, rebuild_until) VALUES (?, 0, ?, ?)",
             (TRACKING_NAME, SCHEMA_VERSION, until),
         )
-        bounds = [""] + [format(16**32 * k // ranges, "032x") for k in range(1, ranges)] + [MAX_WALLET]
+        bounds = wallet_bounds(ranges)
         target.executemany(
             f"INSERT INTO {TRACKING.name} (name, position, schema_version, rebuild_until, rebuild_cursor, "
             "rebuild_before) VALUES (?, 0, ?, ?, ?, ?)",

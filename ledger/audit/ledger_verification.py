@@ -175,14 +175,12 @@ class CheckedWallet:
 def check_wallet(
     ledger: Any,
     aggregate_id: UUID,
-    heads: Sequence[tuple] = (),
-    snapshotted: set[UUID] | None = None,
-    rows: list[tuple[int, str, Any]] | None = None,
+    rows: list[tuple[int, str, Any]],
+    heads: Sequence[tuple],
+    snapshotted: set[UUID] | None,
 ) -> CheckedWallet:
-    """One wallet's checks; ``snapshotted``: the wallets with a snapshot, when known
-    (a wallet without one skips the query for its snapshots); ``rows``: its
-    stored rows, when read already (:func:`check_chunk`)."""
-    rows = ledger.stored_rows(aggregate_id) if rows is None else rows
+    """One wallet's checks on its stored ``rows``; ``snapshotted``: the wallets
+    with a snapshot, when known (a wallet without one skips the query for its snapshots)."""
     label = wallet_label(rows, aggregate_id)
     submitted = [
         (str(state.get("application_id")), (label, state.get("payment_reference")))
@@ -291,7 +289,7 @@ def check_chunk(
     """:func:`check_wallet` of each wallet, their rows read in one query."""
     rows = wallets_rows(ledger, wallet_ids)
     return [
-        check_wallet(ledger, aggregate_id, anchors.get(aggregate_id, []), snapshotted, rows[aggregate_id])
+        check_wallet(ledger, aggregate_id, rows[aggregate_id], anchors.get(aggregate_id, []), snapshotted)
         for aggregate_id in wallet_ids
     ]
 

@@ -11,11 +11,11 @@ the same; the screen only has to be strict, never exact.
 
 It vouches for a wallet only when every row
 
-- has exactly the fields its event type may have, with every required one
-  (what the models' ``extra="forbid"`` and required fields enforce);
-- has the fields the fold and the invariants use in their canonical stored
-  form: ISO dates, ``"-12.34"`` euro amounts, strings, integers, legs of known
-  accounts;
+- reads as its event would (:data:`READABLE`): exactly the fields its type
+  may have, every required one, each in the form pydantic takes or a
+  stricter one (canonical ISO dates and timestamps, ``"-12.34"`` euro
+  amounts, strings, integers, known literals, nested objects with no extra
+  field); a model that validates itself (a wallet's figures) is asked;
 - is of a type the screen folds: everything but recoveries, refunds and
   reversals (rare, and left to the full check);
 
@@ -26,10 +26,6 @@ submitted application (and every payout or cancellation a placed order), and
 after each event its legs sum to zero, no held balance is negative, the money
 at the financial manager equals what moved in, payouts stay within the
 project, and granted subsidy stays within the year's ceilings.
-
-Fields that neither the fold nor the invariants read (a name, a provider, a
-regime) are checked for presence, not for form: a wrong form there breaks no
-balance, and the chain and the Merkle tree show whether it was changed.
 """
 
 from __future__ import annotations

@@ -118,13 +118,9 @@ class LogRows:
         statement, params = self._params(after, limit, stop)
         if self.connection is not None:
             return self.connection.execute(statement, params).fetchall()
-        with self.recorder.datastore.get_connection(commit=False) as connection:
-            cursor = connection._sqlite_conn.cursor()
-            cursor.row_factory = None  # tuples, not the library's sqlite3.Row
-            try:
-                return cursor.execute(statement, params).fetchall()
-            finally:
-                cursor.close()
+        from ledger.storage.sqlite import tuple_rows
+
+        return tuple_rows(self.recorder.datastore, statement, params)
 
     def _read_postgres(self, after: int, limit: int, stop: int | None = None) -> list[tuple]:
         statement, params = self._params(after, limit, stop)

@@ -41,6 +41,18 @@ ONE_STATEMENT_ROWS = 500
 library's transaction of one INSERT per event."""
 
 
+def tuple_rows(datastore: Any, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
+    """A read on one of the library's SQLite connections, as plain tuples (not
+    its ``sqlite3.Row``, a tenth slower to make and to read a million of)."""
+    with datastore.get_connection(commit=False) as connection:
+        cursor = connection._sqlite_conn.cursor()
+        cursor.row_factory = None
+        try:
+            return cursor.execute(statement, tuple(params)).fetchall()
+        finally:
+            cursor.close()
+
+
 def rows_per_statement(connection: sqlite3.Connection) -> int:
     """How many events one INSERT of this SQLite may carry (4 parameters each)."""
     return min(ONE_STATEMENT_ROWS, connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 4)

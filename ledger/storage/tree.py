@@ -31,6 +31,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
+from ledger.storage.sqlite import tuple_rows
+
 if TYPE_CHECKING:
     from ledger.application import KmoLedger
 
@@ -241,13 +243,7 @@ class SqliteTreeTables(TreeTables):
         self.datastore, self.writer = datastore, writer or nullcontext()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self.datastore.get_connection(commit=False) as connection:
-            cursor = connection._sqlite_conn.cursor()
-            cursor.row_factory = None  # plain tuples, not the library's sqlite3.Row
-            try:
-                return cursor.execute(sql, tuple(params)).fetchall()
-            finally:
-                cursor.close()
+        return tuple_rows(self.datastore, sql, params)
 
     @contextmanager
     def write(self) -> Iterator[Writing]:

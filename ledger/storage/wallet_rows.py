@@ -15,7 +15,8 @@ from uuid import UUID
 
 import orjson
 
-from ledger.storage.log import is_postgres
+from ledger.storage.log import event_type, is_postgres
+from ledger.storage.sqlite import tuple_rows
 
 Rows = list[tuple[int, str, Any]]
 """A wallet's rows in version order: (version, event type, decoded state)."""
@@ -33,15 +34,8 @@ def wallets_rows(ledger: Any, wallet_ids: Sequence[UUID]) -> dict[UUID, Rows]:
             f"SELECT originator_id, originator_version, topic, state FROM {recorder.events_table_name} "
             f"WHERE originator_id IN ({', '.join('?' * len(by_hex))}) ORDER BY originator_id, originator_version"
         )
-        with recorder.datastore.get_connection(commit=False) as connection:
-            cursor = connection._sqlite_conn.cursor()
-            cursor.row_factory = None  # tuples, not the library's sqlite3.Row
-            try:
-                rows = cursor.execute(select, list(by_hex)).fetchall()
-            finally:
-                cursor.close()
-        for originator, version, topic, state in rows:
-            by_hex[originator].append((version, topic.rpartition(":")[2], orjson.loads(state)))
+        for originator, version, topic, state in tuple_rows(recorder.datastore, select, list(by_hex)):
+            by_hex[originator].append((version, event_type(topic), orjson.loads(state)))
     elif is_postgres(recorder):
         from psycopg import sql
         from psycopg.rows import tuple_row
@@ -54,7 +48,7 @@ def wallets_rows(ledger: Any, wallet_ids: Sequence[UUID]) -> dict[UUID, Rows]:
             with connection.cursor(row_factory=tuple_row) as postgres:
                 rows = postgres.execute(statement, (list(wallet_ids),)).fetchall()
         for originator, version, topic, state in rows:
-            found[originator].append((version, topic.rpartition(":")[2], orjson.loads(state)))
+            found[originator].append((version, event_type(topic), orjson.loads(state)))
     else:
         for wallet in wallet_ids:
             found[wallet] = ledger.stored_rows(wallet)

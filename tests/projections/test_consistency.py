@@ -188,7 +188,7 @@ def test_worker_processes_make_the_same_digests_as_this_process(ledger, pool):
     position = projector.committed_position()
     try:
         events_url, views_url = consistency.ledger_url(ledger), projector.views_url
-        for after, before in pairwise(consistency.wallet_bounds(3)):
+        for after, before in pairwise(s.wallet_bounds(3)):
             here = digest.fold_digests(projector.log, position, [], after, before, key)
             assert pool.submit(digest.fold_task, events_url, position, [], after, before, key).result() == here
         for table in s.FOLDED_TABLES:
