@@ -32,7 +32,7 @@ from ledger.audit.verification import check_rows, screened
 from ledger.domain import events as ev
 from ledger.domain.errors import LedgerError, NotFound
 from ledger.domain.identifiers import canonical_enterprise_number, compact_payment_reference, wallet_id
-from ledger.storage.log import LogRows, event_type, notifications
+from ledger.storage.log import LogRows, event_type, no_cycle_collection, notifications
 from ledger.storage.records import IdempotencyRecorded, PaymentReferenceClaimed, record_problem
 from ledger.storage.snapshots import snapshot_digest, snapshotted
 from ledger.storage.topics import stored_topic
@@ -286,12 +286,15 @@ def _check_chunk(wallet_ids: list[UUID], anchors: dict[UUID, list[tuple]]) -> li
 def check_chunk(
     ledger: Any, wallet_ids: list[UUID], anchors: dict[UUID, list[tuple]], snapshotted: set[UUID] | None
 ) -> list[CheckedWallet]:
-    """:func:`check_wallet` of each wallet, their rows read in one query."""
-    rows = wallets_rows(ledger, wallet_ids)
-    return [
-        check_wallet(ledger, aggregate_id, rows[aggregate_id], anchors.get(aggregate_id, []), snapshotted)
-        for aggregate_id in wallet_ids
-    ]
+    """:func:`check_wallet` of each wallet, their rows read in one query
+    (without collecting cycles meanwhile: a decoded row is a tree of dicts,
+    freed when its wallet is done, and collecting cost a third of the reading)."""
+    with no_cycle_collection():
+        rows = wallets_rows(ledger, wallet_ids)
+        return [
+            check_wallet(ledger, aggregate_id, rows[aggregate_id], anchors.get(aggregate_id, []), snapshotted)
+            for aggregate_id in wallet_ids
+        ]
 
 
 def _label_of(ledger: Any, originator_id: str) -> str | None:

@@ -282,6 +282,30 @@ def test_payment_references_are_valid_structured_references():
     assert compact_payment_reference("+++123/4567/89003+++") is None
 
 
+def test_a_written_payment_reference_is_read_as_stdnum_reads_it():
+    """The ledger's own form is taken apart without stdnum: the same answer for
+    good and bad check digits, zero, and the forms stdnum alone reads."""
+    import random
+
+    from stdnum.be import ogm_vcs
+
+    def stdnum_reads(raw: str) -> str | None:
+        try:
+            return ogm_vcs.validate(raw)
+        except ValueError:
+            return None
+
+    draw = random.Random(6962)
+    numbers = ["000000000000", "000000000097", "000000000197", "999999999999"]
+    numbers += [f"{draw.randrange(10**12):012d}" for _ in range(2000)]
+    numbers += [payment_reference(str(n)).strip("+").replace("/", "") for n in range(200)]
+    for digits in numbers:
+        for raw in (f"+++{digits[:3]}/{digits[3:7]}/{digits[7:]}+++", f"***{digits[:3]}/{digits[3:7]}/{digits[7:]}***"):
+            assert compact_payment_reference(raw) == stdnum_reads(raw), raw
+    assert sum(compact_payment_reference(payment_reference(str(n))) is not None for n in range(200)) == 200
+    assert compact_payment_reference("+++\uff11\uff12\uff13/4567/89002+++") == stdnum_reads("+++\uff11\uff12\uff13/4567/89002+++")
+
+
 @pytest.mark.parametrize(
     "value",
     ["1.001", "-1.00", "NaN", "Infinity", "abc", True, None, [1]]
