@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import closing
 from itertools import chain, islice, pairwise, zip_longest
@@ -126,9 +126,22 @@ def start_comparison(
     per process), or else a pool started here and ended by ``differences``.
     Smaller ledgers are compared in this process, when ``differences`` is
     called."""
-    comparison = Comparison(Projector(ledger, database_url))
+    comparison = prepare_comparison(ledger, database_url)
     try:
         comparison.start(executor)
+    except BaseException:
+        comparison.close()
+        raise
+    return comparison
+
+
+def prepare_comparison(ledger: KmoLedger, database_url: str | None = None) -> Comparison:
+    """A comparison with the views caught up, not yet started: between the two,
+    a caller that reads every wallet anyway may take the fresh fold on itself
+    (:meth:`Comparison.folding`)."""
+    comparison = Comparison(Projector(ledger, database_url))
+    try:
+        comparison.prepare()
     except BaseException:
         comparison.close()
         raise
@@ -144,7 +157,11 @@ class Comparison:
     agrees, the views are as a fresh fold would make them. Otherwise (or when
     the quick way cannot tell) the fresh fold is written to a temporary
     database and compared row for row (:func:`exact_differences`), which
-    names each difference."""
+    names each difference.
+
+    The fold's digests may instead come from a caller that reads every
+    wallet's rows anyway (verification): it takes :meth:`folding` before
+    :meth:`start` and hands each part's result to :meth:`add`."""
 
     digests_agreed = False
     """Whether :meth:`differences` found the views equal by their digests alone."""
@@ -160,9 +177,14 @@ class Comparison:
         self.key = os.urandom(32)
         self.parts: list[tuple[Part, Future | None]] = []
         self.pool: Executor | None = None
+        self.folded_elsewhere = False
+        self.fresh: digest.Digests = {}
+        self.daily: digest.Daily = {}
+        self.foldable = True
+        """False once a part folded elsewhere could not be folded."""
 
-    def start(self, executor: Executor | None) -> None:
-        """Catch the views up, then plan the digests up to the position they reached."""
+    def prepare(self) -> None:
+        """Catch the views up; what they reached is the position compared."""
         projector = self.projector
         position, rebuild_until = s.tracking(projector.target)
         if rebuild_until is not None:
@@ -177,7 +199,30 @@ class Comparison:
         self.purges = projector.target.query(
             f"SELECT before_date, through_position, purged_at, rows_purged FROM {s.AUDIT_PURGES.name}"
         )
-        parallel = position >= PARALLEL_FROM and _spawnable(projector.ledger, projector.views_url)
+
+    def folding(self) -> tuple[Callable[..., Any], tuple[Any, ...]] | None:
+        """The fresh fold, taken on by the caller: a function to call on each
+        part of the wallets as read (see :func:`digest.fold_read_rows`) with
+        these arguments after it, whose result goes to :meth:`add`. The parts
+        must together be every wallet, each whole. None: nothing to fold (no comparison)."""
+        if not self.compare:
+            return None
+        self.folded_elsewhere = True
+        return digest.fold_read_rows, (self.position, self._purges(), self.key)
+
+    def add(self, folded: tuple[digest.Digests, digest.Daily] | None) -> None:
+        """The digests of one part folded by the caller (None: it could not be folded)."""
+        if folded is None:
+            self.foldable = False
+            return
+        digest.merge(self.fresh, folded[0])
+        digest.add_daily(self.daily, digest.daily_rows(folded[1]))
+
+    def start(self, executor: Executor | None) -> None:
+        """Plan the digests up to the position the views reached, and set them going."""
+        if not self.compare:
+            return
+        parallel = self.position >= PARALLEL_FROM and _spawnable(self.projector.ledger, self.projector.views_url)
         self.plan(min(os.cpu_count() or 1, MAX_WORKERS) if parallel else 1, executor if parallel else None)
 
     def plan(self, processes: int, executor: Executor | None) -> None:
@@ -185,7 +230,7 @@ class Comparison:
         in ``executor`` (or a pool of ``processes - 1`` started here: this
         process takes parts too, in :meth:`differences`)."""
         bounds = s.wallet_bounds(RANGES_PER_PROCESS * processes if processes > 1 else 1)
-        parts: list[Part] = [("fold", after, before) for after, before in pairwise(bounds)]
+        parts: list[Part] = [] if self.folded_elsewhere else [("fold", a, b) for a, b in pairwise(bounds)]
         for table in s.FOLDED_TABLES:
             parts += [("views", table.name, where) for where in digest.view_slices(self.projector.target, table)]
         if processes > 1 and executor is None:
@@ -234,14 +279,15 @@ class Comparison:
     def _compare_digests(self) -> bool:
         """Take the parts no worker has started, from the last (the workers
         take them from the first), then collect the workers' parts."""
+        if not self.foldable:
+            return False
         done: dict[int, Any] = {}
         for index in range(len(self.parts) - 1, -1, -1):
             part, future = self.parts[index]
             if future is None or future.cancel():
                 done[index] = self._here(part)
-        fresh: digest.Digests = {}
+        fresh, daily = self.fresh, self.daily
         actual: digest.Digests = {}
-        daily: digest.Daily = {}
         for index, (part, future) in enumerate(self.parts):
             result = done[index] if index in done else future.result()
             if part[0] == "fold":

@@ -30,7 +30,7 @@ from ledger.application import KmoLedger
 from ledger.storage.log import no_cycle_collection
 from projections import schema as s
 from projections.fold import BatchFold
-from projections.log import NotificationLog
+from projections.log import TYPE_OF, NotificationLog
 from projections.store import Target, connect
 
 MODULUS = 1 << 128
@@ -151,6 +151,36 @@ def fold_digests(
             fold = BatchFold(target, purges, fresh=True)  # the digest target stands in for a database
             fold.fold(batch)
             fold.write()
+    return target.digests, target.daily
+
+
+def fold_read_rows(
+    wallets: Iterable[tuple[str, Sequence[tuple[int, str, Any]], Sequence[tuple[int, str]]]],
+    until: int,
+    purges: Sequence[tuple[str, int]],
+    key: bytes,
+) -> tuple[Digests, Daily] | None:
+    """:func:`fold_digests` of whole wallets read already (by verification, for
+    its own checks): each is (wallet id in hex, its rows as (version, event type,
+    decoded state), each row's (notification id, stored topic)); only wallet
+    events (by their stored topic) up to notification ``until`` are folded, as
+    :meth:`NotificationLog.by_wallet` gives them. Verification's wallets are
+    every id a wallet event was stored under, read by the id as the ledger
+    writes it: a row stored under another spelling of it (put in by hand, on
+    SQLite) is left out here, and named by verification itself. None when
+    these rows cannot be folded (the exact comparison then names why)."""
+    target = DigestTarget(RowDigest(key))
+    type_of = TYPE_OF
+    try:
+        fold = BatchFold(target, purges, fresh=True)
+        apply = fold.apply_decoded
+        for wallet, rows, places in wallets:
+            for (version, _type, state), (position, topic) in zip(rows, places, strict=True):
+                if position <= until and topic in type_of:
+                    apply(position, wallet, version, type_of[topic], state)
+        fold.write()
+    except Exception:  # a history no fold takes: not for a digest to judge
+        return None
     return target.digests, target.daily
 
 

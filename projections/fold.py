@@ -199,7 +199,11 @@ class BatchFold:
     # ------------------------------------------------------------------ applying
 
     def apply(self, notification_id: int, wallet_id: str, version: int, type_name: str, state: bytes) -> None:
-        e = orjson.loads(state)
+        self.apply_decoded(notification_id, wallet_id, version, type_name, orjson.loads(state))
+
+    def apply_decoded(self, notification_id: int, wallet_id: str, version: int, type_name: str, e: dict) -> None:
+        """:meth:`apply` to a state decoded already (verification decodes each row
+        once for its own checks and this fold); ``e`` is read, never changed."""
         if type_name == "WalletOpened":
             wallet = self._open_wallet(wallet_id, e)
         else:

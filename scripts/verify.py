@@ -127,28 +127,43 @@ def load_anchors(directory: Path) -> dict[UUID, list[tuple]]:
         raise cli.UsageError(str(error)) from None
 
 
-def projection_differences(ledger: Any, executor: Any = None) -> Any:
+def projection_differences(ledger: Any) -> Any:
     """The read models against a fresh fold, when ``projections.consistency``
-    exists, started now (in ``executor``'s processes when given) and reported
-    when verify asks (:class:`ledger.audit.ledger_verification.ReadModelsCheck`)."""
-    return ReadModels(ledger, executor)
+    exists, with the views caught up now
+    (:class:`ledger.audit.ledger_verification.ReadModelsCheck`)."""
+    return ReadModels(ledger)
 
 
 class ReadModels:
-    """:func:`projections.consistency.start_comparison`, reported as verify reports it."""
+    """:func:`projections.consistency.prepare_comparison`, reported as verify
+    reports it: a comparison that cannot be made is itself a finding."""
 
-    def __init__(self, ledger: Any, executor: Any):
+    def __init__(self, ledger: Any):
         self.comparison: Any = None
         self.answer: dict[str, Any] | None = None
         try:
-            from projections.consistency import start_comparison
+            from projections.consistency import prepare_comparison
         except ImportError:
             self.answer = {"checked": False, "reason": "projections.consistency is not installed", "differences": []}
             return
         try:
-            self.comparison = start_comparison(ledger, cli.database_url(), executor)
-        except Exception as error:  # a read model that cannot even be compared is itself a finding
+            self.comparison = prepare_comparison(ledger, cli.database_url())
+        except Exception as error:
             self.answer = _not_compared(error)
+
+    def folding(self) -> Any:
+        return self.comparison.folding() if self.answer is None else None
+
+    def start(self, executor: Any) -> None:
+        if self.answer is None:
+            try:
+                self.comparison.start(executor)
+            except Exception as error:
+                self.answer = _not_compared(error)
+
+    def add(self, folded: Any) -> None:
+        if self.answer is None:
+            self.comparison.add(folded)
 
     def report(self) -> dict[str, Any]:
         if self.answer is None:

@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
@@ -35,8 +35,8 @@ from ledger.domain.identifiers import canonical_enterprise_number, compact_payme
 from ledger.storage.log import LogRows, event_type, no_cycle_collection, notifications
 from ledger.storage.records import IdempotencyRecorded, PaymentReferenceClaimed, record_problem
 from ledger.storage.snapshots import snapshot_digest, snapshotted
-from ledger.storage.topics import stored_topic
-from ledger.storage.wallet_rows import wallets_rows
+from ledger.storage.topics import WALLET_EVENT_TOPICS, stored_topic
+from ledger.storage.wallet_rows import Places, reads_by_sql, wallets_rows
 
 _SEQUENCE = re.compile(r"^event (\d+)")
 
@@ -45,7 +45,7 @@ def verify_ledger(
     ledger: Any,
     enterprise: str | None = None,
     anchors: dict[UUID, list[tuple]] | None = None,
-    read_models: Callable[[Any, Executor | None], ReadModelsCheck] | None = None,
+    read_models: Callable[[Any], ReadModelsCheck] | None = None,
     progress: Progress = no_progress,
     public_key: Any = None,
     since_checkpoint: bool = False,
@@ -55,9 +55,10 @@ def verify_ledger(
 ) -> dict[str, Any]:
     """Every wallet (or only ``enterprise``'s) verified, with the chain heads in
     ``anchors`` (see :func:`ledger.audit.export.load_anchors`); ``read_models``
-    starts the comparison of the read models with a fresh fold when every
-    wallet is verified (in the wallets' worker processes, when there are any),
-    so it runs while this process recomputes the tree.
+    prepares the comparison of the read models with a fresh fold when every
+    wallet is verified: the fold is made from the rows the wallet checks read
+    (each row is read and decoded once), and the views are read in the
+    wallets' worker processes, when there are any, after the wallets.
     Returns ``{"ok", "wallets", "events", "records", "problems", "projections"}``,
     each problem named by enterprise number, wallet id and sequence (a snapshot's:
     the version it was taken at; a record's: None, the record named in the text).
@@ -73,8 +74,9 @@ def verify_ledger(
 
     Given the ledger's ``database_url``, a ledger of :data:`PARALLEL_FROM`
     wallets or more is checked by ``workers`` processes (default: one per
-    CPU), each on its own chunks of wallets with its own connection; then this
-    process recomputes the tree while they compare the read models."""
+    CPU), each on its own chunks of wallets with its own connection, while
+    this process recomputes the tree, taking their results between its
+    batches; then it checks the chunks still waiting for a worker itself."""
     anchors = dict(anchors or {})
     tree: dict[str, Any] = {"checked": False, "reason": "checked only when every wallet is verified"}
     if enterprise:
@@ -84,27 +86,41 @@ def verify_ledger(
     else:
         only = None
 
-    def the_tree() -> dict[str, Any]:
+    def the_tree(between: Callable[[], None] = lambda: None) -> dict[str, Any]:
         return verify_tree(
-            ledger, public_key, since_checkpoint, labels=lambda found: _label_of(ledger, found), kept=kept
+            ledger,
+            public_key,
+            since_checkpoint,
+            labels=lambda found: _label_of(ledger, found),
+            kept=kept,
+            between=between,
         )
 
-    if not enterprise and since_checkpoint:
-        tree = the_tree()
-        from_position = tree["from_position"]
-        wallet_ids = sorted(tree["touched"], key=str) if from_position else list(all_wallet_ids(ledger))
-    elif not enterprise:
-        wallet_ids = list(all_wallet_ids(ledger))
-    checks = WalletChecks(ledger, wallet_ids, anchors, database_url, workers)
-    with checks:
-        comparison = read_models(ledger, checks.pool) if read_models is not None and not enterprise else None
-        try:
-            report: dict[str, Any] = {"ok": True, "wallets": 0, "events": 0, "problems": []}
-            # each wallet's results taken as they come (held, a million events' would
-            # cost this process 40 MB); then the tree, while the workers compare the read models
-            submissions = _wallets(report, checks, anchors, enterprise, progress)
-            if not enterprise and not since_checkpoint:
-                tree = the_tree()
+    comparison = read_models(ledger) if read_models is not None and not enterprise else None
+    try:
+        odd: list[dict[str, Any]] = []
+        if not enterprise and since_checkpoint:
+            tree = the_tree()
+            from_position = tree["from_position"]
+            wallet_ids = sorted(tree["touched"], key=str) if from_position else list(all_wallet_ids(ledger, odd))
+        elif not enterprise:
+            wallet_ids = list(all_wallet_ids(ledger, odd))
+        # every wallet read anyway: the read models' fresh fold is made of the same rows
+        every_wallet = not enterprise and not (since_checkpoint and tree["from_position"])
+        folding = comparison.folding() if comparison and every_wallet and reads_by_sql(ledger.recorder) else None
+        checks = WalletChecks(ledger, wallet_ids, anchors, database_url, workers, folding)
+        with checks:
+            if comparison is not None:
+                comparison.start(checks.pool)
+            report: dict[str, Any] = {"ok": True, "wallets": 0, "events": 0, "problems": odd}
+            with progress("verifying wallets", len(wallet_ids)) as advance:
+                results = WalletResults(report, checks, anchors, enterprise, comparison, advance)
+                # the tree meanwhile, taking each wallet's results as they come (held,
+                # a million events' would cost this process 40 MB)
+                if not enterprise and not since_checkpoint:
+                    tree = the_tree(between=lambda: results.take(wait=False))
+                results.take()
+            submissions = results.submissions
             tree.pop("touched", None)
             mark = tree.pop("mark", None)
             report["problems"][:0] = tree.pop("problems", [])
@@ -133,9 +149,9 @@ def verify_ledger(
                 report["projections"] = {"checked": False, "reason": "no read models were given", "differences": []}
             else:
                 report["projections"] = comparison.report()
-        finally:
-            if comparison is not None:
-                comparison.close()
+    finally:
+        if comparison is not None:
+            comparison.close()
     report["problems"] += [
         {"enterprise_number": None, "wallet_id": None, "sequence": None, "problem": f"projections: {difference}"}
         for difference in report["projections"]["differences"]
@@ -146,8 +162,26 @@ def verify_ledger(
     return report
 
 
+Folding = tuple[Callable[..., Any], tuple[Any, ...]]
+"""A fold the wallet checks make of the rows they read: a function called, in
+whichever process read them, with a chunk's wallets as (wallet id in hex,
+rows, each row's (notification id, stored topic)) and then these arguments."""
+
+
 class ReadModelsCheck(Protocol):
-    """The read models' comparison with a fresh fold, under way (``read_models`` of :func:`verify_ledger`)."""
+    """The read models' comparison with a fresh fold (``read_models`` of
+    :func:`verify_ledger`), made with the views caught up; then, in order:
+    :meth:`folding` (when the wallet checks read every wallet), :meth:`start`,
+    :meth:`add` of each chunk's fold, :meth:`report`; :meth:`close` always."""
+
+    def folding(self) -> Folding | None:
+        """The fresh fold, taken on by the wallet checks (None: nothing to fold)."""
+
+    def start(self, executor: Executor | None) -> None:
+        """Set the rest of the comparison going (in ``executor``'s spawned processes, when given)."""
+
+    def add(self, folded: Any) -> None:
+        """What :meth:`folding`'s function gave for one chunk of wallets."""
 
     def report(self) -> dict[str, Any]:
         """``{"checked", "differences"}`` (and ``"reason"`` when not checked), once done."""
@@ -192,33 +226,44 @@ def check_wallet(
     return CheckedWallet(aggregate_id, label, len(rows), problems, submitted)
 
 
-def _wallets(
-    report: dict[str, Any],
-    checks: WalletChecks,
-    anchors: dict[UUID, list[tuple]],
-    enterprise: str | None,
-    progress: Progress,
-) -> Submissions:
-    """Each wallet's findings into ``report``; the submissions seen."""
-    submissions = Submissions(checks.ledger)
-    with progress("verifying wallets", len(checks.wallet_ids)) as advance:
-        for checked in checks:
-            if not checked.events and enterprise and checked.aggregate_id not in anchors:
-                raise NotFound(f"no wallet for enterprise {enterprise}")
+class WalletResults:
+    """The wallets' checks taken into ``report`` as they come (each chunk's fold
+    to ``comparison``), and the submissions seen."""
+
+    def __init__(
+        self,
+        report: dict[str, Any],
+        checks: WalletChecks,
+        anchors: dict[UUID, list[tuple]],
+        enterprise: str | None,
+        comparison: ReadModelsCheck | None,
+        advance: Callable[[int], None],
+    ):
+        self.report, self.checks, self.anchors, self.enterprise = report, checks, anchors, enterprise
+        self.folded = comparison.add if comparison is not None else None
+        self.advance = advance
+        self.submissions = Submissions(checks.ledger)
+
+    def take(self, wait: bool = True) -> None:
+        """Every result (``wait``: every one still to come; else those ready now)."""
+        report, anchors, submissions = self.report, self.anchors, self.submissions
+        for checked in self.checks.each(self.folded, wait):
+            if not checked.events and self.enterprise and checked.aggregate_id not in anchors:
+                raise NotFound(f"no wallet for enterprise {self.enterprise}")
             anchors.pop(checked.aggregate_id, None)
             for application_id, submitted in checked.submissions:
                 submissions.add(application_id, checked.aggregate_id, submitted)
             report["problems"] += [_finding(checked.label, checked.aggregate_id, p) for p in checked.problems]
             report["wallets"] += 1
             report["events"] += checked.events
-            advance(1)
-    return submissions
+            self.advance(1)
 
 
 class WalletChecks:
     """Each wallet checked, in the order given: here, one by one as they are
     read, or (given the store's ``url``, with enough wallets) in worker
-    processes, started on entering, so this process can do other work meanwhile."""
+    processes, started on entering, so this process can do other work
+    meanwhile; with ``folding``, each chunk's rows folded too."""
 
     def __init__(
         self,
@@ -227,13 +272,17 @@ class WalletChecks:
         anchors: dict[UUID, list[tuple]],
         url: str | None,
         workers: int | None,
+        folding: Folding | None = None,
     ):
-        self.ledger, self.wallet_ids, self.anchors = ledger, wallet_ids, anchors
+        self.ledger, self.wallet_ids, self.anchors, self.folding = ledger, wallet_ids, anchors, folding
         self.workers = workers or os.cpu_count() or 1
         self.parallel = url is not None and self.workers > 1 and len(wallet_ids) >= PARALLEL_FROM
         self.url = url or ""
         self.pool: ProcessPoolExecutor | None = None
-        self.futures: list[Any] = []
+        self.futures: list[tuple[Future, list[UUID]]] = []
+        """Each chunk's checks (done in a worker, or here) and its wallets, in order."""
+        self.done_here = False
+        self.snapshotted_here: tuple[set[UUID] | None] | None = None
 
     def __enter__(self) -> WalletChecks:
         if self.parallel:
@@ -244,18 +293,50 @@ class WalletChecks:
             ids = self.wallet_ids
             for chunk in (ids[i : i + CHUNK_WALLETS] for i in range(0, len(ids), CHUNK_WALLETS)):
                 heads = {k: self.anchors[k] for k in chunk if k in self.anchors}
-                self.futures.append(self.pool.submit(_check_chunk, chunk, heads))
+                self.futures.append((self.pool.submit(_check_chunk, chunk, heads, self.folding), chunk))
         return self
 
-    def __iter__(self) -> Iterator[CheckedWallet]:
+    def each(self, folded: Callable[[Any], None] | None = None, wait: bool = True) -> Iterator[CheckedWallet]:
+        """The wallets' checks not yet taken, in order (``wait`` False: only
+        those a worker has finished; here, none); each chunk's fold (with
+        ``folding``) given to ``folded``."""
+        for checked, fold in self._chunks(wait):
+            if folded is not None and self.folding is not None:
+                folded(fold)
+            yield from checked
+
+    def _chunks(self, wait: bool) -> Iterator[tuple[list[CheckedWallet], Any]]:
         if not self.parallel:
+            if not wait or self.done_here:
+                return
+            self.done_here = True
             with_snapshots = _with_snapshots(self.ledger)
             ids = self.wallet_ids
             for chunk in (ids[i : i + CHUNK_WALLETS] for i in range(0, len(ids), CHUNK_WALLETS)):
-                yield from check_chunk(self.ledger, chunk, self.anchors, with_snapshots)
+                yield check_chunk(self.ledger, chunk, self.anchors, with_snapshots, self.folding)
             return
         while self.futures:  # let go of each chunk's results once read
-            yield from self.futures.pop(0).result()
+            if not self.futures[0][0].done():
+                if not wait:
+                    return
+                if self._check_one_here():
+                    continue
+            yield self.futures.pop(0)[0].result()
+
+    def _check_one_here(self) -> bool:
+        """Rather than wait: the last chunk the pool has not yet handed to a
+        worker (a few wait in its queue, out of reach), checked in this process;
+        False when there is none."""
+        for index in range(len(self.futures) - 1, 0, -1):
+            future, chunk = self.futures[index]
+            if future.cancel():
+                if self.snapshotted_here is None:
+                    self.snapshotted_here = (_with_snapshots(self.ledger),)
+                here: Future = Future()
+                here.set_result(check_chunk(self.ledger, chunk, self.anchors, self.snapshotted_here[0], self.folding))
+                self.futures[index] = (here, chunk)
+                return True
+        return False
 
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
@@ -279,22 +360,36 @@ def _open_worker(url: str) -> None:
     _worker_snapshotted = _with_snapshots(_worker_ledger)
 
 
-def _check_chunk(wallet_ids: list[UUID], anchors: dict[UUID, list[tuple]]) -> list[CheckedWallet]:
-    return check_chunk(_worker_ledger, wallet_ids, anchors, _worker_snapshotted)
+def _check_chunk(
+    wallet_ids: list[UUID], anchors: dict[UUID, list[tuple]], folding: Folding | None
+) -> tuple[list[CheckedWallet], Any]:
+    return check_chunk(_worker_ledger, wallet_ids, anchors, _worker_snapshotted, folding)
 
 
 def check_chunk(
-    ledger: Any, wallet_ids: list[UUID], anchors: dict[UUID, list[tuple]], snapshotted: set[UUID] | None
-) -> list[CheckedWallet]:
+    ledger: Any,
+    wallet_ids: list[UUID],
+    anchors: dict[UUID, list[tuple]],
+    snapshotted: set[UUID] | None,
+    folding: Folding | None = None,
+) -> tuple[list[CheckedWallet], Any]:
     """:func:`check_wallet` of each wallet, their rows read in one query
     (without collecting cycles meanwhile: a decoded row is a tree of dicts,
-    freed when its wallet is done, and collecting cost a third of the reading)."""
+    freed when its wallet is done, and collecting cost a third of the
+    reading); then, with ``folding``, its function on the same rows (after the
+    checks: a fold never changes what it reads, and the checks come first
+    regardless). Returns the checks and what the fold gave (None without one)."""
     with no_cycle_collection():
-        rows = wallets_rows(ledger, wallet_ids)
-        return [
+        places: dict[UUID, Places] | None = {} if folding is not None else None
+        rows = wallets_rows(ledger, wallet_ids, places)
+        checked = [
             check_wallet(ledger, aggregate_id, rows[aggregate_id], anchors.get(aggregate_id, []), snapshotted)
             for aggregate_id in wallet_ids
         ]
+        if folding is None or places is None:
+            return checked, None
+        function, arguments = folding
+        return checked, function([(w.hex, rows[w], places[w]) for w in wallet_ids], *arguments)
 
 
 def _label_of(ledger: Any, originator_id: str) -> str | None:
@@ -306,22 +401,49 @@ def _label_of(ledger: Any, originator_id: str) -> str | None:
     return wallet_label(rows, UUID(originator_id))
 
 
-def all_wallet_ids(ledger: Any) -> Iterator[UUID]:
-    """Every wallet in the notification log, in order of opening. Wallets are also
-    found by their applications, so a wallet whose opening event was deleted is
-    still verified (and its missing first event named). The log is read as
-    plain rows of three columns (:class:`~ledger.storage.log.LogRows`)."""
-    seen: set[UUID] = set()
-    topics = {stored_topic(ev.WalletOpened), stored_topic(ev.ApplicationSubmitted), stored_topic(ev.SmeFiguresFiled)}
-    read, last = LogRows(ledger.recorder, ("id", "originator_id", "topic")).read, 0
+def all_wallet_ids(ledger: Any, odd: list[dict[str, Any]] | None = None) -> Iterator[UUID]:
+    """Every wallet in the notification log, in order of its first stored
+    event: every originator of a wallet event is a wallet, so a wallet whose
+    opening event (or any other) was deleted is still verified, and its
+    missing events named. The log is read as plain rows of four columns
+    (:class:`~ledger.storage.log.LogRows`).
+
+    A wallet event whose wallet id is not stored as the ledger stores ids (a
+    row put in by hand; SQLite keeps any text) is named in ``odd``: the
+    wallet's own rows are read by its id as the ledger writes it."""
+    listed: set[str] = set()  # the wallets' ids in hex, as the ledger writes them
+    odd_ids: set[str] = set()
+    topics = set(WALLET_EVENT_TOPICS)
+    read, last = LogRows(ledger.recorder, ("id", "originator_id", "originator_version", "topic")).read, 0
     while rows := read(last, 20_000):
-        for _id, originator, topic in rows:
-            if topic in topics:
-                wallet = UUID(originator)  # one wallet however its id was written (a row put in by hand)
-                if wallet not in seen:
-                    seen.add(wallet)
-                    yield wallet
+        for _id, originator, version, topic in rows:
+            if topic not in topics or originator in listed:
+                continue
+            try:
+                wallet: UUID | None = UUID(originator)
+            except (TypeError, ValueError):
+                wallet = None
+            if wallet is None or wallet.hex != originator:
+                if originator in odd_ids:
+                    continue
+                odd_ids.add(originator)
+                if odd is not None:
+                    odd.append(_odd_id(wallet, originator, version))
+                if wallet is None or wallet.hex in listed:
+                    continue
+            listed.add(wallet.hex)
+            yield wallet
         last = rows[-1][0]
+
+
+def _odd_id(wallet: UUID | None, originator: Any, version: Any) -> dict[str, Any]:
+    problem = (
+        f"event {version} is stored under the wallet id {originator!r}, not written as the ledger writes "
+        "ids: the row was put in by hand"
+    )
+    if wallet is None:
+        return {"enterprise_number": None, "wallet_id": None, "sequence": None, "problem": problem}
+    return _finding(None, wallet, problem)
 
 
 class Submissions:

@@ -52,6 +52,7 @@ def verify_tree(
     since_checkpoint: bool = False,
     labels: Callable[[str], str | None] = lambda _id: None,
     kept: Sequence[dict[str, Any]] = (),
+    between: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """``{"checked", "tree_size", "checkpoints", "from_position", "problems",
     "touched"}``: each problem names its ``position`` (None for a checkpoint's
@@ -59,7 +60,9 @@ def verify_tree(
     wallets whose events were read (all, or those after the last verified
     checkpoint). ``kept``: signed checkpoints kept outside the store (each
     checked with ``public_key``, which must then be given, and its root
-    compared with the log's at its size, like a stored one's)."""
+    compared with the log's at its size, like a stored one's). ``between``
+    is called after each batch of the log (verification takes the wallet
+    checks' results meanwhile)."""
     tables = tree_tables(ledger)
     rows = tables.checkpoints()
     problems: list[dict[str, Any]] = []
@@ -116,6 +119,7 @@ def verify_tree(
                 if latest is not None and frontier.size == latest["tree_size"]:
                     keep = (latest["number"], records[done - 1][0], ",".join(peak.hex() for peak in frontier.peaks))
             last = records[-1][0]
+            between()
     touched = {UUID(hexed) for hexed in touched_ids}
     if differs is None:
         tail = tables.leaves(frontier.size, 1)

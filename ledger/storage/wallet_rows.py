@@ -20,36 +20,55 @@ from ledger.storage.sqlite import tuple_rows
 
 Rows = list[tuple[int, str, Any]]
 """A wallet's rows in version order: (version, event type, decoded state)."""
+Places = list[tuple[int, str]]
+"""Where each of a wallet's rows is in the log: (notification id, stored topic)."""
 
 
-def wallets_rows(ledger: Any, wallet_ids: Sequence[UUID]) -> dict[UUID, Rows]:
-    """Each wallet of ``wallet_ids`` with its stored rows (a wallet with none: an empty list)."""
+def reads_by_sql(recorder: Any) -> bool:
+    """Whether :func:`wallets_rows` reads ``recorder``'s table itself (and can tell each row's place in the log)."""
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+    return isinstance(recorder, SQLiteApplicationRecorder) or is_postgres(recorder)
+
+
+def wallets_rows(ledger: Any, wallet_ids: Sequence[UUID], places: dict[UUID, Places] | None = None) -> dict[UUID, Rows]:
+    """Each wallet of ``wallet_ids`` with its stored rows (a wallet with none: an
+    empty list); given ``places`` (only where :func:`reads_by_sql`), each
+    wallet's :data:`Places` too, row for row, so a fold of the read models can
+    take the rows read here instead of reading the log again."""
     from eventsourcing.sqlite import SQLiteApplicationRecorder
 
     recorder = ledger.recorder
     found: dict[UUID, Rows] = {wallet: [] for wallet in wallet_ids}
+    placed: dict[UUID, Places] = {wallet: [] for wallet in wallet_ids}
     if isinstance(recorder, SQLiteApplicationRecorder):
-        by_hex = {wallet.hex: found[wallet] for wallet in wallet_ids}
+        by_key: dict[Any, tuple[Rows, Places]] = {wallet.hex: (found[wallet], placed[wallet]) for wallet in wallet_ids}
         select = (
-            f"SELECT originator_id, originator_version, topic, state FROM {recorder.events_table_name} "
-            f"WHERE originator_id IN ({', '.join('?' * len(by_hex))}) ORDER BY originator_id, originator_version"
+            f"SELECT originator_id, originator_version, topic, state, rowid FROM {recorder.events_table_name} "
+            f"WHERE originator_id IN ({', '.join('?' * len(by_key))}) ORDER BY originator_id, originator_version"
         )
-        for originator, version, topic, state in tuple_rows(recorder.datastore, select, list(by_hex)):
-            by_hex[originator].append((version, event_type(topic), orjson.loads(state)))
+        rows = tuple_rows(recorder.datastore, select, list(by_key))
     elif is_postgres(recorder):
         from psycopg import sql
         from psycopg.rows import tuple_row
 
+        by_key = {wallet: (found[wallet], placed[wallet]) for wallet in wallet_ids}
         statement = sql.SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {}.{} "
+            "SELECT originator_id, originator_version, topic, state, notification_id FROM {}.{} "
             "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
         ).format(sql.Identifier(recorder.datastore.schema), sql.Identifier(recorder.events_table_name))
         with recorder.datastore.get_connection() as connection:
             with connection.cursor(row_factory=tuple_row) as postgres:
                 rows = postgres.execute(statement, (list(wallet_ids),)).fetchall()
-        for originator, version, topic, state in rows:
-            found[originator].append((version, event_type(topic), orjson.loads(state)))
     else:
         for wallet in wallet_ids:
             found[wallet] = ledger.stored_rows(wallet)
+        return found
+    loads = orjson.loads
+    for originator, version, topic, state, position in rows:
+        into, at = by_key[originator]
+        into.append((version, event_type(topic), loads(state)))
+        at.append((position, topic))
+    if places is not None:
+        places.update(placed)
     return found

@@ -181,6 +181,67 @@ def test_an_infinite_number_put_where_the_fold_leaves_null_is_found(sqlite_url):
         ledger.close()
 
 
+def digests_of_read_rows(
+    ledger, until: int, purges, key: bytes, per_call: int = 1
+) -> tuple[digest.Digests, digest.Daily] | None:
+    """What verification's fold of the rows it read for its own checks adds up to,
+    ``per_call`` wallets folded at a time (verify folds a chunk of 100 in one call),
+    the wallets taken last first."""
+    from ledger.audit.ledger_verification import all_wallet_ids
+    from ledger.storage.wallet_rows import wallets_rows
+
+    digests: digest.Digests = {}
+    daily: digest.Daily = {}
+    wallets = list(all_wallet_ids(ledger))[::-1]
+    for chunk in (wallets[i : i + per_call] for i in range(0, len(wallets), per_call)):
+        places: dict = {}
+        rows = wallets_rows(ledger, chunk, places)
+        folded = digest.fold_read_rows([(w.hex, rows[w], places[w]) for w in chunk], until, purges, key)
+        if folded is None:
+            return None
+        digest.merge(digests, folded[0])
+        digest.add_daily(daily, digest.daily_rows(folded[1]))
+    return digests, daily
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_the_rows_verification_read_fold_to_the_fresh_folds_digests(ledger, scenario):
+    """Verify folds the wallets' rows it read for its own checks instead of reading
+    the log again: wallet by wallet, whatever came after the views' position
+    left out, an audit purge too, the same digests as the fresh fold's."""
+    projector = caught_up(ledger, scenario)
+    key = os.urandom(32)
+    try:
+        position = projector.committed_position()
+        for until, purges in [(position, []), (position - 2, [("2026-03-03", position - 4)])]:
+            fresh = digest.fold_digests(projector.log, until, purges, "", s.wallet_bounds(1)[-1], key)
+            assert fresh[0]
+            for per_call in (1, 100):
+                assert digests_of_read_rows(ledger, until, purges, key, per_call) == fresh
+    finally:
+        projector.close()
+
+
+def test_a_row_under_a_topic_no_fold_reads_is_left_out_of_both(ledger):
+    """A wallet's row whose stored topic was changed is not folded by the fresh fold
+    (it reads wallet events by their whole topic): nor is it from the rows
+    verification read, though its type name is still a wallet event's."""
+    from ledger.domain.identifiers import wallet_id
+    from tests.conftest import ENTERPRISE
+    from tests.tools.helpers import StoredEvents
+
+    projector = caught_up(ledger)
+    key = os.urandom(32)
+    try:
+        top_up, forged = 5, "ledger.forged:SubsidyToppedUp"
+        StoredEvents(consistency.ledger_url(ledger)).set_topic(wallet_id(ENTERPRISE), top_up, forged)
+        position = projector.committed_position()
+        fresh = digest.fold_digests(projector.log, position, [], "", s.wallet_bounds(1)[-1], key)
+        assert digests_of_read_rows(ledger, position, [], key) == fresh
+    finally:
+        projector.close()
+
+
 def test_worker_processes_make_the_same_digests_as_this_process(ledger, pool):
     """Each part of the digests made by the tasks a pool runs equals the same part made here."""
     projector = caught_up(ledger, "payout_orders")

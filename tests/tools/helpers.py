@@ -88,6 +88,21 @@ class StoredEvents:
                 (state, wallet, version),
             )
 
+    def set_topic(self, wallet: UUID, version: int, topic: str) -> None:
+        if self.url.startswith("sqlite"):
+            with closing(self._sqlite()) as db, db:
+                db.execute(
+                    "UPDATE stored_events SET topic = ? WHERE originator_id = ? AND originator_version = ?",
+                    (topic, wallet.hex, version),
+                )
+            return
+        connection, table = self._postgres()
+        with connection:
+            connection.execute(
+                f"UPDATE {table} SET topic = %s WHERE originator_id = %s AND originator_version = %s",
+                (topic, wallet, version),
+            )
+
     def delete(self, wallet: UUID, version: int) -> None:
         if self.url.startswith("sqlite"):
             with closing(self._sqlite()) as db, db:

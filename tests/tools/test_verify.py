@@ -129,7 +129,24 @@ def test_a_row_put_in_with_the_wallets_id_in_capitals_is_verified_not_a_crash(to
             (WALLET.hex,),
         )
     code, report = findings(tools)
-    assert code in (0, 1) and report["wallets"] == 2
+    assert code == 1 and report["wallets"] == 2
+    [odd] = [p for p in report["problems"] if "put in by hand" in p["problem"]]
+    assert odd["wallet_id"] == str(WALLET) and odd["sequence"] == 1
+    assert repr(WALLET.hex.upper()) in odd["problem"]
+
+
+def test_a_wallet_with_neither_its_opening_nor_its_application_left_is_still_verified(tools, two_wallets):
+    """Every originator of a wallet event is a wallet: with events 1 to 3 deleted
+    (opened, submitted, confirmed), the deposit, top-up and payouts left are still
+    checked, and the missing events named in that wallet."""
+    stored = StoredEvents(tools.database_url)
+    for version in (1, 2, 3):
+        stored.delete(WALLET, version)
+    code, report = findings(tools)
+    assert code == 1 and report["wallets"] == 2
+    assert any(
+        p["wallet_id"] == str(WALLET) and p["sequence"] == 1 and "missing" in p["problem"] for p in report["problems"]
+    )
 
 
 def test_one_wallet_only(tools, two_wallets):
@@ -199,6 +216,78 @@ def test_a_read_model_that_drifted_from_the_events_is_reported(tools, two_wallet
     code, report = findings(tools)
     assert code == 1 and report["projections"]["differences"]
     assert all(p["problem"].startswith("projections: ") for p in report["problems"])
+
+
+def enterprise_number(n: int) -> str:
+    """The ``n``-th valid enterprise number of a made-up series (mod-97 check digits)."""
+    base = f"0{n:07d}"
+    return f"{base}{97 - int(base) % 97:02d}"
+
+
+@pytest.fixture
+def digests_only(monkeypatch):
+    """The views must agree with verify's fold of the rows it read by their digests
+    alone: the row-for-row comparison, and any fold of the comparison's own, fail it."""
+    from projections import consistency, digest
+
+    def refused(*_args, **_kwargs):
+        raise AssertionError("the comparison reached the exact comparison or folded the log itself")
+
+    monkeypatch.setattr(consistency, "exact_differences", refused)
+    monkeypatch.setattr(digest, "fold_digests", refused)
+    monkeypatch.setattr(digest, "fold_task", refused)
+
+
+@pytest.mark.parametrize("where", ["this process", "worker processes"])
+def test_verify_folds_the_rows_it_read_and_views_agree_by_digests(tools, ledger, digests_only, monkeypatch, where):
+    """Verify reads each wallet's rows once: its fresh fold of the read models is made
+    of them, chunk by chunk, in whichever process checks the chunk. With worker
+    processes, this process checks the chunks no worker has taken yet rather than wait."""
+    from ledger.audit import ledger_verification
+    from projections import Projector
+
+    with freeze_time("2026-03-02 09:00:00"):
+        for n in range(6):
+            Story(ledger, enterprise_number(n + 1)).submit(date(2026, 3, 16))
+    with Projector(ledger) as projector:
+        projector.catch_up()
+    here = []
+    if where == "worker processes":
+        monkeypatch.setattr(ledger_verification, "PARALLEL_FROM", 1)
+        monkeypatch.setattr(ledger_verification, "CHUNK_WALLETS", 1)
+        checked_here = ledger_verification.check_chunk
+        monkeypatch.setattr(
+            ledger_verification, "check_chunk", lambda *args: here.append(args[1]) or checked_here(*args)
+        )
+    code, report = findings(tools)
+    assert code == 0, report["problems"]
+    assert report["projections"] == {"checked": True, "differences": []}
+    assert (report["wallets"], report["events"]) == (6, 12)
+    if where == "worker processes":  # the last chunks, last first (workers take them from the first)
+        wallets = list(ledger_verification.all_wallet_ids(ledger))
+        assert here and here == [[wallet] for wallet in wallets[::-1][: len(here)]]
+
+
+@pytest.mark.parametrize("where", ["this process", "worker processes"])
+def test_a_drifted_view_is_named_when_verify_folds_the_rows_it_read(tools, two_wallets, ledger, monkeypatch, where):
+    from ledger.audit import ledger_verification
+    from projections import Projector
+
+    with Projector(ledger) as projector:
+        projector.catch_up()
+        with projector.target.transaction():
+            projector.target.execute(
+                "UPDATE audit_trail SET actor_role = 'provider' WHERE sequence = 2 AND enterprise_number = ?",
+                (ENTERPRISE,),
+            )
+    if where == "worker processes":
+        monkeypatch.setattr(ledger_verification, "PARALLEL_FROM", 1)
+        monkeypatch.setattr(ledger_verification, "CHUNK_WALLETS", 1)
+    code, report = findings(tools)
+    assert code == 1
+    assert report["projections"]["differences"] == [
+        f"audit_trail: row ('{ENTERPRISE}', 2) differs: actor_role 'provider' (fresh fold: 'back-office')"
+    ]
 
 
 # ---------------------------------------------------------------- stored state beside the events

@@ -303,7 +303,8 @@ def test_a_written_payment_reference_is_read_as_stdnum_reads_it():
         for raw in (f"+++{digits[:3]}/{digits[3:7]}/{digits[7:]}+++", f"***{digits[:3]}/{digits[3:7]}/{digits[7:]}***"):
             assert compact_payment_reference(raw) == stdnum_reads(raw), raw
     assert sum(compact_payment_reference(payment_reference(str(n))) is not None for n in range(200)) == 200
-    assert compact_payment_reference("+++\uff11\uff12\uff13/4567/89002+++") == stdnum_reads("+++\uff11\uff12\uff13/4567/89002+++")
+    wide = "+++\uff11\uff12\uff13/4567/89002+++"  # full-width digits: stdnum's to read
+    assert compact_payment_reference(wide) == stdnum_reads(wide)
 
 
 @pytest.mark.parametrize(
