@@ -75,8 +75,7 @@ def verify_ledger(
     Given the ledger's ``database_url``, a ledger of :data:`PARALLEL_FROM`
     wallets or more is checked by ``workers`` processes (default: one per
     CPU), each on its own chunks of wallets with its own connection, while
-    this process recomputes the tree, taking their results between its
-    batches; then it checks the chunks still waiting for a worker itself."""
+    this process recomputes the tree, taking their results between its batches."""
     anchors = dict(anchors or {})
     tree: dict[str, Any] = {"checked": False, "reason": "checked only when every wallet is verified"}
     if enterprise:
@@ -279,10 +278,8 @@ class WalletChecks:
         self.parallel = url is not None and self.workers > 1 and len(wallet_ids) >= PARALLEL_FROM
         self.url = url or ""
         self.pool: ProcessPoolExecutor | None = None
-        self.futures: list[tuple[Future, list[UUID]]] = []
-        """Each chunk's checks (done in a worker, or here) and its wallets, in order."""
+        self.futures: list[Future] = []
         self.done_here = False
-        self.snapshotted_here: tuple[set[UUID] | None] | None = None
 
     def __enter__(self) -> WalletChecks:
         if self.parallel:
@@ -293,7 +290,7 @@ class WalletChecks:
             ids = self.wallet_ids
             for chunk in (ids[i : i + CHUNK_WALLETS] for i in range(0, len(ids), CHUNK_WALLETS)):
                 heads = {k: self.anchors[k] for k in chunk if k in self.anchors}
-                self.futures.append((self.pool.submit(_check_chunk, chunk, heads, self.folding), chunk))
+                self.futures.append(self.pool.submit(_check_chunk, chunk, heads, self.folding))
         return self
 
     def each(self, folded: Callable[[Any], None] | None = None, wait: bool = True) -> Iterator[CheckedWallet]:
@@ -315,28 +312,8 @@ class WalletChecks:
             for chunk in (ids[i : i + CHUNK_WALLETS] for i in range(0, len(ids), CHUNK_WALLETS)):
                 yield check_chunk(self.ledger, chunk, self.anchors, with_snapshots, self.folding)
             return
-        while self.futures:  # let go of each chunk's results once read
-            if not self.futures[0][0].done():
-                if not wait:
-                    return
-                if self._check_one_here():
-                    continue
-            yield self.futures.pop(0)[0].result()
-
-    def _check_one_here(self) -> bool:
-        """Rather than wait: the last chunk the pool has not yet handed to a
-        worker (a few wait in its queue, out of reach), checked in this process;
-        False when there is none."""
-        for index in range(len(self.futures) - 1, 0, -1):
-            future, chunk = self.futures[index]
-            if future.cancel():
-                if self.snapshotted_here is None:
-                    self.snapshotted_here = (_with_snapshots(self.ledger),)
-                here: Future = Future()
-                here.set_result(check_chunk(self.ledger, chunk, self.anchors, self.snapshotted_here[0], self.folding))
-                self.futures[index] = (here, chunk)
-                return True
-        return False
+        while self.futures and (wait or self.futures[0].done()):  # let go of each chunk's results once read
+            yield self.futures.pop(0).result()
 
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
