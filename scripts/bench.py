@@ -917,7 +917,20 @@ def verify_figures(store: Store, events: int, progress: Callable[[str], None]) -
     ledger = KmoLedger(url)
     seed(ledger, events)
     ledger.close()
+    # the children's key pair in the store's folder, gone with it; set for them only
+    # (left set, the next checkpoint taken in this process would write its keys there)
+    key_file = os.environ.get("KMO_LEDGER_CHECKPOINT_KEY_FILE")
     os.environ["KMO_LEDGER_CHECKPOINT_KEY_FILE"] = str(Path(store.folder) / "checkpoint-key.pem")
+    try:
+        return _verify_figures(url, events, progress)
+    finally:
+        if key_file is None:
+            del os.environ["KMO_LEDGER_CHECKPOINT_KEY_FILE"]
+        else:
+            os.environ["KMO_LEDGER_CHECKPOINT_KEY_FILE"] = key_file
+
+
+def _verify_figures(url: str, events: int, progress: Callable[[str], None]) -> list[Figure]:
     progress("raw read of the notification log")
     raw, _ = in_child(RAW_READ, url)
     progress("a signed checkpoint (the stored tree built from nothing)")

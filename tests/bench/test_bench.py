@@ -98,10 +98,19 @@ def test_the_in_process_baseline_records_what_the_http_lives_record(tmp_path):
     assert in_process == over_http
 
 
-def test_bench_measures_verify_and_an_inclusion_proof_at_a_given_size(tmp_path):
-    """``--verify-events N``: verify against the raw read (exit 0 on a sound ledger), its peak, a proof's time."""
+def test_bench_measures_verify_and_an_inclusion_proof_at_a_given_size(tmp_path, monkeypatch):
+    """``--verify-events N``: verify against the raw read (exit 0 on a sound ledger), its
+    peak, a proof's time; its store and keys go with it, and the key file it gave its
+    children is not left set for whatever this process does next."""
+    import os
+    import tempfile
+
+    monkeypatch.delenv("KMO_LEDGER_CHECKPOINT_KEY_FILE", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the bench's store folder goes here
     out = tmp_path / "verify.json"
     assert main(["--verify-events", "3000", "--json", str(out)]) == 0
+    assert "KMO_LEDGER_CHECKPOINT_KEY_FILE" not in os.environ
+    assert [p.name for p in tmp_path.iterdir()] == ["verify.json"]
     figures = {f["name"].split(" (")[0]: f for f in json.loads(out.read_text())}
     verify = figures["verify"]
     assert verify["measured"] > 0 and verify["baseline"] > 0 and "exit 0" in verify["detail"]
