@@ -10,6 +10,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from itertools import pairwise
 
+import orjson
 import pytest
 
 from projections import Projector, consistency, digest
@@ -240,6 +241,29 @@ def test_a_row_under_a_topic_no_fold_reads_is_left_out_of_both(ledger):
         assert digests_of_read_rows(ledger, position, [], key) == fresh
     finally:
         projector.close()
+
+
+def test_sqlite_writes_a_views_row_as_json_exactly_as_the_fold_side_encodes_it():
+    """The views' digests on SQLite hash what ``json_array`` writes; the fresh fold's,
+    what ``orjson`` writes: byte for byte the same for any text, integer or NULL a
+    view holds (else right views would be compared the slow way every time)."""
+    import sqlite3
+    from contextlib import closing
+
+    texts = ["", "Bakkerij Peeters BV", 'quote " and \\ back', "€ é ß 日本 \U0001f600", "\u2028\u2029\ufeff"]
+    texts += ["".join(map(chr, range(0, 32))), "\x7f\x80\xa0", '[{"account":"held_own_share","amount":"1.00"}]']
+    rows = [(text, number, None) for text in texts for number in (0, -1, 7000_00, 2**63 - 1, -(2**63))]
+    key = os.urandom(32)
+    with closing(sqlite3.connect(":memory:")) as db:
+        db.execute("CREATE TABLE view (a TEXT, b BIGINT, c TEXT)")
+        db.executemany("INSERT INTO view VALUES (?, ?, ?)", rows)
+        written = [row[0].encode() for row in db.execute("SELECT json_array(a, b, c) FROM view ORDER BY rowid")]
+    assert written == [orjson.dumps(row) for row in rows]
+    by_sqlite: digest.Digests = {}
+    by_orjson: digest.Digests = {}
+    digest.RowDigest(key).add_encoded(by_sqlite, "view", written)
+    digest.RowDigest(key).add(by_orjson, "view", rows)
+    assert by_sqlite == by_orjson and by_sqlite["view"][0] == len(rows)
 
 
 def test_worker_processes_make_the_same_digests_as_this_process(ledger, pool):
