@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -74,33 +75,24 @@ class StoredEvents:
         return bytes(row[0])
 
     def update(self, wallet: UUID, version: int, state: bytes) -> None:
-        if self.url.startswith("sqlite"):
-            with closing(self._sqlite()) as db, db:
-                db.execute(
-                    "UPDATE stored_events SET state = ? WHERE originator_id = ? AND originator_version = ?",
-                    (state, wallet.hex, version),
-                )
-            return
-        connection, table = self._postgres()
-        with connection:
-            connection.execute(
-                f"UPDATE {table} SET state = %s WHERE originator_id = %s AND originator_version = %s",
-                (state, wallet, version),
-            )
+        self._set("state", state, wallet, version)
 
     def set_topic(self, wallet: UUID, version: int, topic: str) -> None:
+        self._set("topic", topic, wallet, version)
+
+    def _set(self, column: str, value: Any, wallet: UUID, version: int) -> None:
         if self.url.startswith("sqlite"):
             with closing(self._sqlite()) as db, db:
                 db.execute(
-                    "UPDATE stored_events SET topic = ? WHERE originator_id = ? AND originator_version = ?",
-                    (topic, wallet.hex, version),
+                    f"UPDATE stored_events SET {column} = ? WHERE originator_id = ? AND originator_version = ?",
+                    (value, wallet.hex, version),
                 )
             return
         connection, table = self._postgres()
         with connection:
             connection.execute(
-                f"UPDATE {table} SET topic = %s WHERE originator_id = %s AND originator_version = %s",
-                (topic, wallet, version),
+                f"UPDATE {table} SET {column} = %s WHERE originator_id = %s AND originator_version = %s",
+                (value, wallet, version),
             )
 
     def delete(self, wallet: UUID, version: int) -> None:
