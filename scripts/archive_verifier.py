@@ -244,6 +244,7 @@ class Verification:
 
 MARK_MODULUS = 2**256
 CHECKPOINT_HEADER = "kmo-ledger checkpoint v1"
+LINKED_HEADER = "kmo-ledger checkpoint v2"
 
 
 def leaf_mark(wallet_id: str, sequence: int, digest: object) -> int:
@@ -253,11 +254,25 @@ def leaf_mark(wallet_id: str, sequence: int, digest: object) -> int:
 
 
 def checkpoint_message(checkpoint: dict) -> bytes:
-    """What a checkpoint's signature covers (as ``ledger.audit.checkpoints.checkpoint_message``)."""
+    """What a checkpoint taken before 2026-12-07 signed (as ``ledger.audit.checkpoints.checkpoint_message``)."""
     return (
         f"{CHECKPOINT_HEADER}\ntree_size {checkpoint['tree_size']}\nroot_hash {checkpoint['root_hash']}\n"
         f"timestamp {checkpoint['timestamp']}\nkey_id {checkpoint['key_id']}\n"
     ).encode()
+
+
+def signed_messages(checkpoint: dict) -> list:
+    """What a checkpoint's signature may cover (as ``ledger.audit.checkpoints.signed_messages``):
+    the linked message, which names the checkpoint before it, when it carries one; else the older."""
+    if "previous_size" not in checkpoint or "previous_root" not in checkpoint:
+        return [checkpoint_message(checkpoint)]
+    size = "none" if checkpoint["previous_size"] is None else checkpoint["previous_size"]
+    linked = (
+        f"{LINKED_HEADER}\ntree_size {checkpoint['tree_size']}\nroot_hash {checkpoint['root_hash']}\n"
+        f"timestamp {checkpoint['timestamp']}\nkey_id {checkpoint['key_id']}\n"
+        f"previous_size {size}\nprevious_root {checkpoint['previous_root'] or 'none'}\n"
+    ).encode()
+    return [linked, checkpoint_message(checkpoint)]
 
 
 def load_merkle(directory: Path):
@@ -298,6 +313,7 @@ class TreeCheck:
             self.v.problem(f"{path.name}: missing")
             return self.notes
         checkpoints = sorted(self.tree.get("checkpoints") or [], key=lambda c: c.get("tree_size", 0))
+        self.links(checkpoints)
         due = list(checkpoints)
         frontier, digest, marks = merkle.Frontier(), hashlib.sha256(), 0
         with path.open("rb") as stream:
@@ -337,6 +353,21 @@ class TreeCheck:
                 f"root {checkpoint.get('root_hash')}, the leaves give {recomputed}"
             )
 
+    def links(self, checkpoints: list) -> None:
+        """Each checkpoint that names the one before it (its signature covers that)
+        names the archive's checkpoint before it: none is missing from between."""
+        before = None
+        for checkpoint in checkpoints:
+            if "previous_size" in checkpoint and "previous_root" in checkpoint:
+                named = checkpoint["previous_size"], checkpoint["previous_root"]
+                held = (before.get("tree_size"), before.get("root_hash")) if before else (None, None)
+                if named != held:
+                    self.v.problem(
+                        f"checkpoint of tree size {checkpoint.get('tree_size')}: it names the checkpoint before it "
+                        f"as of tree size {named[0]}, the archive's is of {held[0]}: a checkpoint is missing"
+                    )
+            before = checkpoint
+
     def signatures(self, checkpoints: list) -> None:
         if not checkpoints:
             return
@@ -357,10 +388,22 @@ class TreeCheck:
                 key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(raw)))
                 if hashlib.sha256(bytes.fromhex(str(raw))).hexdigest() != checkpoint.get("key_id"):
                     raise ValueError("the key is not the one its key_id names")
-                key.verify(bytes.fromhex(str(checkpoint.get("signature"))), checkpoint_message(checkpoint))
-            except (ValueError, InvalidSignature) as error:
+                signature = bytes.fromhex(str(checkpoint.get("signature")))
+                if not any(
+                    _verifies(key, signature, message, InvalidSignature) for message in signed_messages(checkpoint)
+                ):
+                    raise InvalidSignature()
+            except (ValueError, KeyError, InvalidSignature) as error:
                 self.v.problem(f"{what}: its signature does not verify ({error or 'forged or changed'})")
         self.notes.append(f"signatures checked: {len(checkpoints)}, keys {', '.join(sorted(map(str, keys)))}")
+
+
+def _verifies(key, signature: bytes, message: bytes, invalid: type) -> bool:
+    try:
+        key.verify(signature, message)
+    except invalid:
+        return False
+    return True
 
 
 def _usage(reason: str) -> int:

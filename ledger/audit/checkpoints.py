@@ -10,15 +10,19 @@
   complete, a chunk per transaction; a proof then reads one stored hash per
   level (:func:`inclusion`, :func:`consistency`).
 - **Checkpoints.** :func:`take_checkpoint` signs (Ed25519) the tree's size,
-  root and time; each checkpoint row also names the one before it, and
-  ``verify`` checks each is consistent with it. The key pair is made on first
+  root and time and the size and root of the checkpoint before it
+  (:func:`linked_message`; checkpoints taken before 2026-12-07 signed the
+  rest, :func:`checkpoint_message`); ``verify`` checks each names the one
+  stored before it and is consistent with it, so a checkpoint deleted from
+  between two is found. The key pair is made on first
   use (:func:`signing_key`): the private key owner-only, the public key
   beside it (``.pub``) and served at ``GET /v1/checkpoints/public-key``.
 - The server takes one every :data:`DEFAULT_EVERY` events and at least daily
   (:class:`Checkpointer`); ``kmo-ledger checkpoint`` on demand.
 
-The signed message is :func:`checkpoint_message`: what ``GET
-/v1/checkpoints/latest`` shows is all an auditor needs to check it.
+The signed message is :func:`linked_message`: what ``GET
+/v1/checkpoints/latest`` shows is all an auditor needs to check it
+(:func:`signed_messages`).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ MAX_AGE = timedelta(days=1)
 CHUNK = 2000
 """Records appended to the stored tree per transaction (a writer waits no longer than that)."""
 MESSAGE_HEADER = "kmo-ledger checkpoint v1"
+LINKED_HEADER = "kmo-ledger checkpoint v2"
 
 
 class CheckpointError(ValidationFailed):
@@ -284,16 +289,43 @@ def public_key_document(public: Ed25519PublicKey) -> dict[str, str]:
 
 
 def checkpoint_message(tree_size: int, root_hash: str, timestamp: str, signer: str) -> bytes:
-    """The bytes a checkpoint's signature covers: the fields of ``GET
-    /v1/checkpoints/latest`` but the signature, one per line."""
+    """The bytes a checkpoint taken before 2026-12-07 signed: the fields of
+    ``GET /v1/checkpoints/latest`` but the signature and the checkpoint before, one per line."""
     return (
         f"{MESSAGE_HEADER}\ntree_size {tree_size}\nroot_hash {root_hash}\ntimestamp {timestamp}\nkey_id {signer}\n"
     ).encode()
 
 
+def linked_message(
+    tree_size: int, root_hash: str, timestamp: str, signer: str, previous_size: int | None, previous_root: str | None
+) -> bytes:
+    """The bytes a checkpoint's signature covers: every field of ``GET
+    /v1/checkpoints/latest`` but the signature, one per line, the checkpoint
+    before it last (``none`` for the first)."""
+    size = "none" if previous_size is None else previous_size
+    return (
+        f"{LINKED_HEADER}\ntree_size {tree_size}\nroot_hash {root_hash}\ntimestamp {timestamp}\nkey_id {signer}\n"
+        f"previous_size {size}\nprevious_root {previous_root or 'none'}\n"
+    ).encode()
+
+
+def signed_messages(checkpoint: dict[str, Any]) -> list[bytes]:
+    """What the signature of ``checkpoint`` (as served, fields checked) may cover:
+    :func:`linked_message` when it names the checkpoint before it, else (taken
+    before 2026-12-07) :func:`checkpoint_message`. A linked checkpoint never
+    passes as an older one: its signature is over the linked message only."""
+    fields = (checkpoint["tree_size"], checkpoint["root_hash"], str(checkpoint["timestamp"]), checkpoint["key_id"])
+    older = checkpoint_message(*fields)
+    if "previous_size" not in checkpoint or "previous_root" not in checkpoint:
+        return [older]
+    return [linked_message(*fields, checkpoint["previous_size"], checkpoint["previous_root"]), older]
+
+
 def public_checkpoint(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored checkpoint as served: ``{"tree_size", "root_hash", "timestamp", "key_id", "signature"}``."""
-    return {k: row[k] for k in ("tree_size", "root_hash", "timestamp", "key_id", "signature")}
+    """A stored checkpoint as served: ``{"tree_size", "root_hash", "timestamp",
+    "key_id", "signature", "previous_size", "previous_root"}``."""
+    fields = ("tree_size", "root_hash", "timestamp", "key_id", "signature", "previous_size", "previous_root")
+    return {k: row[k] for k in fields}
 
 
 # ------------------------------------------------------------------ taking checkpoints
@@ -324,15 +356,17 @@ def take_checkpoint(
         root = merkle.root_at(size, lambda level, index: _stored(tables, level, index, writing)).hex()
         raw = raw_public(key.public_key())
         signer, timestamp = key_id(raw), _moment(now)
+        previous_size, previous_root = (latest["tree_size"], latest["root_hash"]) if latest else (None, None)
+        message = linked_message(size, root, timestamp, signer, previous_size, previous_root)
         row = {
             "number": (latest["number"] if latest else 0) + 1,
             "tree_size": size,
             "root_hash": root,
             "timestamp": timestamp,
             "key_id": signer,
-            "signature": key.sign(checkpoint_message(size, root, timestamp, signer)).hex(),
-            "previous_size": latest["tree_size"] if latest else None,
-            "previous_root": latest["root_hash"] if latest else None,
+            "signature": key.sign(message).hex(),
+            "previous_size": previous_size,
+            "previous_root": previous_root,
             "public_key": raw.hex(),
         }
         tables.add_checkpoint(writing, row)

@@ -216,9 +216,7 @@ def tree_section(ledger: Any, leaves: LeafFile) -> dict[str, Any]:
         "merkle": {"file": MERKLE_SOURCE.name, "sha256": hashlib.sha256(MERKLE_SOURCE.read_bytes()).hexdigest()},
         "leaf_hash": "RFC 6962: SHA-256(0x00 || leaf_input); a wallet event's leaf_input is its hash, "
         "any other record's the SHA-256 of its stored bytes",
-        "checkpoints": [
-            public_checkpoint(row) | {"number": row["number"], "previous_size": row["previous_size"]} for row in rows
-        ],
+        "checkpoints": [public_checkpoint(row) | {"number": row["number"]} for row in rows],
         "public_keys": [{"algorithm": "Ed25519", "key_id": k, "public_key": v} for k, v in keys.items()],
     }
 

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from ledger.audit import merkle
-from ledger.audit.checkpoints import checkpoint_message, hexes, key_id, raw_public
+from ledger.audit.checkpoints import hexes, key_id, raw_public, signed_messages
 from ledger.domain import events as ev
 from ledger.domain.identifiers import canonical_enterprise_number, wallet_id
 
@@ -66,18 +66,29 @@ def checkpoint_problem(checkpoint: Any, public_key: Ed25519PublicKey) -> str | N
     if not isinstance(checkpoint, dict) or any(field not in checkpoint for field in CHECKPOINT_FIELDS):
         return f"the checkpoint is not an object with {', '.join(CHECKPOINT_FIELDS)}"
     size, root, signer = checkpoint["tree_size"], checkpoint["root_hash"], checkpoint["key_id"]
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0 or hexes([root]) is None:
+    if not _is_size(size) or hexes([root]) is None:
         return "the checkpoint's tree_size or root_hash is malformed"
+    previous = checkpoint.get("previous_size"), checkpoint.get("previous_root")
+    if not (previous == (None, None) or (_is_size(previous[0]) and hexes([previous[1]]) is not None)):
+        return "the checkpoint's previous_size or previous_root is malformed"
     expected = key_id(raw_public(public_key))
     if signer != expected:
         return f"the checkpoint names key {signer}, but the public key given is {expected}"
     try:
         signature = bytes.fromhex(str(checkpoint["signature"]))
-        message = checkpoint_message(size, root, str(checkpoint["timestamp"]), signer)
-        public_key.verify(signature, message)
-    except (ValueError, InvalidSignature):
-        return "the checkpoint's signature does not verify with the public key: it was forged or changed"
-    return None
+    except ValueError:
+        signature = b""
+    for message in signed_messages(checkpoint):
+        try:
+            public_key.verify(signature, message)
+            return None
+        except InvalidSignature:
+            continue
+    return "the checkpoint's signature does not verify with the public key: it was forged or changed"
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def event_hash(event: dict[str, Any], enterprise_number: str) -> str:

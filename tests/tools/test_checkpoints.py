@@ -212,6 +212,45 @@ def test_without_the_public_key_the_key_stored_with_the_checkpoints_is_used_and_
     assert code == 1 and "signature does not verify" in problems(report)
 
 
+def test_a_checkpoint_deleted_from_between_two_is_found_though_the_next_is_relinked(tools, signed):
+    """Each checkpoint signs the size and root of the one before it: whoever deletes
+    checkpoint 2 and points checkpoint 3 at checkpoint 1 breaks 3's signature."""
+    for day in ("2026-04-02", "2026-04-03"):
+        with freeze_time(f"{day} 10:00:00"):
+            Story(signed, enterprise_number_of(day))
+        assert tools.run(checkpoint.main).code == 0
+    tables = Tables(tools.database_url)
+    (first_size, first_root), *_ = tables.run("SELECT tree_size, root_hash FROM {checkpoints} WHERE number = 1")
+    tables.run("DELETE FROM {checkpoints} WHERE number = 2")
+    tables.run(
+        "UPDATE {checkpoints} SET previous_size = ?, previous_root = ? WHERE number = 3", (first_size, first_root)
+    )
+    code, report = findings(tools)
+    assert code == 1
+    assert "checkpoint 3 (tree size 13" in problems(report) and "signature does not verify" in problems(report)
+
+
+def test_a_checkpoint_signed_before_checkpoints_named_the_one_before_still_verifies(tools, signed, tmp_path):
+    """Checkpoints taken before 2026-12-07 signed their size, root, time and key only."""
+    from ledger.audit.checkpoints import signing_key
+
+    key = signing_key(tmp_path / "keys" / "checkpoint-key.pem")
+    (size, root, stamp, signer), *_ = Tables(tools.database_url).run(
+        "SELECT tree_size, root_hash, timestamp, key_id FROM {checkpoints}"
+    )
+    older = key.sign(checkpoint_message(size, root, stamp, signer)).hex()
+    Tables(tools.database_url).run("UPDATE {checkpoints} SET signature = ?", (older,))
+    code, report = findings(tools)
+    assert code == 0, problems(report)
+    served = json.loads(tools.run(checkpoint.main, "--json").out)  # the next one signs its link to it
+    assert (served["previous_size"], served["previous_root"]) == (size, root)
+    assert findings(tools)[0] == 0
+
+
+def enterprise_number_of(day: str) -> str:
+    return {"2026-04-02": "0417497106", "2026-04-03": "0000001186"}[day]
+
+
 def test_each_checkpoint_names_the_one_before_and_is_consistent_with_it(tools, signed):
     with freeze_time("2026-04-02 10:00:00"):
         Story(signed, "0417497106")
@@ -338,7 +377,7 @@ def test_a_checkpoint_kept_outside_the_store_finds_records_deleted_with_every_st
     """Whoever can write to the store deletes the newest event, the tree's rows and every stored
     checkpoint: the store alone then agrees with itself; the checkpoint the auditor kept does not."""
     tables = Tables(tools.database_url)
-    columns = ("tree_size", "root_hash", "timestamp", "key_id", "signature")
+    columns = ("tree_size", "root_hash", "timestamp", "key_id", "signature", "previous_size", "previous_root")
     (row,) = tables.run(f"SELECT {', '.join(columns)} FROM {{checkpoints}}")
     kept = tmp_path / "latest.json"
     kept.write_text(json.dumps(dict(zip(columns, row, strict=True))))  # as GET /v1/checkpoints/latest served it

@@ -20,7 +20,7 @@ import pytest
 from freezegun import freeze_time
 
 from ledger.audit import merkle
-from ledger.audit.checkpoints import checkpoint_message
+from ledger.audit.checkpoints import checkpoint_message, linked_message, signed_messages
 from ledger.domain import commands as c
 from ledger.domain.events import chain_hash
 from scripts import archive_verifier, checkpoint, export, verify
@@ -401,6 +401,28 @@ def test_a_leaf_removed_from_the_archive_is_found(checkpointed):
 def test_the_verifier_signs_off_the_same_message_as_the_ledger():
     row = {"tree_size": 7, "root_hash": "ab" * 32, "timestamp": "2026-01-01T00:00:00.000000Z", "key_id": "cd" * 32}
     assert archive_verifier.checkpoint_message(row) == checkpoint_message(7, "ab" * 32, row["timestamp"], "cd" * 32)
+    for previous in [(None, None), (5, "ef" * 32)]:
+        linked = row | {"previous_size": previous[0], "previous_root": previous[1]}
+        assert archive_verifier.signed_messages(linked) == signed_messages(linked)
+        assert signed_messages(linked)[0] == linked_message(7, "ab" * 32, row["timestamp"], "cd" * 32, *previous)
+    assert archive_verifier.signed_messages(row) == signed_messages(row) == [archive_verifier.checkpoint_message(row)]
+
+
+def test_a_checkpoint_left_out_of_the_archive_is_found(tools, two_years, tmp_path, monkeypatch):
+    """Each checkpoint signs the one before it: the archive's list cannot lose one unseen."""
+    monkeypatch.setenv("KMO_LEDGER_CHECKPOINT_KEY_FILE", str(tmp_path / "keys" / "checkpoint-key.pem"))
+    for _ in range(3):
+        assert tools.run(checkpoint.main).code == 0
+    archive = tmp_path / "archive"
+    exported(tools, archive)
+    assert run_verifier_with(WITH_CRYPTOGRAPHY, archive).returncode == 0
+    manifest = json.loads((archive / "manifest.json").read_text())
+    assert [c["number"] for c in manifest["tree"]["checkpoints"]] == [1, 2, 3]
+    del manifest["tree"]["checkpoints"][0]  # checkpoint 2 names it: size and root (all three alike here)
+    (archive / "manifest.json").write_text(json.dumps(manifest))
+    for python in (WITH_CRYPTOGRAPHY, BARE):
+        result = run_verifier_with(python, archive)
+        assert result.returncode == 1 and "a checkpoint is missing" in result.stdout, result.stdout
 
 
 def test_the_checkouts_verifier_never_runs_code_from_the_archive_it_checks(checkpointed, tmp_path):
