@@ -33,7 +33,9 @@ import json
 import sys
 from pathlib import Path
 
-FORMAT = "kmo-ledger-archive/1"
+FORMAT = "kmo-ledger-archive/2"
+READS = (FORMAT, "kmo-ledger-archive/1")
+"""The formats this verifier reads: /2's checkpoints sign their number and the one before them."""
 SHOWN_PROBLEMS = 200
 
 
@@ -128,8 +130,8 @@ class Verification:
             raise SystemExit(_usage(f"{manifest_path} not found: not a kmo-ledger archive")) from None
         except (ValueError, KeyError, TypeError) as error:
             raise SystemExit(_usage(f"{manifest_path} cannot be read: {error}")) from None
-        if manifest.get("format") != FORMAT:
-            self.problem(f"manifest.json: format {manifest.get('format')!r}, expected {FORMAT!r}")
+        if manifest.get("format") not in READS:
+            self.problem(f"manifest.json: format {manifest.get('format')!r}, expected one of {', '.join(READS)}")
         listed = {entry.get("file") for entry in years.values()}
         for extra in sorted(self.directory.glob("events-*.jsonl")):
             if extra.name not in listed:
@@ -261,15 +263,18 @@ def checkpoint_message(checkpoint: dict) -> bytes:
     ).encode()
 
 
+LINKED_FIELDS = ("number", "previous_size", "previous_root")
+
+
 def signed_messages(checkpoint: dict) -> list:
     """What a checkpoint's signature may cover (as ``ledger.audit.checkpoints.signed_messages``):
-    the linked message, which names the checkpoint before it, when it carries one; else the older."""
-    if "previous_size" not in checkpoint or "previous_root" not in checkpoint:
+    the linked message (its number and the checkpoint before it) when it carries them; else the older."""
+    if any(field not in checkpoint for field in LINKED_FIELDS):
         return [checkpoint_message(checkpoint)]
     size = "none" if checkpoint["previous_size"] is None else checkpoint["previous_size"]
     linked = (
-        f"{LINKED_HEADER}\ntree_size {checkpoint['tree_size']}\nroot_hash {checkpoint['root_hash']}\n"
-        f"timestamp {checkpoint['timestamp']}\nkey_id {checkpoint['key_id']}\n"
+        f"{LINKED_HEADER}\nnumber {checkpoint['number']}\ntree_size {checkpoint['tree_size']}\n"
+        f"root_hash {checkpoint['root_hash']}\ntimestamp {checkpoint['timestamp']}\nkey_id {checkpoint['key_id']}\n"
         f"previous_size {size}\nprevious_root {checkpoint['previous_root'] or 'none'}\n"
     ).encode()
     return [linked, checkpoint_message(checkpoint)]
@@ -313,7 +318,7 @@ class TreeCheck:
             self.v.problem(f"{path.name}: missing")
             return self.notes
         checkpoints = sorted(self.tree.get("checkpoints") or [], key=lambda c: c.get("tree_size", 0))
-        self.links(checkpoints)
+        self.links(sorted(checkpoints, key=lambda c: (c.get("tree_size", 0), str(c.get("number")))))
         due = list(checkpoints)
         frontier, digest, marks = merkle.Frontier(), hashlib.sha256(), 0
         with path.open("rb") as stream:
@@ -354,17 +359,24 @@ class TreeCheck:
             )
 
     def links(self, checkpoints: list) -> None:
-        """Each checkpoint that names the one before it (its signature covers that)
-        names the archive's checkpoint before it: none is missing from between."""
+        """The checkpoints are numbered from 1 without a gap, and each that names
+        the one before it names the archive's: none is missing (a checkpoint
+        taken since 2026-12-07 signs its number and that link)."""
         before = None
         for checkpoint in checkpoints:
+            what = f"checkpoint {checkpoint.get('number')} (tree size {checkpoint.get('tree_size')})"
+            number = before.get("number") if before else 0
+            expected = number + 1 if isinstance(number, int) else None
+            if "number" in checkpoint and expected is not None and checkpoint["number"] != expected:
+                self.v.problem(f"{what}: checkpoint {expected} is missing from the archive")
             if "previous_size" in checkpoint and "previous_root" in checkpoint:
                 named = checkpoint["previous_size"], checkpoint["previous_root"]
                 held = (before.get("tree_size"), before.get("root_hash")) if before else (None, None)
                 if named != held:
+                    archive = f"the archive's is of {held[0]}" if before else "the archive has none before it"
                     self.v.problem(
-                        f"checkpoint of tree size {checkpoint.get('tree_size')}: it names the checkpoint before it "
-                        f"as of tree size {named[0]}, the archive's is of {held[0]}: a checkpoint is missing"
+                        f"{what}: it names the checkpoint before it as of tree size {named[0]}, {archive}: "
+                        "a checkpoint is missing"
                     )
             before = checkpoint
 

@@ -31,11 +31,13 @@ class CheckpointOut(ResponseBody):
     timestamp: str = Field(description="When it was taken (UTC, ISO 8601)", examples=["2026-12-07T06:52:45.917286Z"])
     key_id: str = Field(description="SHA-256 of the signing key's 32 raw public bytes", **HEX)
     signature: str = Field(
-        description="Ed25519 over the lines `kmo-ledger checkpoint v2`, `tree_size N`, `root_hash H`, "
+        description="Ed25519 over the lines `kmo-ledger checkpoint v2`, `number C`, `tree_size N`, `root_hash H`, "
         "`timestamp T`, `key_id K`, `previous_size P`, `previous_root R` (`none` for the first checkpoint), "
         "each ending in a newline. A checkpoint taken before 2026-12-07 signed the lines "
-        "`kmo-ledger checkpoint v1` to `key_id K` only: its link to the one before is not signed"
+        "`kmo-ledger checkpoint v1`, `tree_size N`, `root_hash H`, `timestamp T`, `key_id K` only: "
+        "its number and its link to the one before are not signed"
     )
+    number: int = Field(description="Checkpoints are numbered from 1, without a gap")
     previous_size: int | None = Field(description="The tree size of the checkpoint before this one; null for the first")
     previous_root: str | None = Field(description="The root hash of the checkpoint before this one; null for the first")
 

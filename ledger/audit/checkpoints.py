@@ -10,11 +10,12 @@
   complete, a chunk per transaction; a proof then reads one stored hash per
   level (:func:`inclusion`, :func:`consistency`).
 - **Checkpoints.** :func:`take_checkpoint` signs (Ed25519) the tree's size,
-  root and time and the size and root of the checkpoint before it
-  (:func:`linked_message`; checkpoints taken before 2026-12-07 signed the
-  rest, :func:`checkpoint_message`); ``verify`` checks each names the one
-  stored before it and is consistent with it, so a checkpoint deleted from
-  between two is found. The key pair is made on first
+  root and time, the checkpoint's number and the size and root of the one
+  before it (:func:`linked_message`; checkpoints taken before 2026-12-07
+  signed size, root and time only, :func:`checkpoint_message`); ``verify``
+  checks the numbers run from 1 without a gap and each checkpoint names the
+  one stored before it and is consistent with it, so a checkpoint deleted
+  from between two is found. The key pair is made on first
   use (:func:`signing_key`): the private key owner-only, the public key
   beside it (``.pub``) and served at ``GET /v1/checkpoints/public-key``.
 - The server takes one every :data:`DEFAULT_EVERY` events and at least daily
@@ -297,34 +298,47 @@ def checkpoint_message(tree_size: int, root_hash: str, timestamp: str, signer: s
 
 
 def linked_message(
-    tree_size: int, root_hash: str, timestamp: str, signer: str, previous_size: int | None, previous_root: str | None
+    number: int,
+    tree_size: int,
+    root_hash: str,
+    timestamp: str,
+    signer: str,
+    previous_size: int | None,
+    previous_root: str | None,
 ) -> bytes:
     """The bytes a checkpoint's signature covers: every field of ``GET
-    /v1/checkpoints/latest`` but the signature, one per line, the checkpoint
-    before it last (``none`` for the first)."""
+    /v1/checkpoints/latest`` but the signature, one per line: its number
+    (checkpoints are numbered from 1 without a gap, so the one before it is
+    named exactly, though several alike may follow each other), then the
+    size and root of the checkpoint before it last (``none`` for the first)."""
     size = "none" if previous_size is None else previous_size
     return (
-        f"{LINKED_HEADER}\ntree_size {tree_size}\nroot_hash {root_hash}\ntimestamp {timestamp}\nkey_id {signer}\n"
-        f"previous_size {size}\nprevious_root {previous_root or 'none'}\n"
+        f"{LINKED_HEADER}\nnumber {number}\ntree_size {tree_size}\nroot_hash {root_hash}\ntimestamp {timestamp}\n"
+        f"key_id {signer}\nprevious_size {size}\nprevious_root {previous_root or 'none'}\n"
     ).encode()
+
+
+LINKED_FIELDS = ("number", "previous_size", "previous_root")
+"""What a checkpoint taken since 2026-12-07 signs besides :data:`~ledger.audit.proofs.CHECKPOINT_FIELDS`."""
 
 
 def signed_messages(checkpoint: dict[str, Any]) -> list[bytes]:
     """What the signature of ``checkpoint`` (as served, fields checked) may cover:
-    :func:`linked_message` when it names the checkpoint before it, else (taken
+    :func:`linked_message` when it carries :data:`LINKED_FIELDS`, else (taken
     before 2026-12-07) :func:`checkpoint_message`. A linked checkpoint never
     passes as an older one: its signature is over the linked message only."""
     fields = (checkpoint["tree_size"], checkpoint["root_hash"], str(checkpoint["timestamp"]), checkpoint["key_id"])
     older = checkpoint_message(*fields)
-    if "previous_size" not in checkpoint or "previous_root" not in checkpoint:
+    if any(field not in checkpoint for field in LINKED_FIELDS):
         return [older]
-    return [linked_message(*fields, checkpoint["previous_size"], checkpoint["previous_root"]), older]
+    previous = checkpoint["previous_size"], checkpoint["previous_root"]
+    return [linked_message(checkpoint["number"], *fields, *previous), older]
 
 
 def public_checkpoint(row: dict[str, Any]) -> dict[str, Any]:
     """A stored checkpoint as served: ``{"tree_size", "root_hash", "timestamp",
-    "key_id", "signature", "previous_size", "previous_root"}``."""
-    fields = ("tree_size", "root_hash", "timestamp", "key_id", "signature", "previous_size", "previous_root")
+    "key_id", "signature", "number", "previous_size", "previous_root"}``."""
+    fields = ("tree_size", "root_hash", "timestamp", "key_id", "signature", *LINKED_FIELDS)
     return {k: row[k] for k in fields}
 
 
@@ -357,9 +371,10 @@ def take_checkpoint(
         raw = raw_public(key.public_key())
         signer, timestamp = key_id(raw), _moment(now)
         previous_size, previous_root = (latest["tree_size"], latest["root_hash"]) if latest else (None, None)
-        message = linked_message(size, root, timestamp, signer, previous_size, previous_root)
+        number = (latest["number"] if latest else 0) + 1
+        message = linked_message(number, size, root, timestamp, signer, previous_size, previous_root)
         row = {
-            "number": (latest["number"] if latest else 0) + 1,
+            "number": number,
             "tree_size": size,
             "root_hash": root,
             "timestamp": timestamp,

@@ -41,7 +41,8 @@ from ledger.storage.log import event_type, notifications
 from ledger.storage.topics import WALLET_EVENT_TOPICS
 from ledger.storage.tree import tree_tables
 
-FORMAT = "kmo-ledger-archive/1"
+FORMAT = "kmo-ledger-archive/2"
+"""/2 since 2026-12-07: the checkpoints sign their number and the one before them."""
 MANIFEST = "manifest.json"
 LEAVES = "tree-leaves.jsonl"
 MERKLE_SOURCE = Path(merkle.__file__)

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from ledger.audit import merkle
-from ledger.audit.checkpoints import hexes, key_id, raw_public, signed_messages
+from ledger.audit.checkpoints import LINKED_FIELDS, hexes, key_id, raw_public, signed_messages
 from ledger.domain import events as ev
 from ledger.domain.identifiers import canonical_enterprise_number, wallet_id
 
@@ -71,6 +71,8 @@ def checkpoint_problem(checkpoint: Any, public_key: Ed25519PublicKey) -> str | N
     previous = checkpoint.get("previous_size"), checkpoint.get("previous_root")
     if not (previous == (None, None) or (_is_size(previous[0]) and hexes([previous[1]]) is not None)):
         return "the checkpoint's previous_size or previous_root is malformed"
+    if "number" in checkpoint and not (_is_size(checkpoint["number"]) and checkpoint["number"] > 0):
+        return "the checkpoint's number is malformed"
     expected = key_id(raw_public(public_key))
     if signer != expected:
         return f"the checkpoint names key {signer}, but the public key given is {expected}"
@@ -84,6 +86,11 @@ def checkpoint_problem(checkpoint: Any, public_key: Ed25519PublicKey) -> str | N
             return None
         except InvalidSignature:
             continue
+    if any(field not in checkpoint for field in LINKED_FIELDS):
+        return (
+            "the checkpoint's signature does not verify with the public key: it was forged or changed, or "
+            f"saved without {', '.join(LINKED_FIELDS)} (signed since 2026-12-07: save all GET /v1/checkpoints/latest)"
+        )
     return "the checkpoint's signature does not verify with the public key: it was forged or changed"
 
 

@@ -196,13 +196,17 @@ def _checkpoint_problems(
     tables: TreeTables, before: dict[str, Any] | None, row: dict[str, Any], public_key: Ed25519PublicKey | None
 ) -> list[str]:
     """A checkpoint's signature (by ``public_key``, or else the key stored with
-    it), its link to the one before and its consistency with it."""
+    it), its number (the one before it plus one), its link to the one before
+    and its consistency with it."""
     what = f"checkpoint {row['number']} (tree size {row['tree_size']}, {row['timestamp']})"
     problems = []
     key = public_key or _stored_key(row["public_key"])
     problem = checkpoint_problem(public_checkpoint(row), key) if key else "its stored public key cannot be read"
     if problem:
         problems.append(f"{what}: {problem}")
+    expected = before["number"] + 1 if before is not None else 1
+    if row["number"] != expected:  # numbered without a gap, and signed since 2026-12-07
+        problems.append(f"{what}: checkpoint {expected} is gone (numbers run from 1 without a gap)")
     if before is None:
         if row["previous_size"] is not None:
             problems.append(f"{what} names a checkpoint before it of size {row['previous_size']}, which is gone")

@@ -40,15 +40,16 @@ def test_the_latest_checkpoint_is_signed_by_the_published_key(api_on_every_store
     api = api_on_every_store
     assert api.get("/checkpoints/latest").json()["code"] == "not_found"  # none taken yet
     latest = checkpointed(api)
-    served = {"tree_size", "root_hash", "timestamp", "key_id", "signature", "previous_size", "previous_root"}
+    served = {"tree_size", "root_hash", "timestamp", "key_id", "signature", "number", "previous_size", "previous_root"}
     assert set(latest) == served
     assert latest["tree_size"] == 3 and len(latest["root_hash"]) == 64
-    assert (latest["previous_size"], latest["previous_root"]) == (None, None)  # the first
+    assert (latest["number"], latest["previous_size"], latest["previous_root"]) == (1, None, None)  # the first
     key = api.get("/checkpoints/public-key", as_="auditor").json()
     assert key["algorithm"] == "Ed25519" and key["key_id"] == latest["key_id"]
     public = load_public_key(json.dumps(key).encode())
     message = (
-        f"kmo-ledger checkpoint v2\ntree_size 3\nroot_hash {latest['root_hash']}\ntimestamp {latest['timestamp']}\n"
+        f"kmo-ledger checkpoint v2\nnumber 1\ntree_size 3\nroot_hash {latest['root_hash']}\n"
+        f"timestamp {latest['timestamp']}\n"
         f"key_id {latest['key_id']}\nprevious_size none\nprevious_root none\n"
     ).encode()  # as the API's description of the signature says
     public.verify(bytes.fromhex(latest["signature"]), message)  # raises if it does not verify
@@ -208,8 +209,10 @@ def test_the_library_checks_the_same_without_a_database(api, tmp_path):
     # its link to the checkpoint before it is signed too: neither changed nor dropped
     relinked = files["checkpoint"] | {"previous_size": 1, "previous_root": "ab" * 32}
     assert "signature" in check_event_proof(event, ENTERPRISE, files["proof"], relinked, key)
-    unlinked = {k: v for k, v in files["checkpoint"].items() if not k.startswith("previous_")}
-    assert "signature" in check_event_proof(event, ENTERPRISE, files["proof"], unlinked, key)
+    renumbered = files["checkpoint"] | {"number": 2}
+    assert "signature" in check_event_proof(event, ENTERPRISE, files["proof"], renumbered, key)
+    unlinked = {k: v for k, v in files["checkpoint"].items() if k not in ("number", "previous_size", "previous_root")}
+    assert "save all GET /v1/checkpoints/latest" in check_event_proof(event, ENTERPRISE, files["proof"], unlinked, key)
     malformed = files["checkpoint"] | {"previous_size": "one"}
     assert "previous_size or previous_root is malformed" in check_event_proof(
         event, ENTERPRISE, files["proof"], malformed, key

@@ -230,6 +230,21 @@ def test_a_checkpoint_deleted_from_between_two_is_found_though_the_next_is_relin
     assert "checkpoint 3 (tree size 13" in problems(report) and "signature does not verify" in problems(report)
 
 
+def test_a_checkpoint_deleted_from_between_two_alike_is_found(tools, signed):
+    """With no record between them, checkpoints 1 to 3 sign the same size and root:
+    checkpoint 3 still names checkpoint 2 by its number, which it signs."""
+    for _ in range(2):
+        assert tools.run(checkpoint.main).code == 0
+    assert findings(tools)[0] == 0
+    Tables(tools.database_url).run("DELETE FROM {checkpoints} WHERE number = 2")
+    code, report = findings(tools)
+    assert code == 1 and "checkpoint 3 (tree size 11" in problems(report)
+    assert "checkpoint 2 is gone (numbers run from 1 without a gap)" in problems(report)
+    Tables(tools.database_url).run("UPDATE {checkpoints} SET number = 2 WHERE number = 3")  # renumbered: unsigned
+    code, report = findings(tools)
+    assert code == 1 and "signature does not verify" in problems(report)
+
+
 def test_a_checkpoint_signed_before_checkpoints_named_the_one_before_still_verifies(tools, signed, tmp_path):
     """Checkpoints taken before 2026-12-07 signed their size, root, time and key only."""
     from ledger.audit.checkpoints import signing_key
@@ -377,7 +392,7 @@ def test_a_checkpoint_kept_outside_the_store_finds_records_deleted_with_every_st
     """Whoever can write to the store deletes the newest event, the tree's rows and every stored
     checkpoint: the store alone then agrees with itself; the checkpoint the auditor kept does not."""
     tables = Tables(tools.database_url)
-    columns = ("tree_size", "root_hash", "timestamp", "key_id", "signature", "previous_size", "previous_root")
+    columns = ("tree_size", "root_hash", "timestamp", "key_id", "signature", "number", "previous_size", "previous_root")
     (row,) = tables.run(f"SELECT {', '.join(columns)} FROM {{checkpoints}}")
     kept = tmp_path / "latest.json"
     kept.write_text(json.dumps(dict(zip(columns, row, strict=True))))  # as GET /v1/checkpoints/latest served it

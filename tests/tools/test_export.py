@@ -401,15 +401,18 @@ def test_a_leaf_removed_from_the_archive_is_found(checkpointed):
 def test_the_verifier_signs_off_the_same_message_as_the_ledger():
     row = {"tree_size": 7, "root_hash": "ab" * 32, "timestamp": "2026-01-01T00:00:00.000000Z", "key_id": "cd" * 32}
     assert archive_verifier.checkpoint_message(row) == checkpoint_message(7, "ab" * 32, row["timestamp"], "cd" * 32)
-    for previous in [(None, None), (5, "ef" * 32)]:
-        linked = row | {"previous_size": previous[0], "previous_root": previous[1]}
+    for number, previous in [(1, (None, None)), (2, (5, "ef" * 32))]:
+        linked = row | {"number": number, "previous_size": previous[0], "previous_root": previous[1]}
         assert archive_verifier.signed_messages(linked) == signed_messages(linked)
-        assert signed_messages(linked)[0] == linked_message(7, "ab" * 32, row["timestamp"], "cd" * 32, *previous)
+        signed = linked_message(number, 7, "ab" * 32, row["timestamp"], "cd" * 32, *previous)
+        assert signed_messages(linked)[0] == signed
     assert archive_verifier.signed_messages(row) == signed_messages(row) == [archive_verifier.checkpoint_message(row)]
 
 
-def test_a_checkpoint_left_out_of_the_archive_is_found(tools, two_years, tmp_path, monkeypatch):
-    """Each checkpoint signs the one before it: the archive's list cannot lose one unseen."""
+@pytest.mark.parametrize("left_out", [0, 1])
+def test_a_checkpoint_left_out_of_the_archive_is_found(tools, two_years, tmp_path, monkeypatch, left_out):
+    """Each checkpoint signs its number and the one before it: the archive's list cannot
+    lose one unseen, the first or one from between two alike (no record between them)."""
     monkeypatch.setenv("KMO_LEDGER_CHECKPOINT_KEY_FILE", str(tmp_path / "keys" / "checkpoint-key.pem"))
     for _ in range(3):
         assert tools.run(checkpoint.main).code == 0
@@ -417,12 +420,13 @@ def test_a_checkpoint_left_out_of_the_archive_is_found(tools, two_years, tmp_pat
     exported(tools, archive)
     assert run_verifier_with(WITH_CRYPTOGRAPHY, archive).returncode == 0
     manifest = json.loads((archive / "manifest.json").read_text())
+    assert manifest["format"] == "kmo-ledger-archive/2"
     assert [c["number"] for c in manifest["tree"]["checkpoints"]] == [1, 2, 3]
-    del manifest["tree"]["checkpoints"][0]  # checkpoint 2 names it: size and root (all three alike here)
+    del manifest["tree"]["checkpoints"][left_out]
     (archive / "manifest.json").write_text(json.dumps(manifest))
     for python in (WITH_CRYPTOGRAPHY, BARE):
         result = run_verifier_with(python, archive)
-        assert result.returncode == 1 and "a checkpoint is missing" in result.stdout, result.stdout
+        assert result.returncode == 1 and f"checkpoint {left_out + 1} is missing" in result.stdout, result.stdout
 
 
 def test_the_checkouts_verifier_never_runs_code_from_the_archive_it_checks(checkpointed, tmp_path):
