@@ -357,13 +357,13 @@ def check_chunk(
     checks: a fold never changes what it reads, and the checks come first
     regardless). Returns the checks and what the fold gave (None without one)."""
     with no_cycle_collection():
-        places: dict[UUID, Places] | None = {} if folding is not None else None
-        rows = wallets_rows(ledger, wallet_ids, places)
+        places: dict[UUID, Places] = {}
+        rows = wallets_rows(ledger, wallet_ids, places if folding is not None else None)
         checked = [
             check_wallet(ledger, aggregate_id, rows[aggregate_id], anchors.get(aggregate_id, []), snapshotted)
             for aggregate_id in wallet_ids
         ]
-        if folding is None or places is None:
+        if folding is None:
             return checked, None
         function, arguments = folding
         return checked, function([(w.hex, rows[w], places[w]) for w in wallet_ids], *arguments)

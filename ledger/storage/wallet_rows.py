@@ -39,20 +39,18 @@ def wallets_rows(ledger: Any, wallet_ids: Sequence[UUID], places: dict[UUID, Pla
     from eventsourcing.sqlite import SQLiteApplicationRecorder
 
     recorder = ledger.recorder
-    found: dict[UUID, Rows] = {wallet: [] for wallet in wallet_ids}
-    placed: dict[UUID, Places] = {wallet: [] for wallet in wallet_ids}
     if isinstance(recorder, SQLiteApplicationRecorder):
-        by_key: dict[Any, tuple[Rows, Places]] = {wallet.hex: (found[wallet], placed[wallet]) for wallet in wallet_ids}
+        keys: dict[Any, UUID] = {wallet.hex: wallet for wallet in wallet_ids}  # SQLite keeps the id as hex text
         select = (
             f"SELECT originator_id, originator_version, topic, state, rowid FROM {recorder.events_table_name} "
-            f"WHERE originator_id IN ({', '.join('?' * len(by_key))}) ORDER BY originator_id, originator_version"
+            f"WHERE originator_id IN ({', '.join('?' * len(keys))}) ORDER BY originator_id, originator_version"
         )
-        rows = tuple_rows(recorder.datastore, select, list(by_key))
+        rows = tuple_rows(recorder.datastore, select, list(keys))
     elif is_postgres(recorder):
         from psycopg import sql
         from psycopg.rows import tuple_row
 
-        by_key = {wallet: (found[wallet], placed[wallet]) for wallet in wallet_ids}
+        keys = {wallet: wallet for wallet in wallet_ids}
         statement = sql.SQL(
             "SELECT originator_id, originator_version, topic, state, notification_id FROM {}.{} "
             "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
@@ -61,14 +59,16 @@ def wallets_rows(ledger: Any, wallet_ids: Sequence[UUID], places: dict[UUID, Pla
             with connection.cursor(row_factory=tuple_row) as postgres:
                 rows = postgres.execute(statement, (list(wallet_ids),)).fetchall()
     else:
-        for wallet in wallet_ids:
-            found[wallet] = ledger.stored_rows(wallet)
-        return found
+        return {wallet: ledger.stored_rows(wallet) for wallet in wallet_ids}
+    found: dict[UUID, Rows] = {wallet: [] for wallet in wallet_ids}
+    by_key = {key: found[wallet] for key, wallet in keys.items()}
+    placed_by_key = None
+    if places is not None:
+        places.update({wallet: [] for wallet in wallet_ids})
+        placed_by_key = {key: places[wallet] for key, wallet in keys.items()}
     loads = orjson.loads
     for originator, version, topic, state, position in rows:
-        into, at = by_key[originator]
-        into.append((version, event_type(topic), loads(state)))
-        at.append((position, topic))
-    if places is not None:
-        places.update(placed)
+        by_key[originator].append((version, event_type(topic), loads(state)))
+        if placed_by_key is not None:  # only for a fold that takes these rows
+            placed_by_key[originator].append((position, topic))
     return found
